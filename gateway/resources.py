@@ -1,0 +1,137 @@
+"""Falcon resources: one endpoint per annotated route, plus root and health.
+
+Resources receive their dependencies in the constructor (the call handle, the
+transcoder, the settings) and keep no per-request state.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+import falcon
+import falcon.asgi
+
+from gateway.errors import BadRequest, PayloadTooLarge, UpstreamError
+from gateway.settings import GatewaySettings
+from gateway.transcoding import JSON_CONTENT_TYPE, Transcoder, encode_document
+from gateway.upstream import SERVING, Metadata, UnaryCall, Upstream
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+# The original service's answer to GET /, byte for byte (Go's encoder adds "\n").
+ROOT_BODY = encode_document({"Status": "okay", "Detail": "server is running"})
+LIVE_BODY = encode_document({"Status": "okay", "Detail": "gateway is running"})
+READY_BODY = encode_document({"Status": "okay", "Detail": "service is serving"})
+
+# A caller's request id is kept when it is 1-128 visible ASCII characters.
+_SANE_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+# gRPC metadata values must be printable ASCII.
+_METADATA_VALUE = re.compile(r"[\x20-\x7e]*")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id, echoed in the response, even on errors."""
+
+    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        request_id = req.get_header(REQUEST_ID_HEADER)
+        if request_id is None or not _SANE_REQUEST_ID.fullmatch(request_id):
+            request_id = secrets.token_hex(16)
+        req.context.request_id = request_id
+        resp.set_header(REQUEST_ID_HEADER, request_id)
+
+
+class RpcEndpoint:
+    """Serves one route: HTTP request -> gRPC call -> HTTP response."""
+
+    def __init__(self, transcoder: Transcoder, call: UnaryCall, settings: GatewaySettings) -> None:
+        self._transcoder = transcoder
+        self._call = call
+        self._timeout = settings.call_timeout
+        self._max_body = settings.max_body_bytes
+
+    async def respond(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: str
+    ) -> None:
+        body = await self._read_body(req) if self._transcoder.takes_body else b""
+        request = self._transcoder.decode(body, req.content_type, params, req.query_string)
+        reply = await self._call(request, timeout=self._timeout, metadata=call_metadata(req))
+        resp.data = self._transcoder.encode(reply)
+        resp.content_type = JSON_CONTENT_TYPE
+
+    async def _read_body(self, req: falcon.asgi.Request) -> bytes:
+        limit = self._max_body
+        declared = req.content_length
+        if declared is not None and declared > limit:
+            raise PayloadTooLarge(_too_large(limit))
+        # Content-Length may be absent (chunked) or wrong; count what is read.
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = await req.stream.read(limit + 1 - total)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise PayloadTooLarge(_too_large(limit))
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _too_large(limit: int) -> str:
+    return f"The body is larger than {limit} bytes."
+
+
+def call_metadata(req: falcon.asgi.Request) -> Metadata:
+    """The gRPC metadata forwarded with a call: request id, client, credentials."""
+    metadata: list[tuple[str, str]] = [("x-request-id", req.context.request_id)]
+    # The ASGI peer, which uvicorn replaces by the client a trusted proxy names;
+    # Falcon's remote_addr would also believe forwarding headers from anyone.
+    client = req.scope.get("client")
+    if client:
+        host, _port = client  # any iterable, per the ASGI spec
+        metadata.append(("x-forwarded-for", str(host)))
+    authorization = req.get_header("Authorization")
+    if authorization is not None:
+        if not _METADATA_VALUE.fullmatch(authorization):
+            raise BadRequest("The Authorization header holds characters that cannot be forwarded.")
+        metadata.append(("authorization", authorization))
+    return tuple(metadata)
+
+
+class RootResource:
+    """``GET /``: the original service's liveness answer."""
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.data = ROOT_BODY
+        resp.content_type = JSON_CONTENT_TYPE
+
+
+class LivenessResource:
+    """``GET /healthz``: the gateway process answers; the service is not asked."""
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.data = LIVE_BODY
+        resp.content_type = JSON_CONTENT_TYPE
+
+
+class ReadinessResource:
+    """``GET /readyz``: 200 when the service's grpc.health.v1 check says SERVING."""
+
+    def __init__(self, upstream: Upstream, settings: GatewaySettings) -> None:
+        self._upstream = upstream
+        self._timeout = settings.health_timeout
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.content_type = JSON_CONTENT_TYPE
+        try:
+            status = await self._upstream.check_health(timeout=self._timeout)
+        except UpstreamError:
+            detail = "The service cannot be reached."
+        else:
+            if status == SERVING:
+                resp.data = READY_BODY
+                return
+            detail = f"The service reports {status}."
+        resp.status = falcon.HTTP_503
+        resp.data = encode_document({"Status": "failed", "Detail": detail, "Code": "UNAVAILABLE"})

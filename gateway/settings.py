@@ -1,0 +1,26 @@
+"""The gateway's settings, shared by the app, the server and the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Everything the gateway can be told; defaults suit a local demo."""
+
+    # The gRPC service, as a grpc target ("host:port", "dns:///name:port", ...).
+    upstream: str = "127.0.0.1:50051"
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0 picks a free port; GatewayServer.port tells which
+    # Deadline of every forwarded call, in seconds.
+    call_timeout: float = 30.0
+    # Deadline of the /readyz health check, in seconds.
+    health_timeout: float = 5.0
+    # grpc.health.v1 service name asked by /readyz; "" is the whole server.
+    health_service: str = ""
+    max_body_bytes: int = 64 * 1024
+    # Proxies trusted for X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips);
+    # the client address forwarded as x-forwarded-for is the one they vouch for.
+    forwarded_allow_ips: str = "127.0.0.1"
+    access_log: bool = True

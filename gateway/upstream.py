@@ -1,0 +1,108 @@
+"""The gateway's one dependency: the gRPC service it forwards to.
+
+``Upstream`` is the interface the Falcon app sees. ``GrpcUpstream`` implements
+it over one ``grpc.aio`` channel; tests pass a fake. Method handles are made
+once per RPC at start (``unary_unary``), never per request. Every failure of
+a call is raised as ``gateway.errors.UpstreamError`` so the app never sees a
+grpc exception type.
+
+Server-streaming RPCs will get a ``unary_stream(rpc) -> StreamCall`` beside
+``unary_unary``; until then ``gateway.app`` skips them with a log line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterable
+from typing import Protocol
+
+import grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.errors import UpstreamError
+from gateway.routes import Rpc
+
+Metadata = tuple[tuple[str, str], ...]
+
+# grpc.health.v1 ServingStatus names, as check_health returns them.
+SERVING = "SERVING"
+
+# Longest Retry-After value passed through: delta-seconds or an HTTP date.
+_RETRY_AFTER_LIMIT = 64
+
+
+class UnaryCall(Protocol):
+    """A prepared unary-unary call: send one request, get one reply."""
+
+    def __call__(
+        self, request: Message, *, timeout: float, metadata: Metadata
+    ) -> Awaitable[Message]: ...
+
+
+class Upstream(Protocol):
+    """What the gateway needs from the service."""
+
+    def unary_unary(self, rpc: Rpc) -> UnaryCall:
+        """A call handle for one RPC; made once at start."""
+        ...
+
+    async def check_health(self, *, timeout: float) -> str:  # noqa: ASYNC109 - a gRPC deadline
+        """The grpc.health.v1 status name (``"SERVING"``, ``"NOT_SERVING"``, ...).
+
+        Raises ``UpstreamError`` when the service cannot be asked.
+        """
+        ...
+
+
+class GrpcUpstream:
+    """``Upstream`` over one ``grpc.aio`` channel, which the caller owns."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, health_service: str = "") -> None:
+        self._channel = channel
+        self._health = health_pb2_grpc.HealthStub(channel)
+        self._health_request = health_pb2.HealthCheckRequest(service=health_service)
+
+    def unary_unary(self, rpc: Rpc) -> UnaryCall:
+        handle = self._channel.unary_unary(
+            rpc.path,
+            request_serializer=rpc.request_type.SerializeToString,
+            response_deserializer=rpc.response_type.FromString,
+        )
+
+        async def call(
+            request: Message,
+            *,
+            timeout: float,  # noqa: ASYNC109 - passed on as the gRPC deadline
+            metadata: Metadata,
+        ) -> Message:
+            try:
+                reply: Message = await handle(request, timeout=timeout, metadata=metadata)
+            except grpc.aio.AioRpcError as exc:
+                raise upstream_error(exc) from exc
+            return reply
+
+        return call
+
+    async def check_health(self, *, timeout: float) -> str:  # noqa: ASYNC109 - a gRPC deadline
+        try:
+            reply = await self._health.Check(self._health_request, timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise upstream_error(exc) from exc
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def upstream_error(exc: grpc.aio.AioRpcError) -> UpstreamError:
+    """The gateway's error for a failed call, with its Retry-After if sent."""
+    retry_after = _retry_after(exc.trailing_metadata()) or _retry_after(exc.initial_metadata())
+    return UpstreamError(exc.code(), exc.details() or "", retry_after=retry_after)
+
+
+def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
+    for key, value in metadata or ():
+        if key.lower() != "retry-after" or not isinstance(value, str):
+            continue
+        value = value.strip()
+        # Only a short printable value may become an HTTP header.
+        if 0 < len(value) <= _RETRY_AFTER_LIMIT and value.isprintable() and value.isascii():
+            return value
+    return None
