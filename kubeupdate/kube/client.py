@@ -1,0 +1,287 @@
+"""An asyncio client for the few Kubernetes calls kubeupdate makes.
+
+One ``aiohttp`` session per process keeps connections alive. Credentials come
+from :class:`kubeupdate.kube.credentials.Credentials`; the ``Authorization``
+header is computed for every request so token rotation is picked up.
+
+Retries, and why they are safe:
+
+- 401: credentials are loaded again from their files and the request is sent
+  once more (the server did not act on an unauthenticated request).
+- 429: the server did not act on the request; wait ``Retry-After`` if that
+  ends before the deadline (and within one call's timeout), else report it.
+- 5xx and connection failures: reads are retried a bounded number of times.
+  A PATCH is retried only when the connection could not even be opened; once
+  it may have been sent, the caller gets ``outcome_unknown`` and must re-read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from kubeupdate.kube import errors
+from kubeupdate.kube.api import JsonObject, JsonPatch
+from kubeupdate.kube.credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class KubeClient:
+    """Implements :class:`kubeupdate.kube.api.DeploymentApi` over HTTPS."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        attempts: int = 3,
+        backoff: float = 0.2,
+        connection_limit: int = 100,
+    ) -> None:
+        """``timeout`` bounds each HTTP call; ``attempts`` bounds retries of one call."""
+        self._credentials = credentials
+        self._timeout = timeout
+        self._attempts = max(1, attempts)
+        self._backoff = backoff
+        self._connection_limit = connection_limit
+        self._session: aiohttp.ClientSession | None = None
+        self._credentials_generation = 0
+        self._reload_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get_deployment(
+        self, namespace: str, name: str, *, deadline: float | None = None
+    ) -> JsonObject:
+        path = f"/apis/apps/v1/namespaces/{_segment(namespace)}/deployments/{_segment(name)}"
+        return await self._request("GET", path, deadline=deadline)
+
+    async def get_namespace(self, namespace: str, *, deadline: float | None = None) -> JsonObject:
+        return await self._request(
+            "GET", f"/api/v1/namespaces/{_segment(namespace)}", deadline=deadline
+        )
+
+    async def patch_deployment(
+        self,
+        namespace: str,
+        name: str,
+        operations: JsonPatch,
+        *,
+        dry_run: bool = False,
+        deadline: float | None = None,
+    ) -> JsonObject:
+        path = f"/apis/apps/v1/namespaces/{_segment(namespace)}/deployments/{_segment(name)}"
+        return await self._request(
+            "PATCH",
+            path,
+            body=json.dumps(operations).encode(),
+            content_type="application/json-patch+json",
+            query={"dryRun": "All"} if dry_run else {},
+            deadline=deadline,
+        )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        query: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> JsonObject:
+        is_read = method == "GET"
+        reloaded = False
+        attempt = 0
+        while True:
+            attempt += 1
+            generation = self._credentials_generation
+            try:
+                return await self._send(method, path, body, content_type, query or {}, deadline)
+            except errors.Unauthorized:
+                if reloaded:
+                    raise
+                reloaded = True
+                attempt -= 1  # a reload is not a failed attempt
+                await self._reload_credentials(generation)
+            except errors.TooManyRequests as exc:
+                delay = exc.retry_after if exc.retry_after is not None else self._delay(attempt)
+                # Without a caller deadline, waiting longer than one call may take is too long.
+                too_long = delay > self._timeout or not self._fits(delay, deadline)
+                if attempt >= self._attempts or too_long:
+                    raise
+                log.info("Kubernetes asked to retry %s %s in %.1fs", method, path, delay)
+                await asyncio.sleep(delay)
+            except (errors.ServerError, errors.ConnectionFailed) as exc:
+                retry_safe = is_read or (
+                    isinstance(exc, errors.ConnectionFailed) and not exc.outcome_unknown
+                )
+                delay = self._delay(attempt)
+                if not retry_safe or attempt >= self._attempts or not self._fits(delay, deadline):
+                    raise
+                log.info("retrying %s %s after: %s", method, path, exc)
+                await asyncio.sleep(delay)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        content_type: str | None,
+        query: Mapping[str, str],
+        deadline: float | None,
+    ) -> JsonObject:
+        timeout = self._timeout
+        if deadline is not None:
+            timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0:
+                raise errors.Timeout(f"no time left to call the Kubernetes API ({method} {path})")
+        transport = self._credentials.transport
+        headers = {"Accept": "application/json", "User-Agent": "kubeupdate"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        authorization = self._credentials.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
+        session = self._get_session()
+        writes = method != "GET"
+        try:
+            async with session.request(
+                method,
+                transport.host + path,
+                params=query,
+                data=body,
+                headers=headers,
+                ssl=transport.ssl_context,
+                server_hostname=transport.server_hostname,
+                proxy=transport.proxy,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        except TimeoutError as exc:
+            raise errors.Timeout(
+                f"the Kubernetes API did not answer {method} {path} within {timeout:.1f}s",
+                outcome_unknown=writes,
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            # The connection was never opened, so nothing was sent.
+            raise errors.ConnectionFailed(
+                f"cannot connect to the Kubernetes API at {transport.host}: {exc.os_error}"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise errors.ConnectionFailed(
+                f"the connection to the Kubernetes API broke during {method} {path}: "
+                f"{type(exc).__name__}",
+                outcome_unknown=writes,
+            ) from exc
+        log.debug("%s %s -> %d", method, path, status)
+        if 200 <= status < 300:
+            return _decode_object(raw, method, path, status)
+        raise _api_error(status, raw, method, path, retry_after)
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._connection_limit, keepalive_timeout=60)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return self._session
+
+    async def _reload_credentials(self, seen_generation: int) -> None:
+        async with self._reload_lock:
+            if self._credentials_generation != seen_generation:
+                return  # another request reloaded them meanwhile
+            log.info("the Kubernetes API refused our credentials; loading them again")
+            await asyncio.to_thread(self._credentials.reload)
+            self._credentials_generation += 1
+
+    def _delay(self, attempt: int) -> float:
+        # Full jitter: concurrent retries spread out instead of hitting the server together.
+        return random.uniform(0, self._backoff * 2 ** (attempt - 1))
+
+    @staticmethod
+    def _fits(delay: float, deadline: float | None) -> bool:
+        return deadline is None or time.monotonic() + delay < deadline
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _decode_object(raw: bytes, method: str, path: str, status: int) -> JsonObject:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise errors.UnexpectedStatus(
+            status, method=method, path=path, message="the Kubernetes API sent invalid JSON"
+        ) from exc
+    if not isinstance(value, dict):
+        raise errors.UnexpectedStatus(
+            status, method=method, path=path, message="the Kubernetes API sent no JSON object"
+        )
+    return value
+
+
+def _api_error(
+    status: int, raw: bytes, method: str, path: str, retry_after_header: str | None
+) -> errors.ApiError:
+    reason = message = ""
+    details: dict[str, Any] = {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        reason = str(body.get("reason", ""))
+        message = str(body.get("message", ""))
+        if isinstance(body.get("details"), dict):
+            details = body["details"]
+    cls = errors.error_class(status)
+    if cls is errors.TooManyRequests:
+        return errors.TooManyRequests(
+            status,
+            retry_after=_retry_after(retry_after_header, details),
+            method=method,
+            path=path,
+            reason=reason,
+            message=message,
+            details=details,
+        )
+    return cls(status, method=method, path=path, reason=reason, message=message, details=details)
+
+
+def _retry_after(header: str | None, details: Mapping[str, Any]) -> float | None:
+    if header is not None:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            pass  # an HTTP date; Kubernetes itself always sends seconds
+    seconds = details.get("retryAfterSeconds")
+    return float(seconds) if isinstance(seconds, int | float) else None

@@ -1,0 +1,216 @@
+"""The gRPC server: DeploymentImageService, health checking and reflection.
+
+:class:`ServiceServer` is the server as an object (start, port, stop) for
+tests and for embedding; :func:`serve` is the process entry point: it loads
+credentials, runs until SIGTERM or SIGINT, then stops gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from kubeupdate.v1 import deployment_image_service_pb2 as pb
+from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
+
+from kubeupdate.deployments import DEFAULT_ATTEMPTS, DeploymentImages
+from kubeupdate.kube.client import DEFAULT_TIMEOUT, KubeClient
+from kubeupdate.kube.credentials import SERVICE_ACCOUNT_DIR, Credentials
+from kubeupdate.servicer import DeploymentImageServicer
+from kubeupdate.status import ErrorStatusInterceptor
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["DeploymentImageService"].full_name
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``kubeupdate serve`` needs to run the gRPC service."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    # Kubernetes credentials: a kubeconfig when given, else the Pod's service account.
+    kubeconfig: Path | None = None
+    context: str | None = None
+    serviceaccount_dir: Path = SERVICE_ACCOUNT_DIR
+    kube_timeout: float = DEFAULT_TIMEOUT
+    update_attempts: int = DEFAULT_ATTEMPTS
+    grace: float = 10.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the gRPC service, for ``kubeupdate serve``; read back by :func:`config_from`."""
+    defaults = ServerConfig()
+    group = parser.add_argument_group("gRPC service")
+    group.add_argument(
+        "--grpc-host", default=defaults.host, help="address to listen on (default: %(default)s)"
+    )
+    group.add_argument(
+        "--grpc-port",
+        type=int,
+        default=defaults.port,
+        help="port; 0 picks a free one (default: %(default)s)",
+    )
+    group.add_argument(
+        "--kubeconfig", type=Path, help="use this kubeconfig instead of the Pod's service account"
+    )
+    group.add_argument("--context", help="kubeconfig context (default: its current context)")
+    group.add_argument(
+        "--serviceaccount-dir",
+        type=Path,
+        default=defaults.serviceaccount_dir,
+        help="where the service account token and ca.crt are mounted (default: %(default)s)",
+    )
+    group.add_argument(
+        "--kube-timeout",
+        type=float,
+        default=defaults.kube_timeout,
+        help="seconds allowed for each Kubernetes call (default: %(default)s)",
+    )
+    group.add_argument(
+        "--update-attempts",
+        type=int,
+        default=defaults.update_attempts,
+        help="patches tried while a Deployment keeps changing (default: %(default)s)",
+    )
+    group.add_argument(
+        "--grace",
+        type=float,
+        default=defaults.grace,
+        help="seconds running calls get to finish on SIGTERM (default: %(default)s)",
+    )
+
+
+def config_from(arguments: argparse.Namespace) -> ServerConfig:
+    """The :class:`ServerConfig` for flags added by :func:`add_arguments`."""
+    if arguments.context and not arguments.kubeconfig:
+        raise ValueError("--context needs --kubeconfig")
+    return ServerConfig(
+        host=arguments.grpc_host,
+        port=arguments.grpc_port,
+        kubeconfig=arguments.kubeconfig,
+        context=arguments.context,
+        serviceaccount_dir=arguments.serviceaccount_dir,
+        kube_timeout=arguments.kube_timeout,
+        update_attempts=arguments.update_attempts,
+        grace=arguments.grace,
+    )
+
+
+def load_credentials(config: ServerConfig) -> Credentials:
+    """The credentials ``config`` asks for; raises ``kube.errors.CredentialsError``."""
+    if config.kubeconfig is not None:
+        return Credentials.from_kubeconfig(config.kubeconfig, config.context)
+    return Credentials.in_cluster(config.serviceaccount_dir)
+
+
+class ServiceServer:
+    """A ``grpc.aio`` server with the service, health checking and reflection.
+
+    ``interceptors`` run inside the error interceptor, so a domain error they
+    raise (e.g. from authentication) is reported like any other.
+    """
+
+    def __init__(
+        self,
+        images: DeploymentImages,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self._server = grpc.aio.server(interceptors=[ErrorStatusInterceptor(), *interceptors])
+        pb_grpc.add_DeploymentImageServiceServicer_to_server(
+            DeploymentImageServicer(images), self._server
+        )
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+        )
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0); only after :meth:`start`."""
+        if self._port is None:
+            raise RuntimeError("the server is not started")
+        return self._port
+
+    async def start(self) -> int:
+        """Bind, start serving, report SERVING; returns the bound port."""
+        self._port = self._server.add_insecure_port(self._address)
+        if self._port == 0:
+            raise OSError(f"cannot listen on {self._address}")
+        await self._server.start()
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return self._port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, let running calls finish within ``grace`` seconds, stop."""
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> ServiceServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop(None)
+
+
+async def serve(
+    config: ServerConfig,
+    *,
+    ready: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Run the service until SIGTERM/SIGINT (or ``stop`` is set), then stop gracefully.
+
+    ``ready`` is called with the bound port once the server is serving. A
+    process that runs more than this server (``kubeupdate serve`` with the
+    gateway) can pass ``handle_signals=False`` and set ``stop`` itself.
+    """
+    # The loaders may run an exec plugin: keep that off the event loop.
+    credentials = await asyncio.to_thread(load_credentials, config)
+    log.info("Kubernetes credentials: %s", credentials.source)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
+    async with KubeClient(credentials, timeout=config.kube_timeout) as client:
+        images = DeploymentImages(client, attempts=config.update_attempts)
+        server = ServiceServer(images, host=config.host, port=config.port)
+        port = await server.start()
+        log.info("kubeupdate gRPC service listening on %s:%d", config.host, port)
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            if ready is not None:
+                ready(port)
+            await stop.wait()
+            log.info("stopping; running calls get %.0fs to finish", config.grace)
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            await server.stop(config.grace)

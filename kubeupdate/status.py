@@ -1,0 +1,115 @@
+"""Domain errors → gRPC status codes: the one table and the one place it is applied.
+
+:class:`ErrorStatusInterceptor` wraps every unary handler of the server. A
+:class:`~kubeupdate.errors.KubeupdateError` becomes its code with its message
+as is; anything else becomes INTERNAL with a generic message naming the
+request id, and the traceback goes to the log. It also reads the caller's
+``x-request-id`` (or makes one up) so that every log line of the request and
+the INTERNAL message carry it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import grpc
+import grpc.aio
+
+from kubeupdate import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_CODES: dict[type[errors.KubeupdateError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.Aborted: grpc.StatusCode.ABORTED,
+    errors.Rejected: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PermissionMissing: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+REQUEST_ID_KEY = "x-request-id"
+RETRY_AFTER_KEY = "retry-after"
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def status_for(exc: BaseException, rid: str) -> tuple[grpc.StatusCode, str, Metadata]:
+    """The code, message and trailing metadata reported for ``exc``."""
+    if isinstance(exc, errors.KubeupdateError):
+        # The nearest mapped class wins, so a subclass added later maps like its parent.
+        for cls in type(exc).__mro__:
+            if cls in STATUS_CODES:
+                trailers: Metadata = ()
+                if isinstance(exc, errors.Unavailable) and exc.retry_after is not None:
+                    # Whole seconds, rounded up, as HTTP's Retry-After.
+                    trailers = ((RETRY_AFTER_KEY, str(max(0, math.ceil(exc.retry_after)))),)
+                return STATUS_CODES[cls], exc.message, trailers
+    return grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", ()
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every log record, for formats that show it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
+    """Turns exceptions raised by unary handlers into gRPC statuses."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        behavior = handler.unary_unary
+        method = handler_call_details.method
+        rid = _request_id(handler_call_details.invocation_metadata)
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            request_id.set(rid)
+            try:
+                response = await behavior(request, cast(Any, context))
+                log.debug("%s [%s] -> OK", method, rid)
+                return response
+            except grpc.aio.AbortError:
+                raise  # an inner layer already chose the status
+            except errors.KubeupdateError as exc:
+                code, message, trailers = status_for(exc, rid)
+                log.info("%s [%s] -> %s: %s", method, rid, code.name, message)
+            except Exception:
+                code, message, trailers = status_for(Exception(), rid)
+                log.exception("%s [%s] failed unexpectedly", method, rid)
+            # abort() raises; calling it outside the except keeps it from being caught.
+            await context.abort(code, message, trailing_metadata=trailers)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _request_id(metadata: Any) -> str:
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str):
+            # Shown in logs and messages: keep it short and printable.
+            cleaned = "".join(ch for ch in value[:64] if ch.isprintable())
+            if cleaned:
+                return cleaned
+    return uuid.uuid4().hex[:16]

@@ -1,0 +1,379 @@
+"""The domain logic against an in-memory Kubernetes (no network, no grpc)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubeupdate import errors
+from kubeupdate.deployments import (
+    ContainerImage,
+    ContainerSlot,
+    DeploymentImages,
+    ImageChange,
+    image_patch,
+)
+from kubeupdate.kube import errors as kube_errors
+from kubeupdate.kube.api import JsonObject
+from kubeupdate.kube.memory import InMemoryDeploymentApi
+
+
+@pytest.fixture
+def api() -> InMemoryDeploymentApi:
+    api = InMemoryDeploymentApi()
+    api.add_deployment(
+        "prod",
+        "web",
+        {"app": "acme/web:1.0", "sidecar": "envoy:1.30"},
+        init_containers={"migrate": "acme/migrate:1.0"},
+    )
+    api.namespaces.add("empty")
+    return api
+
+
+@pytest.fixture
+def images(api: InMemoryDeploymentApi) -> DeploymentImages:
+    return DeploymentImages(api, attempts=5, backoff=0)
+
+
+def _api_error(cls: type[kube_errors.ApiError], code: int, **kwargs: Any) -> kube_errors.ApiError:
+    return cls(code, method="GET", path="/x", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("slot", "expected_prefix"),
+    [
+        (ContainerSlot(0, False, "a:1"), "/spec/template/spec/containers/0"),
+        (ContainerSlot(3, False, "a:1"), "/spec/template/spec/containers/3"),
+        (ContainerSlot(1, True, "a:1"), "/spec/template/spec/initContainers/1"),
+    ],
+)
+def test_image_patch_pins_position_name_and_previous_image(
+    slot: ContainerSlot, expected_prefix: str
+) -> None:
+    assert image_patch(slot, "app", "a:2") == [
+        {"op": "test", "path": f"{expected_prefix}/name", "value": "app"},
+        {"op": "test", "path": f"{expected_prefix}/image", "value": "a:1"},
+        {"op": "replace", "path": f"{expected_prefix}/image", "value": "a:2"},
+    ]
+
+
+async def test_get_container_image(images: DeploymentImages) -> None:
+    assert await images.get_container_image("prod", "web", "sidecar") == "envoy:1.30"
+
+
+async def test_get_finds_init_containers(images: DeploymentImages) -> None:
+    assert await images.get_container_image("prod", "web", "migrate") == "acme/migrate:1.0"
+
+
+async def test_list_gives_init_containers_first(images: DeploymentImages) -> None:
+    assert await images.list_container_images("prod", "web") == [
+        ContainerImage("migrate", "acme/migrate:1.0", True),
+        ContainerImage("app", "acme/web:1.0", False),
+        ContainerImage("sidecar", "envoy:1.30", False),
+    ]
+
+
+async def test_set_sends_one_patch_and_reports_the_change(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    change = await images.set_container_image("prod", "web", "sidecar", "envoy:1.31")
+    assert change == ImageChange("prod", "web", "sidecar", "envoy:1.31", "envoy:1.30", True, 2)
+    assert api.patches == [
+        image_patch(ContainerSlot(1, False, "envoy:1.30"), "sidecar", "envoy:1.31")
+    ]
+    assert api.image("prod", "web", "sidecar") == "envoy:1.31"
+    assert api.image("prod", "web", "app") == "acme/web:1.0"
+
+
+async def test_set_init_container(images: DeploymentImages, api: InMemoryDeploymentApi) -> None:
+    change = await images.set_container_image("prod", "web", "migrate", "acme/migrate:2.0")
+    assert change.previous_image == "acme/migrate:1.0"
+    assert api.patches[0][-1]["path"] == "/spec/template/spec/initContainers/0/image"
+
+
+async def test_same_image_writes_nothing(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    change = await images.set_container_image("prod", "web", "app", "acme/web:1.0")
+    assert change == ImageChange("prod", "web", "app", "acme/web:1.0", "acme/web:1.0", False, 1)
+    assert api.patches == []
+
+
+async def test_failed_test_is_retried_on_a_fresh_read(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    def someone_else_writes_first(current: JsonObject) -> None:
+        api.before_patch = None
+        current["spec"]["template"]["spec"]["containers"][0]["image"] = "acme/web:1.5"
+
+    api.before_patch = someone_else_writes_first
+    change = await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    assert change.previous_image == "acme/web:1.5"
+    assert change.changed
+    assert len(api.patches) == 2
+    assert api.patches[1][1]["value"] == "acme/web:1.5"
+    assert api.image("prod", "web", "app") == "acme/web:2.0"
+
+
+async def test_container_moved_meanwhile_is_found_at_its_new_index(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    def reorder(current: JsonObject) -> None:
+        api.before_patch = None
+        current["spec"]["template"]["spec"]["containers"].reverse()
+
+    api.before_patch = reorder
+    await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    assert api.patches[1][-1]["path"] == "/spec/template/spec/containers/1/image"
+    assert api.image("prod", "web", "app") == "acme/web:2.0"
+    assert api.image("prod", "web", "sidecar") == "envoy:1.30"
+
+
+async def test_aborted_after_bounded_attempts(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    counter = iter(range(1000))
+
+    def always_changes(current: JsonObject) -> None:
+        current["spec"]["template"]["spec"]["containers"][0]["image"] = (
+            f"acme/web:9.{next(counter)}"
+        )
+
+    api.before_patch = always_changes
+    with pytest.raises(errors.Aborted, match=r"kept changing.*after 5 attempts"):
+        await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    assert len(api.patches) == 5
+
+
+async def test_container_removed_meanwhile_is_not_found(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    def remove(current: JsonObject) -> None:
+        del current["spec"]["template"]["spec"]["containers"][0]
+
+    api.before_patch = remove
+    with pytest.raises(errors.NotFound, match='container "app" not found'):
+        await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+
+
+async def test_validation_422_is_rejected_not_retried(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    api.fail_next(
+        "patch_deployment",
+        kube_errors.Invalid(
+            422,
+            method="PATCH",
+            path="/x",
+            reason="Invalid",
+            message='Deployment.apps "web" is invalid: denied by policy',
+        ),
+    )
+    with pytest.raises(errors.Rejected, match="denied by policy"):
+        await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    assert len(api.patches) == 1
+
+
+@pytest.mark.parametrize(
+    ("namespace", "deployment", "container", "message"),
+    [
+        ("nowhere", "web", "app", 'namespace "nowhere" not found'),
+        ("empty", "web", "app", 'deployment "web" not found in namespace "empty"'),
+        (
+            "prod",
+            "web",
+            "db",
+            'container "db" not found in deployment prod/web; '
+            "it has containers: app, sidecar; init containers: migrate",
+        ),
+    ],
+)
+async def test_not_found_names_the_missing_level(
+    images: DeploymentImages, namespace: str, deployment: str, container: str, message: str
+) -> None:
+    with pytest.raises(errors.NotFound) as get_info:
+        await images.get_container_image(namespace, deployment, container)
+    assert str(get_info.value) == message
+    with pytest.raises(errors.NotFound) as set_info:
+        await images.set_container_image(namespace, deployment, container, "acme/web:2.0")
+    assert str(set_info.value) == message
+
+
+async def test_namespace_unreadable_means_deployment_not_found(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    api.fail_next("get_namespace", _api_error(kube_errors.Forbidden, 403, message="no"))
+    with pytest.raises(errors.NotFound, match='deployment "web" not found in namespace "x"'):
+        await images.list_container_images("x", "web")
+
+
+@pytest.mark.parametrize(
+    ("namespace", "deployment", "container", "image", "field"),
+    [
+        ("Prod", "web", "app", "a:1", "namespace"),
+        ("prod", "web_1", "app", "a:1", "deployment"),
+        ("prod", "web", "", "a:1", "container"),
+        ("prod", "web", "app", "UPPER:1", "image"),
+        ("prod", "web", "app", "", "image"),
+    ],
+)
+async def test_invalid_input_never_reaches_kubernetes(
+    images: DeploymentImages,
+    api: InMemoryDeploymentApi,
+    namespace: str,
+    deployment: str,
+    container: str,
+    image: str,
+    field: str,
+) -> None:
+    with pytest.raises(errors.InvalidArgument, match=field):
+        await images.set_container_image(namespace, deployment, container, image)
+    assert api.calls == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected", "message"),
+    [
+        (
+            _api_error(
+                kube_errors.Forbidden,
+                403,
+                message='deployments.apps "web" is forbidden: cannot get',
+                details={"name": "web", "group": "apps", "kind": "deployments"},
+            ),
+            errors.PermissionMissing,
+            r"kubeupdate's service account may not get deployments\.apps in namespace \"prod\"",
+        ),
+        (
+            kube_errors.TooManyRequests(429, retry_after=3, method="GET", path="/x"),
+            errors.Unavailable,
+            r"overloaded \(429\); retry after 3s",
+        ),
+        (_api_error(kube_errors.ServerError, 503, message="etcd"), errors.Unavailable, "503"),
+        (kube_errors.ConnectionFailed("cannot connect"), errors.Unavailable, "cannot connect"),
+        (_api_error(kube_errors.Unauthorized, 401), errors.Unavailable, "401"),
+        (kube_errors.CredentialsError("no token"), errors.Unavailable, "no token"),
+        (kube_errors.Timeout("too slow"), errors.DeadlineExceeded, "too slow"),
+    ],
+)
+async def test_kubernetes_errors_on_read(
+    images: DeploymentImages,
+    api: InMemoryDeploymentApi,
+    failure: kube_errors.KubeError,
+    expected: type[errors.KubeupdateError],
+    message: str,
+) -> None:
+    api.fail_next("get_deployment", failure)
+    with pytest.raises(expected, match=message) as info:
+        await images.get_container_image("prod", "web", "app")
+    assert info.value.__cause__ is failure
+
+
+async def test_retry_after_is_kept_for_the_caller(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    api.fail_next(
+        "get_deployment", kube_errors.TooManyRequests(429, retry_after=7, method="GET", path="/x")
+    )
+    with pytest.raises(errors.Unavailable) as info:
+        await images.list_container_images("prod", "web")
+    assert info.value.retry_after == 7
+
+
+async def test_forbidden_patch_names_the_verb(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    api.fail_next(
+        "patch_deployment",
+        _api_error(
+            kube_errors.Forbidden,
+            403,
+            message="cannot patch",
+            details={"name": "web", "group": "apps", "kind": "deployments"},
+        ),
+    )
+    with pytest.raises(errors.PermissionMissing, match=r"may not patch deployments\.apps"):
+        await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+
+
+async def test_unknown_status_is_not_disguised(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    failure = _api_error(kube_errors.UnexpectedStatus, 415, message="unsupported media type")
+    api.fail_next("patch_deployment", failure)
+    with pytest.raises(kube_errors.UnexpectedStatus):
+        await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+
+
+async def test_lost_patch_answer_is_success_when_the_image_is_set(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    # The patch lands, then the answer is lost: re-reading shows our image.
+    def land_then_drop(current: JsonObject) -> None:
+        api.before_patch = None
+        current["spec"]["template"]["spec"]["containers"][0]["image"] = "acme/web:2.0"
+        raise kube_errors.ConnectionFailed("reset", outcome_unknown=True)
+
+    api.before_patch = land_then_drop
+    change = await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    assert (change.changed, change.previous_image) == (True, "acme/web:1.0")
+    assert len(api.patches) == 1
+
+
+async def test_lost_patch_is_sent_again_when_it_did_not_land(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    api.fail_next("patch_deployment", kube_errors.Timeout("slow", outcome_unknown=True))
+    change = await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    assert change.changed
+    assert len(api.patches) == 2
+    assert api.image("prod", "web", "app") == "acme/web:2.0"
+
+
+async def test_patch_that_was_never_sent_is_unavailable(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    api.fail_next("patch_deployment", kube_errors.ConnectionFailed("refused"))
+    with pytest.raises(errors.Unavailable, match="refused"):
+        await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    assert api.image("prod", "web", "app") == "acme/web:1.0"
+
+
+async def test_dry_run_changes_nothing(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    change = await images.set_container_image("prod", "web", "app", "acme/web:2.0", dry_run=True)
+    assert change.changed
+    assert api.image("prod", "web", "app") == "acme/web:1.0"
+
+
+async def test_conflict_is_retried_on_a_fresh_read(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    api.fail_next("patch_deployment", _api_error(kube_errors.Conflict, 409, message="changed"))
+    change = await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    assert change.changed
+    assert [c[0] for c in api.calls] == [
+        "get_deployment",
+        "patch_deployment",
+        "get_deployment",
+        "patch_deployment",
+    ]
+
+
+async def test_lost_patch_and_failed_reread_say_the_outcome_is_unknown(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    def drop_and_go_away(current: JsonObject) -> None:
+        api.fail_next(
+            "get_deployment",
+            kube_errors.TooManyRequests(429, retry_after=2, method="GET", path="/x"),
+        )
+        raise kube_errors.ConnectionFailed("reset", outcome_unknown=True)
+
+    api.before_patch = drop_and_go_away
+    with pytest.raises(errors.Unavailable, match="may or may not have been applied") as info:
+        await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    assert info.value.retry_after == 2
