@@ -12,8 +12,11 @@ the service kubeupdate replaces (`{"Namespace","Deployment","Container",
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -103,6 +106,11 @@ class SetContainerImageRequest(_message.Message):
     DEPLOYMENT_FIELD_NUMBER: _builtins.int
     CONTAINER_FIELD_NUMBER: _builtins.int
     IMAGE_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    ROLLBACK_ON_FAILURE_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The namespace of the Deployment."""
     deployment: _builtins.str
@@ -114,6 +122,29 @@ class SetContainerImageRequest(_message.Message):
     `registry.example.com:5000/web@sha256:<64 hex digits>`. It is stored
     exactly as given.
     """
+    wait: _builtins.bool
+    """Wait for the rollout to finish before answering."""
+    rollback_on_failure: _builtins.bool
+    """When the waited rollout fails or times out, set the previous image
+    again, unless someone else changed the container meanwhile. Needs `wait`.
+    """
+    dry_run: _builtins.bool
+    """Validate and admit the change in Kubernetes without storing it. Cannot
+    be combined with `wait`.
+    """
+    reason: _builtins.str
+    """Why this change is made (at most 256 characters of printable text). It
+    is recorded in the Deployment's `kubernetes.io/change-cause`, which
+    `kubectl rollout history` shows.
+    """
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """How long to wait at most (with `wait` only; must be positive). Unset: 5
+        minutes; a longer one is cut to the server's cap (default: 30 minutes).
+        In JSON a string such as "120s". The caller's own deadline, when
+        shorter, ends the wait first.
+        """
+
     def __init__(
         self,
         *,
@@ -121,10 +152,15 @@ class SetContainerImageRequest(_message.Message):
         deployment: _builtins.str = ...,
         container: _builtins.str = ...,
         image: _builtins.str = ...,
+        wait: _builtins.bool = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        rollback_on_failure: _builtins.bool = ...,
+        dry_run: _builtins.bool = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "deployment", b"deployment", "image", b"image", "namespace", b"namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "deployment", b"deployment", "dry_run", b"dry_run", "image", b"image", "namespace", b"namespace", "reason", b"reason", "rollback_on_failure", b"rollback_on_failure", "timeout", b"timeout", "wait", b"wait"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -143,6 +179,8 @@ class SetContainerImageResponse(_message.Message):
     PREVIOUS_IMAGE_FIELD_NUMBER: _builtins.int
     CHANGED_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    ROLLOUT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The namespace of the Deployment."""
     deployment: _builtins.str
@@ -161,6 +199,12 @@ class SetContainerImageResponse(_message.Message):
     """The Deployment's `metadata.generation` after this call. In JSON it is a
     string, as the protobuf JSON mapping writes every 64-bit integer.
     """
+    dry_run: _builtins.bool
+    """True when this was a dry run: nothing was stored."""
+    @_builtins.property
+    def rollout(self) -> Global___Rollout:
+        """The outcome of the rollout, when `wait` was set."""
+
     def __init__(
         self,
         *,
@@ -171,10 +215,12 @@ class SetContainerImageResponse(_message.Message):
         previous_image: _builtins.str = ...,
         changed: _builtins.bool = ...,
         generation: _builtins.int = ...,
+        dry_run: _builtins.bool = ...,
+        rollout: Global___Rollout | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rollout", b"rollout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "container", b"container", "deployment", b"deployment", "generation", b"generation", "image", b"image", "namespace", b"namespace", "previous_image", b"previous_image"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "container", b"container", "deployment", b"deployment", "dry_run", b"dry_run", "generation", b"generation", "image", b"image", "namespace", b"namespace", "previous_image", b"previous_image", "rollout", b"rollout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -267,3 +313,330 @@ class ContainerImage(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ContainerImage: _TypeAlias = ContainerImage  # noqa: Y015
+
+@_typing.final
+class GetRolloutStatusRequest(_message.Message):
+    """GetRolloutStatusRequest names one Deployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace of the Deployment."""
+    deployment: _builtins.str
+    """The name of the Deployment."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        deployment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRolloutStatusRequest: _TypeAlias = GetRolloutStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetRolloutStatusResponse(_message.Message):
+    """GetRolloutStatusResponse is the rollout status of the Deployment now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    ROLLOUT_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace of the Deployment."""
+    deployment: _builtins.str
+    """The name of the Deployment."""
+    @_builtins.property
+    def rollout(self) -> Global___Rollout:
+        """The rollout status."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        deployment: _builtins.str = ...,
+        rollout: Global___Rollout | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rollout", b"rollout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment", "namespace", b"namespace", "rollout", b"rollout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRolloutStatusResponse: _TypeAlias = GetRolloutStatusResponse  # noqa: Y015
+
+@_typing.final
+class WatchRolloutRequest(_message.Message):
+    """WatchRolloutRequest names one Deployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace of the Deployment."""
+    deployment: _builtins.str
+    """The name of the Deployment."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        deployment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRolloutRequest: _TypeAlias = WatchRolloutRequest  # noqa: Y015
+
+@_typing.final
+class WatchRolloutResponse(_message.Message):
+    """WatchRolloutResponse is one rollout status in the stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    ROLLOUT_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace of the Deployment."""
+    deployment: _builtins.str
+    """The name of the Deployment."""
+    @_builtins.property
+    def rollout(self) -> Global___Rollout:
+        """The rollout status at this point."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        deployment: _builtins.str = ...,
+        rollout: Global___Rollout | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rollout", b"rollout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment", "namespace", b"namespace", "rollout", b"rollout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRolloutResponse: _TypeAlias = WatchRolloutResponse  # noqa: Y015
+
+@_typing.final
+class Rollout(_message.Message):
+    """Rollout is the state of a Deployment's rollout, as `kubectl rollout
+    status` judges it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Rollout._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: Rollout._State.ValueType  # 0
+        """Not set."""
+        STATE_PROGRESSING: Rollout._State.ValueType  # 1
+        """New Pods are still being rolled out."""
+        STATE_COMPLETE: Rollout._State.ValueType  # 2
+        """Every replica runs the new template and is available."""
+        STATE_FAILED: Rollout._State.ValueType  # 3
+        """The rollout cannot finish: its progress deadline passed, or Pods of
+        the new ReplicaSet are stuck (ImagePullBackOff, CrashLoopBackOff...).
+        """
+        STATE_TIMED_OUT: Rollout._State.ValueType  # 4
+        """The wait's timeout passed before the rollout finished."""
+        STATE_ROLLED_BACK: Rollout._State.ValueType  # 5
+        """The rollout failed or timed out and the previous image was set again."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """State is where the rollout stands."""
+
+    STATE_UNSPECIFIED: Rollout.State.ValueType  # 0
+    """Not set."""
+    STATE_PROGRESSING: Rollout.State.ValueType  # 1
+    """New Pods are still being rolled out."""
+    STATE_COMPLETE: Rollout.State.ValueType  # 2
+    """Every replica runs the new template and is available."""
+    STATE_FAILED: Rollout.State.ValueType  # 3
+    """The rollout cannot finish: its progress deadline passed, or Pods of
+    the new ReplicaSet are stuck (ImagePullBackOff, CrashLoopBackOff...).
+    """
+    STATE_TIMED_OUT: Rollout.State.ValueType  # 4
+    """The wait's timeout passed before the rollout finished."""
+    STATE_ROLLED_BACK: Rollout.State.ValueType  # 5
+    """The rollout failed or timed out and the previous image was set again."""
+
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    UPDATED_REPLICAS_FIELD_NUMBER: _builtins.int
+    READY_REPLICAS_FIELD_NUMBER: _builtins.int
+    AVAILABLE_REPLICAS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    FAILED_IMAGE_FIELD_NUMBER: _builtins.int
+    RESTORED_IMAGE_FIELD_NUMBER: _builtins.int
+    state: Global___Rollout.State.ValueType
+    """Where the rollout stands."""
+    reason: _builtins.str
+    """A short machine-readable reason, e.g. `NewReplicaSetAvailable`,
+    `ProgressDeadlineExceeded`, `ImagePullBackOff`.
+    """
+    message: _builtins.str
+    """A sentence for humans, in kubectl's words where kubectl has them."""
+    replicas: _builtins.int
+    """The desired number of replicas."""
+    updated_replicas: _builtins.int
+    """Replicas running the new template."""
+    ready_replicas: _builtins.int
+    """Replicas that are ready."""
+    available_replicas: _builtins.int
+    """Replicas that are available (ready for at least minReadySeconds)."""
+    revision: _builtins.int
+    """The Deployment's revision (`deployment.kubernetes.io/revision`)."""
+    failed_image: _builtins.str
+    """With ROLLED_BACK: the image that failed."""
+    restored_image: _builtins.str
+    """With ROLLED_BACK: the image the container runs again."""
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long the wait lasted (in waited answers only)."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___Rollout.State.ValueType = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+        replicas: _builtins.int = ...,
+        updated_replicas: _builtins.int = ...,
+        ready_replicas: _builtins.int = ...,
+        available_replicas: _builtins.int = ...,
+        revision: _builtins.int = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        failed_image: _builtins.str = ...,
+        restored_image: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_replicas", b"available_replicas", "duration", b"duration", "failed_image", b"failed_image", "message", b"message", "ready_replicas", b"ready_replicas", "reason", b"reason", "replicas", b"replicas", "restored_image", b"restored_image", "revision", b"revision", "state", b"state", "updated_replicas", b"updated_replicas"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rollout: _TypeAlias = Rollout  # noqa: Y015
+
+@_typing.final
+class ListRevisionsRequest(_message.Message):
+    """ListRevisionsRequest names one Deployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace of the Deployment."""
+    deployment: _builtins.str
+    """The name of the Deployment."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        deployment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevisionsRequest: _TypeAlias = ListRevisionsRequest  # noqa: Y015
+
+@_typing.final
+class ListRevisionsResponse(_message.Message):
+    """ListRevisionsResponse holds the Deployment's revisions, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    REVISIONS_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace of the Deployment."""
+    deployment: _builtins.str
+    """The name of the Deployment."""
+    @_builtins.property
+    def revisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Revision]:
+        """The revisions, newest first."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        deployment: _builtins.str = ...,
+        revisions: _abc.Iterable[Global___Revision] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment", "namespace", b"namespace", "revisions", b"revisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevisionsResponse: _TypeAlias = ListRevisionsResponse  # noqa: Y015
+
+@_typing.final
+class Revision(_message.Message):
+    """Revision is one revision of a Deployment (one of its ReplicaSets)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISION_FIELD_NUMBER: _builtins.int
+    REPLICA_SET_FIELD_NUMBER: _builtins.int
+    CHANGE_CAUSE_FIELD_NUMBER: _builtins.int
+    CONTAINERS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    """The revision number (`deployment.kubernetes.io/revision`)."""
+    replica_set: _builtins.str
+    """The ReplicaSet holding this revision."""
+    change_cause: _builtins.str
+    """The change cause recorded with it (`kubernetes.io/change-cause`)."""
+    replicas: _builtins.int
+    """Replicas the ReplicaSet runs now (0 for an old revision)."""
+    @_builtins.property
+    def containers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContainerImage]:
+        """The init containers, then the containers, with their images."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the ReplicaSet was created."""
+
+    def __init__(
+        self,
+        *,
+        revision: _builtins.int = ...,
+        replica_set: _builtins.str = ...,
+        change_cause: _builtins.str = ...,
+        containers: _abc.Iterable[Global___ContainerImage] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        replicas: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_cause", b"change_cause", "containers", b"containers", "create_time", b"create_time", "replica_set", b"replica_set", "replicas", b"replicas", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Revision: _TypeAlias = Revision  # noqa: Y015

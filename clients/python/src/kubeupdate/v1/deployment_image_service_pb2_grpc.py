@@ -63,6 +63,21 @@ class DeploymentImageServiceStub:
                 request_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListContainerImagesRequest.SerializeToString,
                 response_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListContainerImagesResponse.FromString,
                 _registered_method=True)
+        self.GetRolloutStatus = channel.unary_unary(
+                '/kubeupdate.v1.DeploymentImageService/GetRolloutStatus',
+                request_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetRolloutStatusRequest.SerializeToString,
+                response_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetRolloutStatusResponse.FromString,
+                _registered_method=True)
+        self.WatchRollout = channel.unary_stream(
+                '/kubeupdate.v1.DeploymentImageService/WatchRollout',
+                request_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.WatchRolloutRequest.SerializeToString,
+                response_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.WatchRolloutResponse.FromString,
+                _registered_method=True)
+        self.ListRevisions = channel.unary_unary(
+                '/kubeupdate.v1.DeploymentImageService/ListRevisions',
+                request_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsRequest.SerializeToString,
+                response_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsResponse.FromString,
+                _registered_method=True)
 
 
 class DeploymentImageServiceServicer:
@@ -106,10 +121,22 @@ class DeploymentImageServiceServicer:
         runs the requested image nothing is written and `changed` is false, so no
         new rollout starts.
 
+        With `wait`, the call returns when the rollout has finished: `rollout`
+        says whether it completed, failed (with the reason, e.g. pods in
+        ImagePullBackOff) or timed out, and whether it was rolled back. With
+        `dry_run`, Kubernetes validates and admits the change but stores nothing.
+
         Status codes:
-        - OK: the image is set (or was already set); see `changed`.
+        - OK: the image is set (or was already set); see `changed`. With `wait`,
+        OK also when the rollout failed: `rollout.state` tells.
+        - DEADLINE_EXCEEDED: the caller's deadline passed while waiting; the
+        message carries the last rollout status. (Reaching `timeout` is not an
+        error: `rollout.state` is TIMED_OUT.)
         - INVALID_ARGUMENT: a name is invalid, or `image` is not a valid image
-        reference (`[registry[:port]/]path[:tag][@algorithm:digest]`).
+        reference (`[registry[:port]/]path[:tag][@algorithm:digest]`), or the
+        options do not fit together: `wait` with `dry_run`;
+        `rollback_on_failure` or `timeout` without `wait`; a `timeout` that is
+        not positive; a `reason` too long or not printable. Nothing is written.
         - NOT_FOUND: the namespace, the Deployment or the container does not
         exist; the message says which.
         - ABORTED: the Deployment kept changing under us and the update could
@@ -139,6 +166,60 @@ class DeploymentImageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRolloutStatus(self, request, context):
+        """Returns the rollout status of a Deployment now, judged as
+        `kubectl rollout status` judges it. Pods of the new ReplicaSet stuck in
+        ImagePullBackOff or CrashLoopBackOff show in `message` (as kubectl's
+        warning) but do not make a snapshot FAILED: only a wait or WatchRollout,
+        which can see them stay stuck past the server's grace, fails fast.
+
+        Status codes:
+        - OK: `rollout` describes the current state (PROGRESSING, COMPLETE or
+        FAILED).
+        - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+        - NOT_FOUND: the namespace or the Deployment does not exist.
+        - PERMISSION_DENIED: kubeupdate's own service account lacks the
+        Kubernetes permission to read Deployments or Pods there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRollout(self, request, context):
+        """Streams the rollout status of a Deployment: the current status first,
+        then one message per change, until the rollout completes or fails (the
+        stream then ends) or the caller's deadline passes. Over REST the stream
+        is newline-delimited JSON, one object per line, flushed per message.
+
+        Status codes:
+        - OK: the stream ended with a terminal state (COMPLETE or FAILED).
+        - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+        - NOT_FOUND: the namespace or the Deployment does not exist, or the
+        Deployment was deleted while watched.
+        - PERMISSION_DENIED: kubeupdate's own service account lacks the
+        Kubernetes permission to watch Deployments or list Pods there.
+        - DEADLINE_EXCEEDED: the caller's deadline passed before a terminal state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevisions(self, request, context):
+        """Lists the revisions of a Deployment, newest first, from its
+        ReplicaSets: the images of each and the change cause recorded with it
+        (kubeupdate writes who changed what, and why).
+
+        Status codes:
+        - OK: `revisions` may be empty for a Deployment never rolled out.
+        - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+        - NOT_FOUND: the namespace or the Deployment does not exist.
+        - PERMISSION_DENIED: kubeupdate's own service account lacks the
+        Kubernetes permission to list ReplicaSets there.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeploymentImageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +237,21 @@ def add_DeploymentImageServiceServicer_to_server(servicer, server):
                     servicer.ListContainerImages,
                     request_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListContainerImagesRequest.FromString,
                     response_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListContainerImagesResponse.SerializeToString,
+            ),
+            'GetRolloutStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRolloutStatus,
+                    request_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetRolloutStatusRequest.FromString,
+                    response_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetRolloutStatusResponse.SerializeToString,
+            ),
+            'WatchRollout': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRollout,
+                    request_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.WatchRolloutRequest.FromString,
+                    response_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.WatchRolloutResponse.SerializeToString,
+            ),
+            'ListRevisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevisions,
+                    request_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsRequest.FromString,
+                    response_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -253,6 +349,87 @@ class DeploymentImageService:
             '/kubeupdate.v1.DeploymentImageService/ListContainerImages',
             kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListContainerImagesRequest.SerializeToString,
             kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListContainerImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRolloutStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubeupdate.v1.DeploymentImageService/GetRolloutStatus',
+            kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetRolloutStatusRequest.SerializeToString,
+            kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetRolloutStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kubeupdate.v1.DeploymentImageService/WatchRollout',
+            kubeupdate_dot_v1_dot_deployment__image__service__pb2.WatchRolloutRequest.SerializeToString,
+            kubeupdate_dot_v1_dot_deployment__image__service__pb2.WatchRolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubeupdate.v1.DeploymentImageService/ListRevisions',
+            kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsRequest.SerializeToString,
+            kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -74,10 +74,22 @@ class DeploymentImageServiceStub:
     runs the requested image nothing is written and `changed` is false, so no
     new rollout starts.
 
+    With `wait`, the call returns when the rollout has finished: `rollout`
+    says whether it completed, failed (with the reason, e.g. pods in
+    ImagePullBackOff) or timed out, and whether it was rolled back. With
+    `dry_run`, Kubernetes validates and admits the change but stores nothing.
+
     Status codes:
-    - OK: the image is set (or was already set); see `changed`.
+    - OK: the image is set (or was already set); see `changed`. With `wait`,
+      OK also when the rollout failed: `rollout.state` tells.
+    - DEADLINE_EXCEEDED: the caller's deadline passed while waiting; the
+      message carries the last rollout status. (Reaching `timeout` is not an
+      error: `rollout.state` is TIMED_OUT.)
     - INVALID_ARGUMENT: a name is invalid, or `image` is not a valid image
-      reference (`[registry[:port]/]path[:tag][@algorithm:digest]`).
+      reference (`[registry[:port]/]path[:tag][@algorithm:digest]`), or the
+      options do not fit together: `wait` with `dry_run`;
+      `rollback_on_failure` or `timeout` without `wait`; a `timeout` that is
+      not positive; a `reason` too long or not printable. Nothing is written.
     - NOT_FOUND: the namespace, the Deployment or the container does not
       exist; the message says which.
     - ABORTED: the Deployment kept changing under us and the update could
@@ -98,6 +110,48 @@ class DeploymentImageServiceStub:
     - NOT_FOUND: the namespace or the Deployment does not exist.
     - PERMISSION_DENIED: kubeupdate's own service account lacks the
       Kubernetes permission to read Deployments there; the message names it.
+    """
+    GetRolloutStatus: _grpc.UnaryUnaryMultiCallable[_deployment_image_service_pb2.GetRolloutStatusRequest, _deployment_image_service_pb2.GetRolloutStatusResponse]
+    """Returns the rollout status of a Deployment now, judged as
+    `kubectl rollout status` judges it. Pods of the new ReplicaSet stuck in
+    ImagePullBackOff or CrashLoopBackOff show in `message` (as kubectl's
+    warning) but do not make a snapshot FAILED: only a wait or WatchRollout,
+    which can see them stay stuck past the server's grace, fails fast.
+
+    Status codes:
+    - OK: `rollout` describes the current state (PROGRESSING, COMPLETE or
+      FAILED).
+    - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+    - NOT_FOUND: the namespace or the Deployment does not exist.
+    - PERMISSION_DENIED: kubeupdate's own service account lacks the
+      Kubernetes permission to read Deployments or Pods there.
+    """
+    WatchRollout: _grpc.UnaryStreamMultiCallable[_deployment_image_service_pb2.WatchRolloutRequest, _deployment_image_service_pb2.WatchRolloutResponse]
+    """Streams the rollout status of a Deployment: the current status first,
+    then one message per change, until the rollout completes or fails (the
+    stream then ends) or the caller's deadline passes. Over REST the stream
+    is newline-delimited JSON, one object per line, flushed per message.
+
+    Status codes:
+    - OK: the stream ended with a terminal state (COMPLETE or FAILED).
+    - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+    - NOT_FOUND: the namespace or the Deployment does not exist, or the
+      Deployment was deleted while watched.
+    - PERMISSION_DENIED: kubeupdate's own service account lacks the
+      Kubernetes permission to watch Deployments or list Pods there.
+    - DEADLINE_EXCEEDED: the caller's deadline passed before a terminal state.
+    """
+    ListRevisions: _grpc.UnaryUnaryMultiCallable[_deployment_image_service_pb2.ListRevisionsRequest, _deployment_image_service_pb2.ListRevisionsResponse]
+    """Lists the revisions of a Deployment, newest first, from its
+    ReplicaSets: the images of each and the change cause recorded with it
+    (kubeupdate writes who changed what, and why).
+
+    Status codes:
+    - OK: `revisions` may be empty for a Deployment never rolled out.
+    - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+    - NOT_FOUND: the namespace or the Deployment does not exist.
+    - PERMISSION_DENIED: kubeupdate's own service account lacks the
+      Kubernetes permission to list ReplicaSets there.
     """
 
 @_typing.type_check_only
@@ -139,10 +193,22 @@ class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
     runs the requested image nothing is written and `changed` is false, so no
     new rollout starts.
 
+    With `wait`, the call returns when the rollout has finished: `rollout`
+    says whether it completed, failed (with the reason, e.g. pods in
+    ImagePullBackOff) or timed out, and whether it was rolled back. With
+    `dry_run`, Kubernetes validates and admits the change but stores nothing.
+
     Status codes:
-    - OK: the image is set (or was already set); see `changed`.
+    - OK: the image is set (or was already set); see `changed`. With `wait`,
+      OK also when the rollout failed: `rollout.state` tells.
+    - DEADLINE_EXCEEDED: the caller's deadline passed while waiting; the
+      message carries the last rollout status. (Reaching `timeout` is not an
+      error: `rollout.state` is TIMED_OUT.)
     - INVALID_ARGUMENT: a name is invalid, or `image` is not a valid image
-      reference (`[registry[:port]/]path[:tag][@algorithm:digest]`).
+      reference (`[registry[:port]/]path[:tag][@algorithm:digest]`), or the
+      options do not fit together: `wait` with `dry_run`;
+      `rollback_on_failure` or `timeout` without `wait`; a `timeout` that is
+      not positive; a `reason` too long or not printable. Nothing is written.
     - NOT_FOUND: the namespace, the Deployment or the container does not
       exist; the message says which.
     - ABORTED: the Deployment kept changing under us and the update could
@@ -163,6 +229,48 @@ class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
     - NOT_FOUND: the namespace or the Deployment does not exist.
     - PERMISSION_DENIED: kubeupdate's own service account lacks the
       Kubernetes permission to read Deployments there; the message names it.
+    """
+    GetRolloutStatus: _aio.UnaryUnaryMultiCallable[_deployment_image_service_pb2.GetRolloutStatusRequest, _deployment_image_service_pb2.GetRolloutStatusResponse]  # type: ignore[assignment]
+    """Returns the rollout status of a Deployment now, judged as
+    `kubectl rollout status` judges it. Pods of the new ReplicaSet stuck in
+    ImagePullBackOff or CrashLoopBackOff show in `message` (as kubectl's
+    warning) but do not make a snapshot FAILED: only a wait or WatchRollout,
+    which can see them stay stuck past the server's grace, fails fast.
+
+    Status codes:
+    - OK: `rollout` describes the current state (PROGRESSING, COMPLETE or
+      FAILED).
+    - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+    - NOT_FOUND: the namespace or the Deployment does not exist.
+    - PERMISSION_DENIED: kubeupdate's own service account lacks the
+      Kubernetes permission to read Deployments or Pods there.
+    """
+    WatchRollout: _aio.UnaryStreamMultiCallable[_deployment_image_service_pb2.WatchRolloutRequest, _deployment_image_service_pb2.WatchRolloutResponse]  # type: ignore[assignment]
+    """Streams the rollout status of a Deployment: the current status first,
+    then one message per change, until the rollout completes or fails (the
+    stream then ends) or the caller's deadline passes. Over REST the stream
+    is newline-delimited JSON, one object per line, flushed per message.
+
+    Status codes:
+    - OK: the stream ended with a terminal state (COMPLETE or FAILED).
+    - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+    - NOT_FOUND: the namespace or the Deployment does not exist, or the
+      Deployment was deleted while watched.
+    - PERMISSION_DENIED: kubeupdate's own service account lacks the
+      Kubernetes permission to watch Deployments or list Pods there.
+    - DEADLINE_EXCEEDED: the caller's deadline passed before a terminal state.
+    """
+    ListRevisions: _aio.UnaryUnaryMultiCallable[_deployment_image_service_pb2.ListRevisionsRequest, _deployment_image_service_pb2.ListRevisionsResponse]  # type: ignore[assignment]
+    """Lists the revisions of a Deployment, newest first, from its
+    ReplicaSets: the images of each and the change cause recorded with it
+    (kubeupdate writes who changed what, and why).
+
+    Status codes:
+    - OK: `revisions` may be empty for a Deployment never rolled out.
+    - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+    - NOT_FOUND: the namespace or the Deployment does not exist.
+    - PERMISSION_DENIED: kubeupdate's own service account lacks the
+      Kubernetes permission to list ReplicaSets there.
     """
 
 class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -213,10 +321,22 @@ class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
         runs the requested image nothing is written and `changed` is false, so no
         new rollout starts.
 
+        With `wait`, the call returns when the rollout has finished: `rollout`
+        says whether it completed, failed (with the reason, e.g. pods in
+        ImagePullBackOff) or timed out, and whether it was rolled back. With
+        `dry_run`, Kubernetes validates and admits the change but stores nothing.
+
         Status codes:
-        - OK: the image is set (or was already set); see `changed`.
+        - OK: the image is set (or was already set); see `changed`. With `wait`,
+          OK also when the rollout failed: `rollout.state` tells.
+        - DEADLINE_EXCEEDED: the caller's deadline passed while waiting; the
+          message carries the last rollout status. (Reaching `timeout` is not an
+          error: `rollout.state` is TIMED_OUT.)
         - INVALID_ARGUMENT: a name is invalid, or `image` is not a valid image
-          reference (`[registry[:port]/]path[:tag][@algorithm:digest]`).
+          reference (`[registry[:port]/]path[:tag][@algorithm:digest]`), or the
+          options do not fit together: `wait` with `dry_run`;
+          `rollback_on_failure` or `timeout` without `wait`; a `timeout` that is
+          not positive; a `reason` too long or not printable. Nothing is written.
         - NOT_FOUND: the namespace, the Deployment or the container does not
           exist; the message says which.
         - ABORTED: the Deployment kept changing under us and the update could
@@ -243,6 +363,66 @@ class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
         - NOT_FOUND: the namespace or the Deployment does not exist.
         - PERMISSION_DENIED: kubeupdate's own service account lacks the
           Kubernetes permission to read Deployments there; the message names it.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRolloutStatus(
+        self,
+        request: _deployment_image_service_pb2.GetRolloutStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_image_service_pb2.GetRolloutStatusResponse, _abc.Awaitable[_deployment_image_service_pb2.GetRolloutStatusResponse]]:
+        """Returns the rollout status of a Deployment now, judged as
+        `kubectl rollout status` judges it. Pods of the new ReplicaSet stuck in
+        ImagePullBackOff or CrashLoopBackOff show in `message` (as kubectl's
+        warning) but do not make a snapshot FAILED: only a wait or WatchRollout,
+        which can see them stay stuck past the server's grace, fails fast.
+
+        Status codes:
+        - OK: `rollout` describes the current state (PROGRESSING, COMPLETE or
+          FAILED).
+        - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+        - NOT_FOUND: the namespace or the Deployment does not exist.
+        - PERMISSION_DENIED: kubeupdate's own service account lacks the
+          Kubernetes permission to read Deployments or Pods there.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchRollout(
+        self,
+        request: _deployment_image_service_pb2.WatchRolloutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_deployment_image_service_pb2.WatchRolloutResponse], _abc.AsyncIterator[_deployment_image_service_pb2.WatchRolloutResponse]]:
+        """Streams the rollout status of a Deployment: the current status first,
+        then one message per change, until the rollout completes or fails (the
+        stream then ends) or the caller's deadline passes. Over REST the stream
+        is newline-delimited JSON, one object per line, flushed per message.
+
+        Status codes:
+        - OK: the stream ended with a terminal state (COMPLETE or FAILED).
+        - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+        - NOT_FOUND: the namespace or the Deployment does not exist, or the
+          Deployment was deleted while watched.
+        - PERMISSION_DENIED: kubeupdate's own service account lacks the
+          Kubernetes permission to watch Deployments or list Pods there.
+        - DEADLINE_EXCEEDED: the caller's deadline passed before a terminal state.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRevisions(
+        self,
+        request: _deployment_image_service_pb2.ListRevisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_image_service_pb2.ListRevisionsResponse, _abc.Awaitable[_deployment_image_service_pb2.ListRevisionsResponse]]:
+        """Lists the revisions of a Deployment, newest first, from its
+        ReplicaSets: the images of each and the change cause recorded with it
+        (kubeupdate writes who changed what, and why).
+
+        Status codes:
+        - OK: `revisions` may be empty for a Deployment never rolled out.
+        - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
+        - NOT_FOUND: the namespace or the Deployment does not exist.
+        - PERMISSION_DENIED: kubeupdate's own service account lacks the
+          Kubernetes permission to list ReplicaSets there.
         """
 
 def add_DeploymentImageServiceServicer_to_server(servicer: DeploymentImageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
