@@ -1,0 +1,7 @@
+"""``python -m kubeupdate.client``: the same as ``kubeupdate-client``."""
+
+import sys
+
+from kubeupdate.client.cli import main
+
+sys.exit(main())

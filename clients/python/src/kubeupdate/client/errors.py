@@ -1,0 +1,143 @@
+"""The exceptions of the kubeupdate client, one class per kind of failure.
+
+::
+
+    KubeUpdateError                  base; .code is the gRPC status (None if local)
+    ├── InvalidArgument              INVALID_ARGUMENT, OUT_OF_RANGE: a bad name or image
+    ├── FailedPrecondition           FAILED_PRECONDITION: Kubernetes refused the change
+    ├── NotFound                     NOT_FOUND: namespace, Deployment or container
+    ├── Conflict                     ABORTED, ALREADY_EXISTS: kept changing; retry later
+    ├── AuthError
+    │   ├── Unauthenticated          UNAUTHENTICATED: no token, or a bad one
+    │   ├── PermissionDenied         PERMISSION_DENIED (alias Denied): not allowed there
+    │   └── CredentialsError         (local) no token could be obtained, e.g. OIDC fetch
+    ├── Unavailable                  UNAVAILABLE: server or Kubernetes unreachable
+    │   └── ResourceExhausted        RESOURCE_EXHAUSTED: overloaded, retry later
+    ├── DeadlineExceeded             DEADLINE_EXCEEDED: the call's deadline passed
+    ├── Cancelled                    CANCELLED
+    ├── Unimplemented                UNIMPLEMENTED: the server is older than this client
+    ├── ServerError                  INTERNAL, UNKNOWN, DATA_LOSS and anything else
+    └── RolloutFailed                (local) set(wait=True) ended FAILED/TIMED_OUT/ROLLED_BACK
+
+:func:`from_rpc_error` applies the one table, ``ERROR_FOR_CODE``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import grpc
+
+if TYPE_CHECKING:
+    from kubeupdate.client.results import ImageChange
+
+
+class KubeUpdateError(Exception):
+    """Any failure of a kubeupdate call; ``code`` is the gRPC status, if any."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class InvalidArgument(KubeUpdateError):
+    """The server refused the request itself: a malformed name or image reference."""
+
+
+class FailedPrecondition(KubeUpdateError):
+    """Kubernetes refused the new object (an admission rule, a validation)."""
+
+
+class NotFound(KubeUpdateError):
+    """The namespace, the Deployment or the container does not exist."""
+
+
+class Conflict(KubeUpdateError):
+    """The Deployment kept changing under the server; retrying later is safe."""
+
+
+class AuthError(KubeUpdateError):
+    """The caller could not be authenticated or is not allowed."""
+
+
+class Unauthenticated(AuthError):
+    """No credentials were sent, or the server did not accept them."""
+
+
+class PermissionDenied(AuthError):
+    """The caller (or kubeupdate's own service account) may not do this."""
+
+
+Denied = PermissionDenied
+
+
+class CredentialsError(AuthError):
+    """No token could be obtained locally (e.g. the GitHub OIDC request failed)."""
+
+
+class Unavailable(KubeUpdateError):
+    """The server, or the Kubernetes API behind it, cannot be reached now."""
+
+
+class ResourceExhausted(Unavailable):
+    """The server or Kubernetes is overloaded; retry later."""
+
+
+class DeadlineExceeded(KubeUpdateError):
+    """The call's deadline passed before the server answered."""
+
+
+class Cancelled(KubeUpdateError):
+    """The call was cancelled."""
+
+
+class Unimplemented(KubeUpdateError):
+    """The server does not offer this call (it is older than this client)."""
+
+
+class ServerError(KubeUpdateError):
+    """The server failed (INTERNAL, UNKNOWN, DATA_LOSS); details are in its log."""
+
+
+class RolloutFailed(KubeUpdateError):
+    """``set(wait=True)`` stored the image but the rollout did not complete.
+
+    ``result`` is the full answer: ``result.rollout.state`` is FAILED,
+    TIMED_OUT or ROLLED_BACK and ``result.rollout.message`` says why.
+    """
+
+    def __init__(self, result: ImageChange) -> None:
+        rollout = result.rollout
+        detail = f"{rollout.state.name}: {rollout.message or rollout.reason}" if rollout else ""
+        super().__init__(
+            f"rollout of {result.image} to {result.namespace}/{result.deployment} "
+            f"did not complete ({detail})"
+        )
+        self.result = result
+
+
+ERROR_FOR_CODE: dict[grpc.StatusCode, type[KubeUpdateError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.ABORTED: Conflict,
+    grpc.StatusCode.ALREADY_EXISTS: Conflict,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.CANCELLED: Cancelled,
+    grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
+}
+
+
+def from_rpc_error(error: grpc.RpcError) -> KubeUpdateError:
+    """The client exception for a failed gRPC call (``raise from_rpc_error(e) from e``)."""
+    # Every RpcError grpc raises for a call is also a grpc.Call.
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = error.details() if isinstance(error, grpc.Call) else None
+    message = details or code.name.lower().replace("_", " ")
+    return ERROR_FOR_CODE.get(code, ServerError)(message, code)

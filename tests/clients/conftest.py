@@ -1,0 +1,233 @@
+"""A fake DeploymentImageService on a real grpc.aio server at 127.0.0.1:0.
+
+The server runs in a background thread's event loop, so the synchronous
+client and the CLI under test can call it from the test's own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import grpc
+import grpc.aio
+import pytest
+from kubeupdate.v1 import deployment_image_service_pb2 as pb
+from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
+
+State = pb.Rollout.State
+StateValue: TypeAlias = pb.Rollout.State.ValueType
+
+# Guards the fake's waits on the client; never reached when the code under test works.
+_GUARD = 30.0
+
+
+def rollout(
+    state: StateValue, updated: int = 3, available: int = 3, **fields: object
+) -> pb.Rollout:
+    message = pb.Rollout(
+        state=state,
+        replicas=3,
+        updated_replicas=updated,
+        ready_replicas=available,
+        available_replicas=available,
+        revision=2,
+    )
+    for name, value in fields.items():
+        setattr(message, name, value)
+    return message
+
+
+@dataclass
+class FakeService(pb_grpc.DeploymentImageServiceServicer):
+    """Answers from an in-memory table; ``errors`` makes a method abort instead."""
+
+    images: dict[tuple[str, str, str], str] = field(
+        default_factory=lambda: {
+            ("default", "web", "migrate"): "busybox:1.36",
+            ("default", "web", "app"): "nginx:1.25",
+            ("default", "web", "sidecar"): "envoy:1.30",
+        }
+    )
+    init_containers: set[str] = field(default_factory=lambda: {"migrate"})
+    # RPC name → (status code, details) to abort with.
+    errors: dict[str, tuple[grpc.StatusCode, str]] = field(default_factory=dict)
+    # What the rollout of a waited set ends as.
+    set_outcome: pb.Rollout = field(
+        default_factory=lambda: rollout(State.STATE_COMPLETE, message="successfully rolled out")
+    )
+    # The states WatchRollout streams.
+    watch_states: list[pb.Rollout] = field(
+        default_factory=lambda: [
+            rollout(State.STATE_PROGRESSING, 1, 0, message="1 of 3 updated replicas"),
+            rollout(State.STATE_PROGRESSING, 2, 1, message="2 of 3 updated replicas"),
+            rollout(State.STATE_COMPLETE, message="successfully rolled out"),
+        ]
+    )
+    # When set, a waited set answers only once the test sets it (e.g. after the
+    # client has shown its progress): the order is then deterministic.
+    release_set: threading.Event | None = None
+    requests: list[tuple[str, object]] = field(default_factory=list)
+    metadata: list[dict[str, str]] = field(default_factory=list)
+
+    async def _enter(
+        self, name: str, request: object, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        self.requests.append((name, request))
+        self.metadata.append({k: str(v) for k, v in context.invocation_metadata() or ()})
+        if name in self.errors:
+            code, details = self.errors[name]
+            await context.abort(code, details)
+
+    def _image(self, namespace: str, deployment: str, container: str) -> str | None:
+        return self.images.get((namespace, deployment, container))
+
+    async def _require_deployment(
+        self, namespace: str, deployment: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        if not any(key[:2] == (namespace, deployment) for key in self.images):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"deployment {deployment} not found")
+
+    async def GetContainerImage(
+        self, request: pb.GetContainerImageRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetContainerImageResponse:
+        await self._enter("GetContainerImage", request, context)
+        image = self._image(request.namespace, request.deployment, request.container)
+        if image is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"container {request.container} not found"
+            )
+        return pb.GetContainerImageResponse(
+            namespace=request.namespace,
+            deployment=request.deployment,
+            container=request.container,
+            image=image,
+        )
+
+    async def SetContainerImage(
+        self, request: pb.SetContainerImageRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SetContainerImageResponse:
+        await self._enter("SetContainerImage", request, context)
+        key = (request.namespace, request.deployment, request.container)
+        previous = self.images.get(key)
+        if previous is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"container {request.container} not found"
+            )
+        assert previous is not None
+        changed = previous != request.image
+        if not request.dry_run:
+            self.images[key] = request.image
+        answer = pb.SetContainerImageResponse(
+            namespace=request.namespace,
+            deployment=request.deployment,
+            container=request.container,
+            image=request.image,
+            previous_image=previous,
+            changed=changed,
+            generation=7,
+            dry_run=request.dry_run,
+        )
+        if request.wait:
+            if self.release_set is not None:
+                await asyncio.to_thread(self.release_set.wait, _GUARD)
+            answer.rollout.CopyFrom(self.set_outcome)
+            answer.rollout.duration.FromSeconds(12)
+        return answer
+
+    async def ListContainerImages(
+        self, request: pb.ListContainerImagesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListContainerImagesResponse:
+        await self._enter("ListContainerImages", request, context)
+        await self._require_deployment(request.namespace, request.deployment, context)
+        containers = [
+            pb.ContainerImage(name=c, image=image, init_container=c in self.init_containers)
+            for (ns, d, c), image in self.images.items()
+            if (ns, d) == (request.namespace, request.deployment)
+        ]
+        return pb.ListContainerImagesResponse(
+            namespace=request.namespace, deployment=request.deployment, containers=containers
+        )
+
+    async def GetRolloutStatus(
+        self, request: pb.GetRolloutStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetRolloutStatusResponse:
+        await self._enter("GetRolloutStatus", request, context)
+        await self._require_deployment(request.namespace, request.deployment, context)
+        return pb.GetRolloutStatusResponse(
+            namespace=request.namespace,
+            deployment=request.deployment,
+            rollout=self.watch_states[-1],
+        )
+
+    async def WatchRollout(
+        self, request: pb.WatchRolloutRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.WatchRolloutResponse]:
+        await self._enter("WatchRollout", request, context)
+        await self._require_deployment(request.namespace, request.deployment, context)
+        for state in self.watch_states:
+            yield pb.WatchRolloutResponse(
+                namespace=request.namespace, deployment=request.deployment, rollout=state
+            )
+
+    async def ListRevisions(
+        self, request: pb.ListRevisionsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListRevisionsResponse:
+        await self._enter("ListRevisions", request, context)
+        await self._require_deployment(request.namespace, request.deployment, context)
+        newest = pb.Revision(
+            revision=2,
+            replica_set="web-6d4cf56db6",
+            change_cause="kubeupdate: app=nginx:1.25 by ci (release 7)",
+            containers=[pb.ContainerImage(name="app", image="nginx:1.25")],
+            replicas=3,
+        )
+        newest.create_time.FromSeconds(1_700_000_000)
+        oldest = pb.Revision(
+            revision=1,
+            replica_set="web-5f7b9c8d4",
+            containers=[pb.ContainerImage(name="app", image="nginx:1.24")],
+        )
+        return pb.ListRevisionsResponse(
+            namespace=request.namespace, deployment=request.deployment, revisions=[newest, oldest]
+        )
+
+
+@dataclass
+class FakeServer:
+    service: FakeService
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def calls(self, name: str) -> list[object]:
+        return [request for method, request in self.service.requests if method == name]
+
+
+@pytest.fixture
+def fake_server() -> Iterator[FakeServer]:
+    service = FakeService()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-grpc", daemon=True)
+    thread.start()
+
+    async def start() -> tuple[grpc.aio.Server, int]:
+        server = grpc.aio.server()
+        pb_grpc.add_DeploymentImageServiceServicer_to_server(service, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    server, port = asyncio.run_coroutine_threadsafe(start(), loop).result()
+    try:
+        yield FakeServer(service, port)
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(None), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

