@@ -27,8 +27,9 @@ period); a failing pull shows ``ErrImagePull`` once, then ``ImagePullBackOff``
 for good (the kubelet alternates them); failure rules apply to running Pods at
 once; orphaned ReplicaSets and Pods are neither adopted nor run; no events.
 
-:func:`rollout_status` is kubectl's ``DeploymentStatusViewer.Status``, the rule
-``kubectl rollout status`` applies to the objects this module writes.
+:func:`rollout_status` (from :mod:`kubeupdate.rollout_status`, which the service
+uses too) is kubectl's ``DeploymentStatusViewer.Status``, the rule ``kubectl
+rollout status`` applies to the objects this module writes.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from typing import Any, Final
 
 from kubeupdate.devcluster.clock import SimulatedClock
 from kubeupdate.devcluster.store import ObjectExists, ObjectNotFound, Store, timestamp
+from kubeupdate.rollout_status import RolloutFailed, rollout_status
 
 __all__ = [
     "CHANGE_CAUSE_ANNOTATION",
@@ -124,10 +126,6 @@ _CRASH_BACK_OFF_MAX: Final = 300.0
 _MAX_PASSES: Final = 200
 
 
-class RolloutFailed(Exception):
-    """``kubectl rollout status`` would exit with this error."""
-
-
 class FailureRules:
     """Which images fail in the devcluster, and how.
 
@@ -195,84 +193,6 @@ def template_hash(template: Object, collision_count: int = 0) -> str:
     for byte in data:
         value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
     return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in str(value))
-
-
-def rollout_status(
-    deployment: Object, revision: int = 0, pods: Iterable[Object] = ()
-) -> tuple[str, bool]:
-    """kubectl's ``DeploymentStatusViewer.Status``: (message, done).
-
-    Raises :class:`RolloutFailed` where kubectl returns an error (progress
-    deadline exceeded, or ``revision`` given and not the running one). ``pods``
-    (the Deployment's, if the caller has them) add kubectl's warning about a
-    Pod that cannot start.
-    """
-    meta = deployment.get("metadata") or {}
-    spec = deployment.get("spec") or {}
-    status = deployment.get("status") or {}
-    name = meta.get("name", "")
-    if revision > 0:
-        running = int((meta.get("annotations") or {}).get(REVISION_ANNOTATION, "0") or 0)
-        if revision != running:
-            raise RolloutFailed(
-                f"desired revision ({revision}) is different from the running revision ({running})"
-            )
-    if meta.get("generation", 0) > status.get("observedGeneration", 0):
-        return _with_warning("Waiting for deployment spec update to be observed...\n", pods), False
-    progressing = _condition(status, "Progressing")
-    if progressing is not None and progressing.get("reason") == _TIMED_OUT:
-        raise RolloutFailed(f"deployment {_go_quote(name)} exceeded its progress deadline")
-    replicas = spec.get("replicas")
-    updated = status.get("updatedReplicas", 0)
-    prefix = f"Waiting for deployment {_go_quote(name)} rollout to finish: "
-    if replicas is not None and updated < replicas:
-        message = f"{prefix}{updated} out of {replicas} new replicas have been updated...\n"
-        return _with_warning(message, pods), False
-    if status.get("replicas", 0) > updated:
-        old = status.get("replicas", 0) - updated
-        return _with_warning(
-            f"{prefix}{old} old replicas are pending termination...\n", pods
-        ), False
-    available = status.get("availableReplicas", 0)
-    if available < updated:
-        message = f"{prefix}{available} of {updated} updated replicas are available...\n"
-        return _with_warning(message, pods), False
-    return f"deployment {_go_quote(name)} successfully rolled out\n", True
-
-
-def _with_warning(message: str, pods: Iterable[Object]) -> str:
-    for pod in pods:
-        status = pod.get("status") or {}
-        for cond in status.get("conditions") or []:
-            if (cond.get("type"), cond.get("status"), cond.get("reason")) == (
-                "PodScheduled",
-                "False",
-                "Unschedulable",
-            ):
-                return f"{message.strip()} (Warning: {cond.get('message', '')})\n"
-        for container in status.get("containerStatuses") or []:
-            waiting = (container.get("state") or {}).get("waiting")
-            if waiting and waiting.get("reason") in _WARNING_REASONS:
-                detail = f"{waiting['reason']} - {waiting.get('message', '')}"
-                return f"{message.strip()} (Warning: {detail})\n"
-    return message
-
-
-# Container waits that kubectl rollout status reports as a warning.
-_WARNING_REASONS: Final = frozenset(
-    {
-        "ImagePullBackOff",
-        "ErrImagePull",
-        "CrashLoopBackOff",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-    }
-)
-
-
-def _go_quote(text: str) -> str:
-    # Go's %q for the names Kubernetes allows (no quotes or control characters).
-    return json.dumps(text, ensure_ascii=False)
 
 
 class RolloutController:

@@ -13,7 +13,10 @@ watcher holds never changes under it.
 
 from __future__ import annotations
 
+import bisect
+import builtins
 import collections
+import itertools
 import threading
 import uuid
 from collections.abc import Callable
@@ -73,6 +76,13 @@ class Store:
     @property
     def resource_version(self) -> int:
         return self._resource_version
+
+    @property
+    def oldest_resource_version(self) -> int:
+        """The oldest resourceVersion a watch can still resume from."""
+        with self._lock:
+            oldest_known = self._history[0].resource_version - 1 if self._history else 0
+            return max(self._compacted, oldest_known)
 
     def get(self, resource: str, namespace: str, name: str) -> Object | None:
         """The object, or None. ``namespace`` is "" for cluster-scoped resources."""
@@ -144,7 +154,7 @@ class Store:
             self._emit("DELETED", resource, gone)
             return gone
 
-    def events_since(self, resource_version: int) -> list[Event] | None:
+    def events_since(self, resource_version: int) -> builtins.list[Event] | None:
         """Events after ``resource_version``; None when they are no longer known (410)."""
         with self._lock:
             oldest_known = self._history[0].resource_version if self._history else None
@@ -152,7 +162,11 @@ class Store:
                 return None
             if oldest_known is not None and resource_version < oldest_known - 1:
                 return None
-            return [e for e in self._history if e.resource_version > resource_version]
+            # History is ordered by resourceVersion: bisect instead of scanning it all.
+            start = bisect.bisect_right(
+                self._history, resource_version, key=lambda e: e.resource_version
+            )
+            return list(itertools.islice(self._history, start, None))
 
     def compact(self) -> None:
         """Forgets the event history, as etcd compaction does; older watches get 410."""
@@ -168,6 +182,12 @@ class Store:
         with self._lock:
             if listener in self._listeners:
                 self._listeners.remove(listener)
+
+    @property
+    def listener_count(self) -> int:
+        """How many listeners (open watches) are registered."""
+        with self._lock:
+            return len(self._listeners)
 
     def _next_version(self) -> int:
         self._resource_version += 1

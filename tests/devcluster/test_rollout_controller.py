@@ -25,11 +25,10 @@ from kubeupdate.devcluster.rollout import (
     REVISION_HISTORY_ANNOTATION,
     FailureRules,
     RolloutController,
-    RolloutFailed,
-    rollout_status,
     template_hash,
 )
 from kubeupdate.devcluster.store import Event, Store
+from kubeupdate.rollout_status import RolloutFailed, rollout_status
 
 Object = dict[str, Any]
 

@@ -1,0 +1,114 @@
+"""``kubeupdate devcluster``: the Kubernetes API emulator as a standalone server.
+
+    kubeupdate devcluster --seed kubeupdate/demo-deployments.yaml --kubeconfig-out dc.kubeconfig
+    kubectl --kubeconfig dc.kubeconfig get deployments -A
+
+Runs until SIGINT or SIGTERM, then exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+from kubeupdate.devcluster.cluster import DevCluster
+
+#: kube-apiserver's secure port; ``--port 0`` picks a free one.
+DEFAULT_PORT = 6443
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=Path,
+        help="multi-document YAML of Namespaces and Deployments to create at start",
+    )
+    parser.add_argument(
+        "--kubeconfig-out",
+        type=Path,
+        help="where to write the kubeconfig (default: a temporary file, removed on exit)",
+    )
+    parser.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="serve plain HTTP without authentication (default: HTTPS and a bearer token)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second for rollouts (default 1; 0 stops time)",
+    )
+
+
+def load_seed(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as stream:
+        documents = [doc for doc in yaml.safe_load_all(stream) if doc]
+    for document in documents:
+        if not isinstance(document, dict) or "kind" not in document:
+            raise ValueError(f"{path}: every document must be a Kubernetes object with a kind")
+    return documents
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        seed = load_seed(args.seed) if args.seed else []
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        print(f"kubeupdate devcluster: cannot read the seed: {exc}", file=sys.stderr)
+        return 2
+    cluster = DevCluster(
+        tls=not args.insecure_http, speed=args.speed, seed=seed, host=args.host, port=args.port
+    )
+    try:
+        cluster.start()
+    except OSError as exc:
+        print(f"kubeupdate devcluster: cannot listen: {exc}", file=sys.stderr)
+        print("Another program may hold the port: try --port 0.", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bad seed object: say which, as kubectl would
+        print(f"kubeupdate devcluster: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    kubeconfig = args.kubeconfig_out or cluster.kubeconfig_path
+    try:
+        if args.kubeconfig_out:
+            cluster.write_kubeconfig(args.kubeconfig_out)
+        print(banner(cluster, kubeconfig), flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        cluster.stop()
+        if args.kubeconfig_out:
+            # Its token dies with the server; a stale file would only mislead.
+            args.kubeconfig_out.unlink(missing_ok=True)
+    print("devcluster stopped.", flush=True)
+    return 0
+
+
+def banner(cluster: DevCluster, kubeconfig: Path) -> str:
+    auth = "HTTPS, bearer token" if cluster.tls else "plain HTTP, no authentication"
+    return f"""devcluster is serving the Kubernetes API at {cluster.url} ({auth}).
+kubeconfig: {kubeconfig}  (context "devcluster")
+
+  kubectl --kubeconfig {kubeconfig} get deployments -A
+  export KUBECONFIG={kubeconfig}
+
+Ctrl-C stops it."""

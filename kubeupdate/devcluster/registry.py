@@ -1,0 +1,383 @@
+"""What each verb means for an object: kube-apiserver's registry and strategies.
+
+The HTTP layer (``server.py``) parses requests and renders answers; this
+module decides: defaults, validation, which fields a write may change
+(status only through ``/status``), generation bumps, resourceVersion
+preconditions, dry runs, namespace existence and garbage collection of
+owned objects. The Python API calls the same code, so objects created from a
+test are checked exactly like objects created over HTTP.
+
+Everything here runs on the server's event-loop thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from kubeupdate.devcluster import patches
+from kubeupdate.devcluster.defaults import apply_defaults
+from kubeupdate.devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, SCALE, ResourceType
+from kubeupdate.devcluster.selectors import Selection
+from kubeupdate.devcluster.statuses import (
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    failure,
+    invalid,
+    namespace_not_found,
+    not_found,
+    unsupported_media_type,
+)
+from kubeupdate.devcluster.store import Object, Store, timestamp
+from kubeupdate.devcluster.validation import invalid_value, validate
+
+log = logging.getLogger(__name__)
+
+#: Metadata only the server sets; a client's values are ignored.
+_SERVER_OWNED = ("uid", "creationTimestamp", "resourceVersion", "generation", "managedFields")
+_NAMESPACE_MISMATCH = (
+    "the namespace of the provided object does not match the namespace sent on the request"
+)
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def _meta(obj: Object) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise bad_request("Object 'metadata' is missing or not an object")
+    return meta
+
+
+class Registry:
+    """The verbs on stored objects, with kube-apiserver's semantics."""
+
+    def __init__(
+        self, store: Store, now: Callable[[], float], after_write: Callable[[], None]
+    ) -> None:
+        self.store = store
+        self._now = now
+        # Runs the controllers after each stored change, as watches would wake them.
+        self._after_write = after_write
+
+    # -- reads -----------------------------------------------------------------
+
+    def get(self, resource: ResourceType, namespace: str, name: str) -> Object:
+        obj = self.store.get(resource.name, namespace, name)
+        if obj is None:
+            raise not_found(resource, name)
+        return obj
+
+    def list(
+        self, resource: ResourceType, namespace: str | None, selection: Selection
+    ) -> tuple[list[Object], int]:
+        """Matching objects and the resourceVersion the list was read at."""
+        name = selection.fields.name() if selection.fields else None
+        if name is not None and namespace is not None:
+            one = self.store.get(resource.name, namespace, name)
+            candidates = [one] if one is not None else []
+        else:
+            candidates = self.store.list(resource.name, namespace)
+        return [o for o in candidates if selection.matches(o)], self.store.resource_version
+
+    # -- writes ----------------------------------------------------------------
+
+    def create(
+        self, resource: ResourceType, namespace: str, body: Object, dry_run: bool = False
+    ) -> Object:
+        obj = self._typed(resource, body)
+        meta = _meta(obj)
+        self._check_namespace(resource, namespace, meta)
+        if not meta.get("name") and meta.get("generateName"):
+            suffix = "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
+            meta["name"] = f"{meta['generateName']}{suffix}"
+        name = str(meta.get("name") or "")
+        for key in _SERVER_OWNED:
+            meta.pop(key, None)
+        apply_defaults(resource, obj)
+        causes = validate(resource, obj)
+        if causes:
+            raise invalid(resource, name, causes)
+        if resource.namespaced and self.store.get(NAMESPACES.name, "", namespace) is None:
+            raise namespace_not_found(namespace)
+        if (
+            self.store.get(resource.name, namespace if resource.namespaced else "", name)
+            is not None
+        ):
+            raise already_exists(resource, name)
+        if resource is PODS:
+            obj["status"] = {"phase": "Pending"}
+        elif resource is not NAMESPACES:
+            obj["status"] = {}  # the strategies reset status on create
+        if dry_run:
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = timestamp(self._now())
+            if resource.has_generation:
+                meta["generation"] = 1
+            return obj
+        stored = self.store.create(resource.name, obj)
+        self._after_write()
+        return stored
+
+    def update(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        body: Object,
+        subresource: str = "",
+        dry_run: bool = False,
+        check_resource_version: bool = True,
+    ) -> Object:
+        current = self.get(resource, namespace, name)
+        obj = self._typed(resource, body)
+        meta = _meta(obj)
+        if meta.get("name", name) != name:
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on"
+                f" the URL ({name})"
+            )
+        if resource.namespaced and meta.get("namespace", namespace) != namespace:
+            raise bad_request(_NAMESPACE_MISMATCH)
+        wanted = meta.get("resourceVersion")
+        if check_resource_version and wanted and wanted != current["metadata"]["resourceVersion"]:
+            raise conflict(resource, name)
+        if subresource == "status":
+            # Only status changes through /status; spec and metadata stay as stored.
+            new = copy.deepcopy(current)
+            new["status"] = obj.get("status", {})
+        else:
+            new = obj
+            new_meta = {k: v for k, v in meta.items() if k not in _SERVER_OWNED}
+            new_meta["name"] = name
+            if resource.namespaced:
+                new_meta["namespace"] = namespace
+            new["metadata"] = new_meta
+            apply_defaults(resource, new)
+            if "status" in current:
+                new["status"] = copy.deepcopy(current["status"])
+            else:
+                new.pop("status", None)
+            causes = validate(resource, new, old=current)
+            if causes:
+                raise invalid(resource, name, causes)
+            if resource.has_generation:
+                generation = int(current["metadata"].get("generation", 1))
+                if self._bumps_generation(resource, current, new):
+                    generation += 1
+                new_meta["generation"] = generation
+        if dry_run:
+            preview = copy.deepcopy(new)
+            preview["metadata"].update(
+                {k: current["metadata"][k] for k in ("uid", "creationTimestamp", "resourceVersion")}
+            )
+            return preview
+        stored = self.store.update(resource.name, new)
+        if stored is not current:
+            self._after_write()
+        return stored
+
+    def patch(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        body: bytes,
+        content_type: str,
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> Object:
+        current = self.get(resource, namespace, name)
+        if subresource == "scale":
+            patched_scale = self._apply_patch(self._scale_view(current), body, content_type)
+            return self.update_scale(resource, namespace, name, patched_scale, dry_run)
+        patched = self._apply_patch(current, body, content_type)
+        wanted = patched["metadata"].get("resourceVersion")
+        if wanted and wanted != current["metadata"]["resourceVersion"]:
+            raise conflict(resource, name)
+        # kube-apiserver re-applies a patch without resourceVersion to the latest object,
+        # so the update below must not see the (equal) version as a precondition.
+        return self.update(
+            resource,
+            namespace,
+            name,
+            patched,
+            subresource=subresource,
+            dry_run=dry_run,
+            check_resource_version=False,
+        )
+
+    @classmethod
+    def _apply_patch(cls, current: Object, body: bytes, content_type: str) -> Object:
+        try:
+            patched = patches.apply_patch(current, body, content_type)
+        except patches.UnsupportedPatchType as exc:
+            raise unsupported_media_type() from exc
+        except patches.PatchError as exc:
+            if exc.code == 422:
+                raise cls.rejected_patch(str(exc)) from exc
+            raise bad_request(str(exc)) from exc
+        if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+            raise bad_request("the patched object has no metadata")
+        return patched
+
+    # -- the scale subresource (kubectl scale) ----------------------------------
+
+    def scale(self, resource: ResourceType, namespace: str, name: str) -> Object:
+        return self._scale_view(self.get(resource, namespace, name))
+
+    def update_scale(
+        self, resource: ResourceType, namespace: str, name: str, body: Object, dry_run: bool = False
+    ) -> Object:
+        current = self.get(resource, namespace, name)
+        meta = body.get("metadata") or {}
+        wanted = meta.get("resourceVersion")
+        if wanted and wanted != current["metadata"]["resourceVersion"]:
+            raise conflict(resource, name)
+        replicas = (body.get("spec") or {}).get("replicas", 0)
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            cause = invalid_value("spec.replicas", replicas, "must be greater than or equal to 0")
+            raise invalid(SCALE, name, [cause])
+        new = copy.deepcopy(current)
+        new["spec"]["replicas"] = replicas
+        updated = self.update(
+            resource, namespace, name, new, dry_run=dry_run, check_resource_version=False
+        )
+        return self._scale_view(updated)
+
+    @staticmethod
+    def _scale_view(obj: Object) -> Object:
+        meta = obj["metadata"]
+        spec = obj.get("spec") or {}
+        match = (spec.get("selector") or {}).get("matchLabels") or {}
+        return {
+            "kind": SCALE.kind,
+            "apiVersion": SCALE.api_version,
+            "metadata": {
+                k: meta[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in meta
+            },
+            "spec": {"replicas": spec.get("replicas", 0)},
+            "status": {
+                "replicas": (obj.get("status") or {}).get("replicas", 0),
+                "selector": ",".join(f"{k}={v}" for k, v in sorted(match.items())),
+            },
+        }
+
+    @staticmethod
+    def rejected_patch(detail: str) -> ApiError:
+        """kube-apiserver's answer to a patch that does not apply (e.g. a failed JSON test)."""
+        return ApiError(
+            failure(
+                422,
+                "Invalid",
+                "the server rejected our request due to an error in our request",
+                {"causes": [{"reason": "UnexpectedServerResponse", "message": detail}]},
+            )
+        )
+
+    def delete(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        dry_run: bool = False,
+        preconditions: dict[str, Any] | None = None,
+        cascade: bool = True,
+    ) -> Object:
+        current = self.get(resource, namespace, name)
+        preconditions = preconditions or {}
+        meta = current["metadata"]
+        if preconditions.get("uid") and preconditions["uid"] != meta["uid"]:
+            raise ApiError(
+                failure(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {resource.qualified} "{name}": Precondition'
+                    f" failed: UID in precondition: {preconditions['uid']}, UID in object meta:"
+                    f" {meta['uid']}",
+                    {"name": name, "group": resource.group, "kind": resource.name},
+                )
+            )
+        if (
+            preconditions.get("resourceVersion")
+            and preconditions["resourceVersion"] != meta["resourceVersion"]
+        ):
+            raise conflict(resource, name)
+        if dry_run:
+            return current
+        gone = self.store.delete(resource.name, namespace, name)
+        if cascade:
+            self._collect_garbage(resource, namespace, name, meta["uid"])
+        self._after_write()
+        return gone
+
+    # -- helpers ---------------------------------------------------------------
+
+    @staticmethod
+    def _typed(resource: ResourceType, body: Object) -> Object:
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object")
+        kind = body.get("kind")
+        if kind and kind != resource.kind:
+            raise bad_request(
+                f"the API version in the data ({body.get('apiVersion')}) does not match the"
+                f" expected API version ({resource.api_version})"
+                if body.get("apiVersion") != resource.api_version
+                else f"Object kind {kind} does not match {resource.kind}"
+            )
+        # A deep copy: defaults and metadata are filled in place, and the caller
+        # (the Python API, or a patch result) keeps its own dict.
+        obj = copy.deepcopy(body)
+        obj["kind"] = resource.kind
+        obj["apiVersion"] = resource.api_version
+        return obj
+
+    @staticmethod
+    def _check_namespace(resource: ResourceType, namespace: str, meta: dict[str, Any]) -> None:
+        if not resource.namespaced:
+            meta.pop("namespace", None)
+            return
+        given = meta.get("namespace")
+        if given and given != namespace:
+            raise bad_request(_NAMESPACE_MISMATCH)
+        meta["namespace"] = namespace
+
+    @staticmethod
+    def _bumps_generation(resource: ResourceType, old: Object, new: Object) -> bool:
+        if old.get("spec") != new.get("spec"):
+            return True
+        # The Deployment strategy also counts annotations (kubectl rollout restart, change-cause).
+        return resource is DEPLOYMENTS and (old["metadata"].get("annotations") or {}) != (
+            new["metadata"].get("annotations") or {}
+        )
+
+    def _collect_garbage(self, resource: ResourceType, namespace: str, name: str, uid: str) -> None:
+        """Deletes what the deleted object owned, as the garbage collector would."""
+        if resource is NAMESPACES:
+            for kind in ("deployments", "replicasets", "pods"):
+                for obj in self.store.list(kind, name):
+                    self._delete_quietly(kind, obj)
+            return
+        pending = [uid]
+        while pending:
+            owner = pending.pop()
+            for kind in ("replicasets", "pods"):
+                for obj in self.store.list(kind, namespace):
+                    refs = obj["metadata"].get("ownerReferences") or []
+                    if any(ref.get("uid") == owner for ref in refs):
+                        self._delete_quietly(kind, obj)
+                        pending.append(obj["metadata"]["uid"])
+
+    def _delete_quietly(self, kind: str, obj: Object) -> None:
+        meta = obj["metadata"]
+        try:
+            self.store.delete(kind, meta.get("namespace", ""), meta["name"])
+        except Exception:  # already gone: nothing to collect
+            log.debug("garbage already collected: %s %s", kind, meta["name"])

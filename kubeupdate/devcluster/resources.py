@@ -1,0 +1,121 @@
+"""The resource types the devcluster serves, with what discovery says of them.
+
+One table drives routing, Status details, discovery documents and the
+names kubectl prints, so adding a resource is one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One REST resource, e.g. ``deployments`` in ``apps/v1``."""
+
+    name: str  # plural, as in the URL
+    singular: str
+    kind: str
+    group: str  # "" for the core group
+    version: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = (
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    )
+    subresources: tuple[str, ...] = ("status",)
+    categories: tuple[str, ...] = ("all",)
+    #: Spec changes (and for Deployments annotation changes) bump metadata.generation.
+    has_generation: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self) -> str:
+        """``deployments.apps`` or ``pods``: how kube-apiserver names the resource in messages."""
+        return f"{self.name}.{self.group}" if self.group else self.name
+
+    @property
+    def qualified_kind(self) -> str:
+        """``Deployment.apps`` or ``Pod``: how validation errors name the kind."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+
+DEPLOYMENTS = ResourceType(
+    name="deployments",
+    singular="deployment",
+    kind="Deployment",
+    group="apps",
+    version="v1",
+    namespaced=True,
+    short_names=("deploy",),
+    subresources=("status", "scale"),
+)
+REPLICASETS = ResourceType(
+    name="replicasets",
+    singular="replicaset",
+    kind="ReplicaSet",
+    group="apps",
+    version="v1",
+    namespaced=True,
+    short_names=("rs",),
+    subresources=("status", "scale"),
+)
+PODS = ResourceType(
+    name="pods",
+    singular="pod",
+    kind="Pod",
+    group="",
+    version="v1",
+    namespaced=True,
+    short_names=("po",),
+    has_generation=False,
+)
+NAMESPACES = ResourceType(
+    name="namespaces",
+    singular="namespace",
+    kind="Namespace",
+    group="",
+    version="v1",
+    namespaced=False,
+    short_names=("ns",),
+    verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
+    categories=(),
+    has_generation=False,
+)
+
+#: The autoscaling/v1 Scale that the ``/scale`` subresources speak (not served on its own).
+SCALE = ResourceType(
+    name="scale",
+    singular="scale",
+    kind="Scale",
+    group="autoscaling",
+    version="v1",
+    namespaced=True,
+    subresources=(),
+)
+
+ALL = (DEPLOYMENTS, REPLICASETS, PODS, NAMESPACES)
+BY_NAME = {r.name: r for r in ALL}
+BY_KIND = {r.kind: r for r in ALL}
+
+
+def by_path(group: str, version: str, name: str) -> ResourceType | None:
+    """The resource served at ``/apis/{group}/{version}/{name}`` (group "" for ``/api/v1``)."""
+    resource = BY_NAME.get(name)
+    if resource is None or resource.group != group or resource.version != version:
+        return None
+    return resource

@@ -1,0 +1,580 @@
+"""The devcluster's HTTP front: kube-apiserver's REST paths over aiohttp.
+
+One catch-all route parses ``/api/v1/...`` and ``/apis/{group}/{version}/...``
+paths itself (cheaper than a long route table, and the namespaced and
+cluster-scoped shapes overlap). A single middleware authenticates, applies
+armed faults and writes the journal; handlers turn ``ApiError`` into Status
+bodies. Everything runs on one event loop, so the store needs no locking
+beyond its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from kubeupdate.devcluster import discovery, openapi, tables
+from kubeupdate.devcluster.clock import SimulatedClock
+from kubeupdate.devcluster.credentials import Tokens
+from kubeupdate.devcluster.faults import Action, Faults
+from kubeupdate.devcluster.journal import Entry, Journal
+from kubeupdate.devcluster.registry import Registry
+from kubeupdate.devcluster.resources import (
+    BY_NAME,
+    DEPLOYMENTS,
+    NAMESPACES,
+    REPLICASETS,
+    ResourceType,
+    by_path,
+)
+from kubeupdate.devcluster.selectors import Selection
+from kubeupdate.devcluster.statuses import (
+    ApiError,
+    bad_request,
+    conflict,
+    expired,
+    forbidden,
+    internal_error,
+    method_not_allowed,
+    page_not_found,
+    service_unavailable,
+    success,
+    too_many_requests,
+    unauthorized,
+    unsupported_media_type,
+)
+from kubeupdate.devcluster.store import Event, Object
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+#: A watch without timeoutSeconds ends after this long, like kube-apiserver's --min-request-timeout.
+DEFAULT_WATCH_TIMEOUT = 1800.0
+_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_ENCODED_CACHE_LIMIT = 4096
+#: Body types for create, update and delete (aiohttp reports a missing type as octet-stream).
+_BODY_TYPES = frozenset({"application/json", "application/yaml", "application/octet-stream"})
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource path addresses."""
+
+    resource: ResourceType
+    namespace: str | None  # None: all namespaces (or a cluster-scoped resource)
+    name: str
+    subresource: str
+
+    @property
+    def store_namespace(self) -> str:
+        return self.namespace or ""
+
+
+def parse_path(path: str) -> Target | None:
+    """The resource a path names, or None for anything else (discovery, unknown)."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "api" and len(parts) >= 3:
+        group, version, rest = "", parts[1], parts[2:]
+    elif parts[0] == "apis" and len(parts) >= 4:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    namespace: str | None = None
+    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] in BY_NAME:
+        namespace, rest = rest[1], rest[2:]
+    if len(rest) > 3 or not rest[0]:
+        return None
+    resource = by_path(group, version, rest[0])
+    if resource is None:
+        return None
+    if namespace is not None and not resource.namespaced:
+        return None
+    name = rest[1] if len(rest) > 1 else ""
+    subresource = rest[2] if len(rest) > 2 else ""
+    if subresource and subresource not in resource.subresources:
+        return None
+    return Target(resource, namespace if resource.namespaced else None, name, subresource)
+
+
+def _flag(value: str | None) -> bool:
+    return value in ("true", "1", "True")
+
+
+class ApiServer:
+    """Builds the aiohttp application serving one registry."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        clock: SimulatedClock,
+        faults: Faults,
+        journal: Journal,
+        tokens: Tokens | None,
+        bookmark_interval: float = 1.0,
+    ) -> None:
+        self.registry = registry
+        self.store = registry.store
+        self.clock = clock
+        self.faults = faults
+        self.journal = journal
+        self.tokens = tokens  # None: plain HTTP without authentication
+        self.bookmark_interval = bookmark_interval
+        self.server_address = ""
+        # Encoded bodies of stored objects; snapshots never change, so identity is the key.
+        self._encoded: dict[int, tuple[Object, bytes]] = {}
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self._front], client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
+
+    # -- middleware: authentication, faults, journal -----------------------------
+
+    @web.middleware
+    async def _front(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        body = await request.read() if request.body_exists else b""
+        status: int | None = None
+        try:
+            if self.tokens is not None and not self.tokens.accepts(
+                request.headers.get("Authorization")
+            ):
+                raise unauthorized()
+            action = self.faults.take(request.method, request.path)
+            if action is not None:
+                dropped = await self._inject(request, action)
+                if dropped:
+                    # The transport is gone: this response is never written.
+                    return web.Response(status=500)
+            response = await handler(request)
+            status = response.status
+            return response
+        except ApiError as exc:
+            status = exc.code
+            return self._error(exc)
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            log.exception("devcluster failed to handle %s %s", request.method, request.path)
+            error = internal_error(str(exc) or type(exc).__name__)
+            status = error.code
+            return self._error(error)
+        finally:
+            self.journal.append(
+                Entry(
+                    method=request.method,
+                    path=request.path,
+                    query=dict(request.query),
+                    content_type=request.headers.get("Content-Type", ""),
+                    body=body,
+                    status=status,
+                )
+            )
+
+    async def _inject(self, request: web.Request, action: Action) -> bool:
+        """Applies a fault; True when the connection was dropped, raises for error answers."""
+        if action.kind == "delay":
+            await asyncio.sleep(action.delay_ms / 1000)
+            return False
+        if action.kind == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            return True
+        target = parse_path(request.path)
+        resource = target.resource if target else DEPLOYMENTS
+        name = target.name if target else ""
+        if action.kind == "forbidden":
+            verb = _VERBS.get(request.method, request.method.lower())
+            if target is not None and not target.name and request.method == "GET":
+                verb = "watch" if _flag(request.query.get("watch")) else "list"
+            raise forbidden(resource, name, verb, target.namespace if target else None, action.user)
+        if action.kind == "too_many_requests":
+            raise too_many_requests(action.retry_after)
+        if action.kind == "conflict":
+            raise conflict(resource, name)
+        if action.code == 503:
+            raise service_unavailable(action.message)
+        raise internal_error(action.message)
+
+    @staticmethod
+    def _error(exc: ApiError) -> web.Response:
+        return web.Response(
+            body=dumps(exc.status), status=exc.code, content_type=JSON, headers=exc.headers
+        )
+
+    # -- routing -----------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        target = parse_path(request.path)
+        if target is None:
+            return self._non_resource(request)
+        method = request.method
+        if method == "GET":
+            if target.name:
+                return self._get(request, target)
+            if _flag(request.query.get("watch")):
+                return await self._watch(request, target)
+            return self._list(request, target)
+        if method == "POST" and not target.name:
+            return await self._create(request, target)
+        if method == "PUT" and target.name:
+            return await self._update(request, target)
+        if method == "PATCH" and target.name:
+            return await self._patch(request, target)
+        if method == "DELETE" and target.name and not target.subresource:
+            return await self._delete(request, target)
+        raise method_not_allowed(target.resource, method)
+
+    def _non_resource(self, request: web.Request) -> web.Response:
+        path = request.path.rstrip("/") or "/"
+        if request.method != "GET":
+            raise page_not_found()
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(text="ok", content_type="text/plain")
+        if path == "/version":
+            return self._json(discovery.version())
+        if path == "/api":
+            return self._json(discovery.api_versions(self.server_address))
+        if path == "/apis":
+            return self._json(discovery.api_group_list())
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) == 2:
+            doc = discovery.api_resource_list("", parts[1])
+            if doc is not None:
+                return self._json(doc)
+        if parts[0] == "apis" and len(parts) == 2 and discovery.is_group(parts[1]):
+            return self._json(discovery.api_group(parts[1]))
+        if parts[0] == "apis" and len(parts) == 3:
+            doc = discovery.api_resource_list(parts[1], parts[2])
+            if doc is not None:
+                return self._json(doc)
+        if parts[0] == "openapi":
+            document = openapi.document(path)
+            if document is not None:
+                return web.Response(body=document, content_type=JSON)
+        raise page_not_found()
+
+    @staticmethod
+    def _json(value: Any, status: int = 200) -> web.Response:
+        return web.Response(body=dumps(value), status=status, content_type=JSON)
+
+    def _encode(self, obj: Object) -> bytes:
+        cached = self._encoded.get(id(obj))
+        if cached is not None and cached[0] is obj:
+            return cached[1]
+        encoded = dumps(obj)
+        if len(self._encoded) >= _ENCODED_CACHE_LIMIT:
+            self._encoded.clear()
+        self._encoded[id(obj)] = (obj, encoded)
+        return encoded
+
+    def _object(
+        self, request: web.Request, target: Target, obj: Object, status: int = 200
+    ) -> web.Response:
+        if tables.wants_table(request.headers.get("Accept", "")):
+            rv = obj["metadata"].get("resourceVersion", "")
+            return self._json(tables.table(target.resource, [obj], rv, self.clock.now()), status)
+        return web.Response(body=self._encode(obj), status=status, content_type=JSON)
+
+    # -- verbs -------------------------------------------------------------------
+
+    def _get(self, request: web.Request, target: Target) -> web.Response:
+        if target.subresource == "scale":
+            scale = self.registry.scale(target.resource, target.store_namespace, target.name)
+            return self._json(scale)
+        obj = self.registry.get(target.resource, target.store_namespace, target.name)
+        return self._object(request, target, obj)
+
+    def _list(self, request: web.Request, target: Target) -> web.Response:
+        query = request.query
+        selection = Selection(query.get("labelSelector"), query.get("fieldSelector"))
+        items, rv = self.registry.list(target.resource, target.namespace, selection)
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return self._json(tables.table(target.resource, items, str(rv), self.clock.now()))
+        resource = target.resource
+        body = {
+            "kind": resource.list_kind,
+            "apiVersion": resource.api_version,
+            "metadata": {"resourceVersion": str(rv)},
+            # Items of a typed list carry no kind/apiVersion, as in kube-apiserver.
+            "items": [
+                {k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items
+            ],
+        }
+        return self._json(body)
+
+    async def _body(self, request: web.Request) -> Object:
+        if request.content_type not in _BODY_TYPES:
+            # kubectl tries protobuf first for built-in types and falls back on this 415.
+            raise unsupported_media_type(("application/json", "application/yaml"))
+        raw = await request.read()
+        try:
+            value = yaml.safe_load(raw) if "yaml" in request.content_type else json.loads(raw)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
+        if not isinstance(value, dict):
+            raise bad_request("the body of the request must be an object")
+        return value
+
+    @staticmethod
+    def _dry_run(request: web.Request) -> bool:
+        values = request.query.getall("dryRun", [])
+        for value in values:
+            if value != "All":
+                raise bad_request(f'Invalid dry run value: {value!r}; only "All" is supported')
+        return bool(values)
+
+    async def _create(self, request: web.Request, target: Target) -> web.Response:
+        if target.subresource:
+            raise method_not_allowed(target.resource, "create")
+        body = await self._body(request)
+        obj = self.registry.create(
+            target.resource, target.store_namespace, body, dry_run=self._dry_run(request)
+        )
+        return self._object(request, target, obj, status=201)
+
+    async def _update(self, request: web.Request, target: Target) -> web.Response:
+        body = await self._body(request)
+        if target.subresource == "scale":
+            scale = self.registry.update_scale(
+                target.resource,
+                target.store_namespace,
+                target.name,
+                body,
+                dry_run=self._dry_run(request),
+            )
+            return self._json(scale)
+        obj = self.registry.update(
+            target.resource,
+            target.store_namespace,
+            target.name,
+            body,
+            subresource=target.subresource,
+            dry_run=self._dry_run(request),
+        )
+        return self._object(request, target, obj)
+
+    async def _patch(self, request: web.Request, target: Target) -> web.Response:
+        body = await request.read()
+        obj = self.registry.patch(
+            target.resource,
+            target.store_namespace,
+            target.name,
+            body,
+            request.content_type,
+            subresource=target.subresource,
+            dry_run=self._dry_run(request),
+        )
+        if target.subresource == "scale":
+            return self._json(obj)
+        return self._object(request, target, obj)
+
+    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+        options: Object = {}
+        if await request.read():
+            options = await self._body(request)
+        dry_run = self._dry_run(request) or "All" in (options.get("dryRun") or [])
+        policy = request.query.get("propagationPolicy") or options.get("propagationPolicy")
+        gone = self.registry.delete(
+            target.resource,
+            target.store_namespace,
+            target.name,
+            dry_run=dry_run,
+            preconditions=options.get("preconditions"),
+            cascade=policy != "Orphan",
+        )
+        if target.resource in (DEPLOYMENTS, REPLICASETS):
+            return self._json(success(target.resource, target.name, gone["metadata"]["uid"]))
+        if target.resource is NAMESPACES:
+            gone = {**gone, "status": {"phase": "Terminating"}}
+        return self._object(request, target, gone)
+
+    # -- watch -------------------------------------------------------------------
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        query = request.query
+        selection = Selection(query.get("labelSelector"), query.get("fieldSelector"))
+        resource = target.resource
+        namespace = target.namespace
+        try:
+            # 0 or absent: the server's own limit, as kube-apiserver does.
+            timeout = float(query.get("timeoutSeconds") or 0) or DEFAULT_WATCH_TIMEOUT
+        except ValueError as exc:
+            raise bad_request(f"invalid timeoutSeconds: {query.get('timeoutSeconds')}") from exc
+        bookmarks = _flag(query.get("allowWatchBookmarks"))
+        since = query.get("resourceVersion") or ""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        def listener(event: Event) -> None:
+            if event.resource == resource.name:
+                queue.put_nowait(event)
+
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+
+        def encode(type_: str, obj: Object) -> bytes:
+            if as_table:  # kubectl get --watch asks for one-row Tables
+                rv = obj["metadata"].get("resourceVersion", "")
+                obj = tables.table(resource, [obj], rv, self.clock.now())
+            return dumps({"type": type_, "object": obj}) + b"\n"
+
+        def in_scope(obj: Object) -> bool:
+            return namespace is None or obj["metadata"].get("namespace") == namespace
+
+        # Registering and reading the state happen with no await between them, so no
+        # change can fall in the gap.
+        self.store.add_listener(listener)
+        try:
+            current, _ = self.registry.list(resource, namespace, selection)
+            visible = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in current}
+            backlog: list[tuple[str, Object]] = []
+            too_old: Object | None = None
+            initial_events = _flag(query.get("sendInitialEvents"))
+            if since in ("", "0") or initial_events:
+                # A watch-list (sendInitialEvents) wants the current state whatever its
+                # resourceVersion says (NotOlderThan is satisfied by now).
+                backlog = [("ADDED", o) for o in current]
+            else:
+                try:
+                    start = int(since)
+                except ValueError as exc:
+                    raise bad_request(f'invalid resource version "{since}"') from exc
+                replay = self.store.events_since(start)
+                if replay is None:
+                    too_old = expired(start, self.store.oldest_resource_version)
+                else:
+                    # What the client saw at ``start``: objects that existed then and match.
+                    visible = {
+                        (o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                        for o in current
+                        if int(o["metadata"]["resourceVersion"]) <= start
+                    }
+                    first_seen: set[tuple[str, str]] = set()
+                    for event in replay:
+                        if event.resource != resource.name:
+                            continue
+                        meta = event.object["metadata"]
+                        key = (meta.get("namespace", ""), meta["name"])
+                        if key not in first_seen:
+                            first_seen.add(key)
+                            # Changed or deleted later: it existed then, so assume it was seen.
+                            if event.type != "ADDED":
+                                visible.add(key)
+                        type_ = self._visible_type(event, visible, selection, in_scope)
+                        if type_ is not None:
+                            backlog.append((type_, event.object))
+            response = web.StreamResponse(status=200)
+            response.content_type = JSON
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            if too_old is not None:
+                await response.write(dumps({"type": "ERROR", "object": too_old}) + b"\n")
+                await response.write_eof()
+                return response
+            for type_, obj in backlog:
+                await response.write(encode(type_, obj))
+            if initial_events and bookmarks:
+                # Tells a watch-list client its cache is complete (client-go waits for it).
+                await response.write(
+                    dumps(
+                        {"type": "BOOKMARK", "object": self._bookmark(resource, initial_end=True)}
+                    )
+                    + b"\n"
+                )
+            await self._stream(
+                request,
+                response,
+                queue,
+                resource,
+                visible,
+                selection,
+                in_scope,
+                encode,
+                timeout,
+                bookmarks,
+            )
+            return response
+        finally:
+            self.store.remove_listener(listener)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        queue: asyncio.Queue[Event],
+        resource: ResourceType,
+        visible: set[tuple[str, str]],
+        selection: Selection,
+        in_scope: Callable[[Object], bool],
+        encode: Callable[[str, Object], bytes],
+        seconds: float,
+        bookmarks: bool,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        next_bookmark = loop.time() + self.bookmark_interval
+        try:
+            while True:
+                now = loop.time()
+                if now >= deadline or request.transport is None or request.transport.is_closing():
+                    break
+                wait = min(deadline - now, 1.0)  # wakes now and then to notice a gone client
+                if bookmarks:
+                    wait = max(0.0, min(wait, next_bookmark - now))
+                try:
+                    event = await asyncio.wait_for(queue.get(), wait)
+                except TimeoutError:
+                    if bookmarks and loop.time() >= next_bookmark:
+                        mark = self._bookmark(resource)
+                        await response.write(dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
+                        next_bookmark = loop.time() + self.bookmark_interval
+                    continue
+                type_ = self._visible_type(event, visible, selection, in_scope)
+                if type_ is not None:
+                    await response.write(encode(type_, event.object))
+            await response.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            log.debug("watch client went away")
+
+    def _bookmark(self, resource: ResourceType, initial_end: bool = False) -> Object:
+        metadata: Object = {"resourceVersion": str(self.store.resource_version)}
+        if initial_end:
+            metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {"kind": resource.kind, "apiVersion": resource.api_version, "metadata": metadata}
+
+    @staticmethod
+    def _visible_type(
+        event: Event,
+        visible: set[tuple[str, str]],
+        selection: Selection,
+        in_scope: Callable[[Object], bool],
+    ) -> str | None:
+        """The event type this watcher sees: an object leaving the selection is DELETED for it."""
+        obj = event.object
+        if not in_scope(obj):
+            return None
+        key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        if event.type == "DELETED":
+            if key in visible:
+                visible.discard(key)
+                return "DELETED"
+            return None
+        if selection.matches(obj):
+            seen = key in visible
+            visible.add(key)
+            return "MODIFIED" if seen and event.type == "MODIFIED" else "ADDED"
+        if key in visible:
+            visible.discard(key)
+            return "DELETED"
+        return None

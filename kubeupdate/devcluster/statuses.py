@@ -1,0 +1,217 @@
+"""Status bodies as kube-apiserver writes them, and the error that carries one.
+
+Every failure the server answers is an :class:`ApiError` holding the exact
+``Status`` object (kind, apiVersion v1, empty metadata, status Failure,
+message, reason, details, code). The constructors mirror apimachinery's
+``k8s.io/apimachinery/pkg/api/errors`` so message wording matches what
+clients parse and show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubeupdate.devcluster.resources import NAMESPACES, ResourceType
+
+Status = dict[str, Any]
+
+#: Patch types a built-in resource accepts, in kube-apiserver's order.
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+    "application/strategic-merge-patch+json",
+)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One field error inside a 422 Invalid: reason FieldValueRequired, FieldValueInvalid, ..."""
+
+    reason: str
+    field: str
+    message: str  # e.g. 'Required value' or 'Invalid value: "x": must be ...'
+
+    def render(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class ApiError(Exception):
+    """A failure answered with a Status body; ``headers`` adds e.g. Retry-After."""
+
+    def __init__(self, status: Status, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status["message"])
+        self.status = status
+        self.headers = headers or {}
+
+    @property
+    def code(self) -> int:
+        return int(self.status["code"])
+
+
+def failure(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> Status:
+    status: Status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+    }
+    if details:
+        status["details"] = details
+    status["code"] = code
+    return status
+
+
+def success(resource: ResourceType, name: str, uid: str) -> Status:
+    """What DELETE answers for resources that do not return the deleted object."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": _details(resource, name) | {"uid": uid},
+    }
+
+
+def _details(resource: ResourceType, name: str) -> dict[str, Any]:
+    details: dict[str, Any] = {"name": name}
+    if resource.group:
+        details["group"] = resource.group
+    details["kind"] = resource.name
+    return details
+
+
+def not_found(resource: ResourceType, name: str) -> ApiError:
+    return ApiError(
+        failure(
+            404, "NotFound", f'{resource.qualified} "{name}" not found', _details(resource, name)
+        )
+    )
+
+
+def namespace_not_found(namespace: str) -> ApiError:
+    return not_found(NAMESPACES, namespace)
+
+
+def already_exists(resource: ResourceType, name: str) -> ApiError:
+    return ApiError(
+        failure(
+            409,
+            "AlreadyExists",
+            f'{resource.qualified} "{name}" already exists',
+            _details(resource, name),
+        )
+    )
+
+
+def conflict(resource: ResourceType, name: str) -> ApiError:
+    return ApiError(
+        failure(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {resource.qualified} "{name}": the object has'
+            " been modified; please apply your changes to the latest version and try again",
+            _details(resource, name),
+        )
+    )
+
+
+def invalid(resource: ResourceType, name: str, causes: list[Cause]) -> ApiError:
+    rendered = [cause.render() for cause in causes]
+    joined = rendered[0] if len(rendered) == 1 else "[" + ", ".join(rendered) + "]"
+    details: dict[str, Any] = {"name": name}
+    if resource.group:
+        details["group"] = resource.group
+    details["kind"] = resource.kind
+    details["causes"] = [
+        {"reason": c.reason, "message": c.message, "field": c.field} for c in causes
+    ]
+    return ApiError(
+        failure(422, "Invalid", f'{resource.qualified_kind} "{name}" is invalid: {joined}', details)
+    )
+
+
+def forbidden(
+    resource: ResourceType, name: str, verb: str, namespace: str | None, user: str
+) -> ApiError:
+    """The RBAC authorizer's denial, worded as kube-apiserver words it."""
+    subject = f'{resource.qualified} "{name}"' if name else resource.qualified
+    scope = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+    message = (
+        f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource.name}"'
+        f' in API group "{resource.group}"{scope}'
+    )
+    return ApiError(failure(403, "Forbidden", message, _details(resource, name)))
+
+
+def unauthorized() -> ApiError:
+    return ApiError(failure(401, "Unauthorized", "Unauthorized"))
+
+
+def unsupported_media_type(accepted: tuple[str, ...] = PATCH_TYPES) -> ApiError:
+    return ApiError(
+        failure(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: "
+            + ", ".join(accepted),
+        )
+    )
+
+
+def too_many_requests(retry_after: int) -> ApiError:
+    return ApiError(
+        failure(
+            429,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+            {"retryAfterSeconds": retry_after},
+        ),
+        {"Retry-After": str(retry_after)},
+    )
+
+
+def internal_error(message: str) -> ApiError:
+    return ApiError(
+        failure(
+            500,
+            "InternalError",
+            f"Internal error occurred: {message}",
+            {"causes": [{"message": message}]},
+        )
+    )
+
+
+def service_unavailable(
+    message: str = "the server is currently unable to handle the request",
+) -> ApiError:
+    return ApiError(failure(503, "ServiceUnavailable", message))
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(failure(400, "BadRequest", message))
+
+
+def expired(requested: int, oldest: int) -> Status:
+    """The 410 a watch sends as an ERROR event when its resourceVersion was compacted."""
+    return failure(410, "Expired", f"too old resource version: {requested} ({oldest})")
+
+
+def page_not_found() -> ApiError:
+    return ApiError(failure(404, "NotFound", "the server could not find the requested resource"))
+
+
+def method_not_allowed(resource: ResourceType, verb: str) -> ApiError:
+    return ApiError(
+        failure(
+            405,
+            "MethodNotAllowed",
+            f"{verb} is not supported on resources of kind {resource.qualified!r}",
+            {"group": resource.group, "kind": resource.name}
+            if resource.group
+            else {"kind": resource.name},
+        )
+    )

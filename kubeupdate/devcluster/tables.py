@@ -1,0 +1,209 @@
+"""Server-side printing: the Table objects ``kubectl get`` asks for.
+
+kubectl requests ``application/json;as=Table;g=meta.k8s.io;v=v1`` and prints
+whatever columns the server defines, so the devcluster defines the same
+columns kube-apiserver does for the resources it serves.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubeupdate.devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, ResourceType
+
+Object = dict[str, Any]
+Column = tuple[str, str, int]  # name, type, priority (1: only with -o wide)
+
+
+def wants_table(accept: str) -> bool:
+    return "as=Table" in accept
+
+
+def human_duration(seconds: float) -> str:
+    """kube's ``duration.HumanDuration``: 5s, 3m20s, 45m, 2h10m, 3d4h, 2y30d."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m" if s % 60 == 0 else f"{minutes}m{s % 60}s"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        return f"{hours}h" if minutes % 60 == 0 else f"{hours}h{minutes % 60}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d" if hours % 24 == 0 else f"{hours // 24}d{hours % 24}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    days = hours // 24
+    if hours < 24 * 365 * 8:
+        return f"{days // 365}y" if days % 365 == 0 else f"{days // 365}y{days % 365}d"
+    return f"{days // 365}y"
+
+
+def _age(obj: Object, now: float) -> str:
+    created = obj.get("metadata", {}).get("creationTimestamp")
+    if not created:
+        return "<unknown>"
+    then = calendar.timegm(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ"))
+    return human_duration(now - then)
+
+
+def _containers(obj: Object) -> list[Object]:
+    spec = obj.get("spec", {})
+    pod_spec = spec.get("template", {}).get("spec", {}) if "template" in spec else spec
+    containers: list[Object] = pod_spec.get("containers") or []
+    return containers
+
+
+def _selector(obj: Object) -> str:
+    match = (obj.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+
+
+def _deployment(obj: Object, now: float) -> list[Any]:
+    status = obj.get("status", {})
+    containers = _containers(obj)
+    return [
+        obj["metadata"]["name"],
+        f"{status.get('readyReplicas', 0)}/{obj.get('spec', {}).get('replicas', 0)}",
+        status.get("updatedReplicas", 0),
+        status.get("availableReplicas", 0),
+        _age(obj, now),
+        ",".join(c.get("name", "") for c in containers),
+        ",".join(c.get("image", "") for c in containers),
+        _selector(obj),
+    ]
+
+
+def _replicaset(obj: Object, now: float) -> list[Any]:
+    status = obj.get("status", {})
+    containers = _containers(obj)
+    return [
+        obj["metadata"]["name"],
+        obj.get("spec", {}).get("replicas", 0),
+        status.get("replicas", 0),
+        status.get("readyReplicas", 0),
+        _age(obj, now),
+        ",".join(c.get("name", "") for c in containers),
+        ",".join(c.get("image", "") for c in containers),
+        _selector(obj),
+    ]
+
+
+def _pod(obj: Object, now: float) -> list[Any]:
+    status = obj.get("status", {})
+    statuses = status.get("containerStatuses") or []
+    ready = sum(1 for s in statuses if s.get("ready"))
+    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
+    reason = status.get("reason") or status.get("phase", "Pending")
+    for container in statuses:
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            reason = waiting["reason"]
+    return [
+        obj["metadata"]["name"],
+        f"{ready}/{len(_containers(obj))}",
+        reason,
+        restarts,
+        _age(obj, now),
+        status.get("podIP", "<none>"),
+        obj.get("spec", {}).get("nodeName", "<none>"),
+        "<none>",
+        "<none>",
+    ]
+
+
+def _namespace(obj: Object, now: float) -> list[Any]:
+    return [obj["metadata"]["name"], obj.get("status", {}).get("phase", "Active"), _age(obj, now)]
+
+
+_WORKLOAD_TAIL: list[Column] = [
+    ("Containers", "string", 1),
+    ("Images", "string", 1),
+    ("Selector", "string", 1),
+]
+_PRINTERS: dict[str, tuple[list[Column], Callable[[Object, float], list[Any]]]] = {
+    DEPLOYMENTS.name: (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Up-to-date", "integer", 0),
+            ("Available", "integer", 0),
+            ("Age", "string", 0),
+            *_WORKLOAD_TAIL,
+        ],
+        _deployment,
+    ),
+    REPLICASETS.name: (
+        [
+            ("Name", "string", 0),
+            ("Desired", "integer", 0),
+            ("Current", "integer", 0),
+            ("Ready", "integer", 0),
+            ("Age", "string", 0),
+            *_WORKLOAD_TAIL,
+        ],
+        _replicaset,
+    ),
+    PODS.name: (
+        [
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "string", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
+        ],
+        _pod,
+    ),
+    NAMESPACES.name: (
+        [("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
+        _namespace,
+    ),
+}
+
+
+def table(
+    resource: ResourceType, objects: list[Object], resource_version: str, now: float
+) -> dict[str, Any]:
+    columns, row = _PRINTERS[resource.name]
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": [
+            {
+                "name": name,
+                "type": type_,
+                "format": "name" if name == "Name" else "",
+                "description": "",
+                "priority": priority,
+            }
+            for name, type_, priority in columns
+        ],
+        "rows": [
+            {
+                "cells": row(obj, now),
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": obj["metadata"],
+                },
+            }
+            for obj in objects
+        ],
+    }

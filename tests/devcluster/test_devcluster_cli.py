@@ -1,0 +1,85 @@
+"""``python -m kubeupdate.devcluster`` as a new user would run it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from kubeupdate.devcluster.manifests import deployment, namespace
+
+from .test_devcluster_kubectl import kubectl_binary
+
+
+def test_serves_the_seed_to_kubectl_and_stops_on_sigterm(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(
+        yaml.safe_dump_all([namespace("staging"), deployment("web"), deployment("api", "staging")])
+    )
+    kubeconfig = tmp_path / "dc.kubeconfig"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kubeupdate.devcluster",
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--kubeconfig-out",
+            str(kubeconfig),
+            "--speed",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = []
+        for line in process.stdout:
+            banner.append(line)
+            if "Ctrl-C" in line:
+                break
+        text = "".join(banner)
+        assert f"kubectl --kubeconfig {kubeconfig} get deployments -A" in text
+        listed = subprocess.run(
+            [kubectl_binary(), "--kubeconfig", str(kubeconfig), "get", "deployments", "-A"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.splitlines()
+        assert [line.split()[:2] for line in listed[1:]] == [["default", "web"], ["staging", "api"]]
+        # Seeded rollouts are finished before the server answers.
+        assert listed[1].split()[2] == "1/1"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "devcluster stopped." in out
+    assert not kubeconfig.exists()
+
+
+def test_an_unreadable_seed_exits_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kubeupdate.devcluster",
+            "--port",
+            "0",
+            "--seed",
+            str(tmp_path / "missing.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "cannot read the seed" in result.stderr

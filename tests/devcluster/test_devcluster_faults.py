@@ -1,0 +1,190 @@
+"""Fault switches and the request journal."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from kubeupdate.devcluster import DevCluster, faults
+from kubeupdate.devcluster.manifests import deployment
+
+DEPLOYMENT_PATH = "/apis/apps/v1/namespaces/*/deployments/*"
+SET_IMAGE = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "x:2"}]}}}}
+
+
+def status_of(exc: pytest.ExceptionInfo[ApiException]) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(exc.value.body or "")
+    return body
+
+
+@pytest.fixture
+def web(devcluster: DevCluster) -> None:
+    devcluster.create(deployment("web"))
+
+
+@pytest.mark.usefixtures("web")
+def test_forbidden_has_the_rbac_message(devcluster: DevCluster, apps: Any) -> None:
+    devcluster.faults.add(method="PATCH", path=DEPLOYMENT_PATH, action=faults.forbidden())
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment("web", "default", SET_IMAGE)
+    assert exc.value.status == 403
+    assert status_of(exc) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'deployments.apps "web" is forbidden: User'
+        ' "system:serviceaccount:kubeupdate:kubeupdate" cannot patch resource "deployments"'
+        ' in API group "apps" in the namespace "default"',
+        "reason": "Forbidden",
+        "details": {"name": "web", "group": "apps", "kind": "deployments"},
+        "code": 403,
+    }
+    # count=1 by default: the next request goes through.
+    apps.patch_namespaced_deployment("web", "default", SET_IMAGE)
+
+
+@pytest.mark.usefixtures("web")
+def test_forbidden_on_a_list_names_the_verb(devcluster: DevCluster, apps: Any) -> None:
+    devcluster.faults.add(method="GET", path="*", action=faults.forbidden(user="alice"))
+    with pytest.raises(ApiException) as exc:
+        apps.list_namespaced_deployment("default")
+    assert status_of(exc)["message"] == (
+        'deployments.apps is forbidden: User "alice" cannot list resource "deployments"'
+        ' in API group "apps" in the namespace "default"'
+    )
+
+
+@pytest.mark.usefixtures("web")
+def test_too_many_requests_has_retry_after(devcluster: DevCluster) -> None:
+    devcluster.faults.add(path=DEPLOYMENT_PATH, action=faults.too_many_requests(retry_after=3))
+    # A raw request: urllib3 (under the kubernetes client) would sleep and retry by itself.
+    request = urllib.request.Request(  # noqa: S310
+        f"{devcluster.url}/apis/apps/v1/namespaces/default/deployments/web",
+        headers={"Authorization": f"Bearer {devcluster.token}"},
+    )
+    context = ssl.create_default_context(cafile=str(devcluster.ca_path))
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(request, context=context)  # noqa: S310
+    assert exc.value.code == 429
+    assert exc.value.headers["Retry-After"] == "3"
+    assert json.loads(exc.value.read()) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Too many requests, please try again later.",
+        "reason": "TooManyRequests",
+        "details": {"retryAfterSeconds": 3},
+        "code": 429,
+    }
+
+
+@pytest.mark.usefixtures("web")
+@pytest.mark.parametrize(
+    ("action", "code", "reason"),
+    [
+        (faults.internal_error(), 500, "InternalError"),
+        (faults.unavailable(), 503, "ServiceUnavailable"),
+        (faults.conflict(), 409, "Conflict"),
+    ],
+)
+def test_error_answers(
+    devcluster: DevCluster, apps: Any, action: faults.Action, code: int, reason: str
+) -> None:
+    devcluster.faults.add(method="PATCH", path=DEPLOYMENT_PATH, action=action)
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment("web", "default", SET_IMAGE)
+    assert exc.value.status == code
+    assert status_of(exc)["reason"] == reason
+    got = devcluster.get("deployments", "default", "web") or {}
+    assert got["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
+
+
+@pytest.mark.usefixtures("web")
+def test_count_and_until_cleared(devcluster: DevCluster, apps: Any) -> None:
+    devcluster.faults.add(path=DEPLOYMENT_PATH, action=faults.internal_error(), count=2)
+    for _ in range(2):
+        with pytest.raises(ApiException):
+            apps.read_namespaced_deployment("web", "default")
+    apps.read_namespaced_deployment("web", "default")
+    devcluster.faults.add(path=DEPLOYMENT_PATH, action=faults.internal_error(), count=None)
+    for _ in range(3):
+        with pytest.raises(ApiException):
+            apps.read_namespaced_deployment("web", "default")
+    devcluster.faults.clear()
+    apps.read_namespaced_deployment("web", "default")
+
+
+@pytest.mark.usefixtures("web")
+def test_regex_paths_and_methods_select(devcluster: DevCluster, apps: Any) -> None:
+    devcluster.faults.add(method="PATCH", path=r"^/apis/apps/v1/.*/web$", action=faults.conflict())
+    apps.read_namespaced_deployment("web", "default")  # GET does not match
+    with pytest.raises(ApiException):
+        apps.patch_namespaced_deployment("web", "default", SET_IMAGE)
+
+
+@pytest.mark.usefixtures("web")
+def test_delay_then_proceeds(devcluster: DevCluster, apps: Any) -> None:
+    devcluster.faults.add(path=DEPLOYMENT_PATH, action=faults.delay(50))
+    assert apps.read_namespaced_deployment("web", "default").metadata.name == "web"
+    assert devcluster.journal.entries()[-1].status == 200
+
+
+@pytest.mark.usefixtures("web")
+def test_a_short_client_timeout_fires_during_a_delay(devcluster: DevCluster, apps: Any) -> None:
+    devcluster.faults.add(path=DEPLOYMENT_PATH, action=faults.delay(1000), count=None)
+    # urllib3 retries the GET after each read timeout, then gives up.
+    with pytest.raises(urllib3.exceptions.MaxRetryError):
+        apps.read_namespaced_deployment("web", "default", _request_timeout=0.2)
+
+
+@pytest.mark.usefixtures("web")
+def test_drop_connection_answers_nothing(devcluster: DevCluster, apps: Any) -> None:
+    devcluster.faults.add(
+        method="PATCH", path=DEPLOYMENT_PATH, action=faults.drop_connection(), count=None
+    )
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        apps.patch_namespaced_deployment("web", "default", SET_IMAGE)
+    # urllib3 retried a few times; every attempt was dropped unanswered.
+    patches = [e for e in devcluster.journal.entries() if e.method == "PATCH"]
+    assert patches
+    assert all(e.status is None for e in patches)
+    got = devcluster.get("deployments", "default", "web") or {}
+    assert got["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
+
+
+@pytest.mark.usefixtures("web")
+def test_journal_records_requests(devcluster: DevCluster, apps: Any) -> None:
+    devcluster.journal.clear()
+    apps.read_namespaced_deployment("web", "default")
+    apps.patch_namespaced_deployment("web", "default", SET_IMAGE, dry_run="All")
+    with pytest.raises(ApiException):
+        apps.read_namespaced_deployment("nope", "default")
+    entries = devcluster.journal.entries()
+    assert [(e.method, e.path, e.status) for e in entries] == [
+        ("GET", "/apis/apps/v1/namespaces/default/deployments/web", 200),
+        ("PATCH", "/apis/apps/v1/namespaces/default/deployments/web", 200),
+        ("GET", "/apis/apps/v1/namespaces/default/deployments/nope", 404),
+    ]
+    patch = entries[1]
+    assert patch.query == {"dryRun": "All"}
+    assert patch.content_type == "application/strategic-merge-patch+json"
+    assert json.loads(patch.body) == SET_IMAGE
+    assert json.loads(patch.text) == SET_IMAGE
+    assert devcluster.journal.writes() == [patch]
+
+
+def test_journal_records_unauthorized_requests(devcluster: DevCluster) -> None:
+    request = urllib.request.Request(f"{devcluster.url}/api")  # noqa: S310
+    context = ssl.create_default_context(cafile=str(devcluster.ca_path))
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(request, context=context)  # noqa: S310
+    assert devcluster.journal.entries()[-1].status == 401

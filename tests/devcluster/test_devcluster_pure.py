@@ -1,0 +1,135 @@
+"""Table-driven tests of the devcluster's pure pieces: selectors, validation, printing, paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from kubeupdate.devcluster.manifests import deployment
+from kubeupdate.devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS
+from kubeupdate.devcluster.selectors import FieldSelector, LabelSelector
+from kubeupdate.devcluster.server import parse_path
+from kubeupdate.devcluster.statuses import ApiError
+from kubeupdate.devcluster.tables import human_duration
+from kubeupdate.devcluster.validation import validate
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "matches"),
+    [
+        ("a=1", {"a": "1"}, True),
+        ("a=1", {"a": "2"}, False),
+        ("a!=1", {}, True),
+        ("a in (1, 2)", {"a": "2"}, True),
+        ("a notin (1,2),b", {"a": "3", "b": ""}, True),
+        ("a notin (1,2),b", {"a": "3"}, False),
+        ("!a", {"a": "1"}, False),
+        ("", {"x": "y"}, True),
+    ],
+)
+def test_label_selectors(selector: str, labels: dict[str, str], matches: bool) -> None:
+    assert LabelSelector.parse(selector).matches({"metadata": {"labels": labels}}) is matches
+
+
+def test_field_selector_pins_a_name() -> None:
+    selector = FieldSelector.parse("metadata.name=web,metadata.namespace!=kube-system")
+    assert selector.name() == "web"
+    assert selector.matches({"metadata": {"name": "web", "namespace": "default"}})
+    assert not selector.matches({"metadata": {"name": "web", "namespace": "kube-system"}})
+
+
+def test_field_selector_refuses_unknown_fields() -> None:
+    with pytest.raises(ApiError) as exc:
+        FieldSelector.parse("status.phase=Running")
+    assert exc.value.code == 400
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (5, "5s"),
+        (119, "119s"),
+        (200, "3m20s"),
+        (600, "10m"),
+        (3 * 3600 + 60, "3h1m"),
+        (30 * 3600, "30h"),
+        (50 * 3600, "2d2h"),
+        (400 * 86400, "400d"),
+        (3 * 365 * 86400, "3y"),
+    ],
+)
+def test_human_durations(seconds: int, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/apis/apps/v1/namespaces/default/deployments/web", ("deployments", "default", "web", "")),
+        (
+            "/apis/apps/v1/namespaces/d/deployments/web/status",
+            ("deployments", "d", "web", "status"),
+        ),
+        ("/apis/apps/v1/deployments", ("deployments", None, "", "")),
+        ("/api/v1/namespaces", ("namespaces", None, "", "")),
+        ("/api/v1/namespaces/default", ("namespaces", None, "default", "")),
+        ("/api/v1/namespaces/default/status", ("namespaces", None, "default", "status")),
+        ("/api/v1/namespaces/default/pods", ("pods", "default", "", "")),
+        ("/apis/apps/v1/namespaces/d/deployments/web/scale", ("deployments", "d", "web", "scale")),
+        ("/apis/apps/v1/namespaces/d/deployments/web/rollback", None),
+        ("/apis/batch/v1/jobs", None),
+        ("/api/v1/pods/x/y/z", None),
+    ],
+)
+def test_paths(path: str, expected: tuple[str, str | None, str, str] | None) -> None:
+    target = parse_path(path)
+    if expected is None:
+        assert target is None
+    else:
+        assert target is not None
+        assert (target.resource.name, target.namespace, target.name, target.subresource) == expected
+
+
+def test_valid_deployment_has_no_causes() -> None:
+    assert validate(DEPLOYMENTS, deployment("web")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        (lambda d: d["spec"].update(replicas=-1), "spec.replicas", "FieldValueInvalid"),
+        (lambda d: d["spec"].pop("selector"), "spec.selector", "FieldValueRequired"),
+        (
+            lambda d: d["spec"]["template"]["spec"].update(containers=[]),
+            "spec.template.spec.containers",
+            "FieldValueRequired",
+        ),
+        (
+            lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image=" x "),
+            "spec.template.spec.containers[0].image",
+            "FieldValueInvalid",
+        ),
+        (
+            lambda d: d["spec"]["template"]["spec"]["containers"].append(
+                {"name": "app", "image": "y"}
+            ),
+            "spec.template.spec.containers[1].name",
+            "FieldValueDuplicate",
+        ),
+    ],
+)
+def test_deployment_causes(change: object, field: str, reason: str) -> None:
+    body = deployment("web")
+    assert callable(change)
+    change(body)
+    causes = validate(DEPLOYMENTS, body)
+    assert [(c.field, c.reason) for c in causes] == [(field, reason)]
+
+
+def test_namespace_names_are_labels() -> None:
+    causes = validate(NAMESPACES, {"metadata": {"name": "a.b"}})
+    assert causes[0].message.startswith('Invalid value: "a.b": a lowercase RFC 1123 label')
+
+
+def test_pod_containers_are_checked() -> None:
+    causes = validate(PODS, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}})
+    assert [c.field for c in causes] == ["spec.containers[0].image"]
