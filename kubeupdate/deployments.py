@@ -7,6 +7,13 @@ then one JSON patch (RFC 6902) built by :func:`image_patch`::
     test    .../containers/<i>/image  == <previous image>  nobody changed it meanwhile
     replace .../containers/<i>/image  := <new image>
 
+The same patch records who changed what in the Deployment's
+``kubernetes.io/change-cause`` annotation (see :func:`change_cause`), which the
+controller copies to the new ReplicaSet and ``kubectl rollout history`` shows.
+When the Deployment has no annotations at all, the patch must create the map;
+it then also pins ``metadata.resourceVersion``, so that a map someone added
+meanwhile is never replaced wholesale.
+
 Pinning the position and name keeps concurrent updates of *other* containers
 from conflicting or getting lost (kube-apiserver applies a patch without a
 resourceVersion to the latest object), and turns a moved or removed container
@@ -33,6 +40,7 @@ from typing import Any
 from kubeupdate import errors, images, names
 from kubeupdate.kube import errors as kube_errors
 from kubeupdate.kube.api import DeploymentApi, JsonObject, JsonPatch
+from kubeupdate.rollout_status import CHANGE_CAUSE_ANNOTATION
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,23 @@ class ImageChange:
 
 
 @dataclass(frozen=True)
+class ChangeRecord:
+    """Who asks for a change, and why: written into the change-cause."""
+
+    identity: str
+    reason: str = ""
+
+
+def change_cause(
+    container: str, previous: str, image: str, record: ChangeRecord, *, rollback: bool = False
+) -> str:
+    """The sentence ``kubectl rollout history`` shows for this change."""
+    verb = "rolled back container" if rollback else "container"
+    sentence = f"kubeupdate: {verb} {container} {previous} → {image} by {record.identity}"
+    return f"{sentence} ({record.reason})" if record.reason else sentence
+
+
+@dataclass(frozen=True)
 class ContainerSlot:
     """Where a container sits in a Deployment's Pod template."""
 
@@ -76,13 +101,47 @@ class ContainerSlot:
         return f"/spec/template/spec/{field}/{self.index}"
 
 
-def image_patch(slot: ContainerSlot, container: str, image: str) -> JsonPatch:
-    """The JSON patch that sets ``container``'s image if nothing moved or changed."""
-    return [
+def image_patch(
+    slot: ContainerSlot,
+    container: str,
+    image: str,
+    cause: str | None = None,
+    *,
+    target: JsonObject | None = None,
+) -> JsonPatch:
+    """The JSON patch that sets ``container``'s image if nothing moved or changed.
+
+    With ``cause``, it also sets the change-cause annotation of ``target`` (the
+    Deployment as read, needed to know whether it has annotations).
+    """
+    operations: JsonPatch = [
         {"op": "test", "path": f"{slot.path}/name", "value": container},
         {"op": "test", "path": f"{slot.path}/image", "value": slot.image},
         {"op": "replace", "path": f"{slot.path}/image", "value": image},
     ]
+    if cause is None:
+        return operations
+    metadata = (target or {}).get("metadata") or {}
+    if isinstance(metadata.get("annotations"), dict):
+        # "add" of an existing member replaces it (RFC 6902), so this covers both.
+        key = CHANGE_CAUSE_ANNOTATION.replace("~", "~0").replace("/", "~1")
+        operations.append({"op": "add", "path": f"/metadata/annotations/{key}", "value": cause})
+    else:
+        operations.append(
+            {
+                "op": "test",
+                "path": "/metadata/resourceVersion",
+                "value": str(metadata.get("resourceVersion", "")),
+            }
+        )
+        operations.append(
+            {
+                "op": "add",
+                "path": "/metadata/annotations",
+                "value": {CHANGE_CAUSE_ANNOTATION: cause},
+            }
+        )
+    return operations
 
 
 def container_images(deployment: JsonObject) -> list[ContainerImage]:
@@ -123,6 +182,14 @@ class DeploymentImages:
         self._attempts = max(1, attempts)
         self._backoff = backoff
 
+    async def get_deployment(
+        self, namespace: str, deployment: str, *, deadline: float | None = None
+    ) -> JsonObject:
+        """The Deployment as Kubernetes returns it, after checking the names."""
+        names.check_namespace(namespace)
+        names.check_deployment(deployment)
+        return await self._read(namespace, deployment, deadline)
+
     async def get_container_image(
         self, namespace: str, deployment: str, container: str, *, deadline: float | None = None
     ) -> str:
@@ -148,34 +215,97 @@ class DeploymentImages:
         *,
         deadline: float | None = None,
         dry_run: bool = False,
+        record: ChangeRecord | None = None,
     ) -> ImageChange:
+        """Set the image; with ``record``, the same patch writes the change-cause."""
         names.check_namespace(namespace)
         names.check_deployment(deployment)
         names.check_container(container)
         images.parse_image(image)
+        change = await self._swap(
+            namespace, deployment, container, image, None, record, dry_run, deadline
+        )
+        assert change is not None  # only a swap with an expected image can be skipped
+        return change
 
+    async def restore_container_image(
+        self,
+        namespace: str,
+        deployment: str,
+        container: str,
+        *,
+        expected: str,
+        image: str,
+        record: ChangeRecord | None = None,
+        deadline: float | None = None,
+    ) -> tuple[bool, str]:
+        """Set ``image`` again only while the container still runs ``expected``.
+
+        A compare-and-swap (the patch tests the image value), so a newer
+        change made by someone else is never undone. Returns (restored, the
+        container's image now).
+        """
+        change = await self._swap(
+            namespace,
+            deployment,
+            container,
+            image,
+            expected,
+            record,
+            False,
+            deadline,
+            rollback=True,
+        )
+        if change is None:
+            current = await self.get_container_image(
+                namespace, deployment, container, deadline=deadline
+            )
+            return False, current
+        return True, change.image
+
+    async def _swap(
+        self,
+        namespace: str,
+        deployment: str,
+        container: str,
+        image: str,
+        expected: str | None,
+        record: ChangeRecord | None,
+        dry_run: bool,
+        deadline: float | None,
+        *,
+        rollback: bool = False,
+    ) -> ImageChange | None:
         def outcome(previous: str, changed: bool, obj: JsonObject) -> ImageChange:
             return ImageChange(
                 namespace, deployment, container, image, previous, changed, _generation(obj)
             )
 
         obj = await self._read(namespace, deployment, deadline)
+        broken: kube_errors.KubeError | None = None  # the last attempt's connection failure
         for attempt in range(1, self._attempts + 1):
+            broken = None
             slot = self._slot(obj, namespace, deployment, container)
             if slot.image == image:
                 return outcome(image, False, obj)
+            if expected is not None and slot.image != expected:
+                return None
+            cause = None
+            if record is not None:
+                cause = change_cause(container, slot.image, image, record, rollback=rollback)
             try:
                 patched = await self._api.patch_deployment(
                     namespace,
                     deployment,
-                    image_patch(slot, container, image),
+                    image_patch(slot, container, image, cause, target=obj),
                     dry_run=dry_run,
                     deadline=deadline,
                 )
                 return outcome(slot.image, True, patched)
             except kube_errors.Invalid as exc:
+                pinned = _resource_version(obj) if cause and not _has_annotations(obj) else None
                 obj = await self._read(namespace, deployment, deadline)
-                if not _test_failed(exc, obj, slot, container):
+                if not _test_failed(exc, obj, slot, container, pinned):
                     raise errors.Rejected(
                         f'Kubernetes refused to set the image of container "{container}" '
                         f"in deployment {namespace}/{deployment}: {_api_message(exc)}"
@@ -193,7 +323,7 @@ class DeploymentImages:
                 obj = await self._read(namespace, deployment, deadline)
             except (kube_errors.ConnectionFailed, kube_errors.Timeout) as exc:
                 if not exc.outcome_unknown:
-                    raise _translate(exc, "patch", namespace) from exc
+                    raise translate_error(exc, "patch", namespace) from exc
                 # The patch may have landed: setting an image is idempotent, so
                 # finding it set means success; otherwise trying again is safe
                 # because the patch pins the previous image.
@@ -201,12 +331,20 @@ class DeploymentImages:
                 current = self._slot(obj, namespace, deployment, container)
                 if current.image == image:
                     return outcome(slot.image, True, obj)
+                broken = exc
             except kube_errors.NotFound as exc:
                 raise await self._not_found(namespace, deployment, deadline) from exc
             except kube_errors.KubeError as exc:
-                raise _translate(exc, "patch", namespace) from exc
+                raise translate_error(exc, "patch", namespace) from exc
             if attempt < self._attempts:
                 await self._pause(attempt, deadline)
+        if broken is not None:
+            # The connection broke, not the Deployment: that is unavailability.
+            raise errors.Unavailable(
+                f"the connection to the Kubernetes API kept breaking while patching deployment "
+                f"{namespace}/{deployment} ({self._attempts} attempts); the image of container "
+                f'"{container}" was read back after each and is unchanged'
+            ) from broken
         raise errors.Aborted(
             f"deployment {namespace}/{deployment} kept changing while setting the image of "
             f'container "{container}"; gave up after {self._attempts} attempts, '
@@ -226,7 +364,7 @@ class DeploymentImages:
         except kube_errors.NotFound as exc:
             raise await self._not_found(namespace, deployment, deadline) from exc
         except kube_errors.KubeError as exc:
-            error = _translate(exc, "get", namespace)
+            error = translate_error(exc, "get", namespace)
             if after is not None:
                 # The earlier patch may or may not have been applied; say so.
                 error.message += (
@@ -248,7 +386,7 @@ class DeploymentImages:
         except kube_errors.Forbidden:
             pass  # we may not read namespaces: the Deployment is what we know is missing
         except kube_errors.KubeError as exc:
-            return _translate(exc, "get", namespace)
+            return translate_error(exc, "get", namespace)
         return errors.NotFound(f'deployment "{deployment}" not found in namespace "{namespace}"')
 
     @staticmethod
@@ -276,12 +414,18 @@ class DeploymentImages:
 
 
 def _test_failed(
-    exc: kube_errors.Invalid, fresh: JsonObject, slot: ContainerSlot, container: str
+    exc: kube_errors.Invalid,
+    fresh: JsonObject,
+    slot: ContainerSlot,
+    container: str,
+    resource_version: str | None = None,
 ) -> bool:
     """Whether a 422 came from one of our ``test`` ops rather than validation."""
     now = _slot_at(fresh, slot)
     if now is None or now.get("name") != container or now.get("image") != slot.image:
         return True  # what we pinned has changed: a conflict
+    if resource_version is not None and _resource_version(fresh) != resource_version:
+        return True
     # Changed and changed back since: the server's words are the only clue left.
     text = " ".join([exc.message, *exc.causes]).lower()
     return "test" in text and "fail" in text
@@ -293,8 +437,10 @@ def _slot_at(obj: JsonObject, slot: ContainerSlot) -> dict[str, Any] | None:
     return entries[slot.index] if slot.index < len(entries) else None
 
 
-def _translate(exc: kube_errors.KubeError, verb: str, namespace: str) -> errors.KubeupdateError:
-    """The domain error for a Kubernetes error other than 404."""
+def translate_error(
+    exc: kube_errors.KubeError, verb: str, namespace: str
+) -> errors.KubeupdateError:
+    """The domain error for a Kubernetes error other than 404 (``verb`` for a 403)."""
     if isinstance(exc, kube_errors.Forbidden):
         resource = exc.kind or "deployments"
         group = exc.group if exc.kind else "apps"
@@ -340,6 +486,16 @@ def _pod_spec(deployment: JsonObject) -> dict[str, Any]:
 
 def _list(value: Any) -> Sequence[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _resource_version(obj: JsonObject) -> str:
+    metadata = obj.get("metadata")
+    return str(metadata.get("resourceVersion", "")) if isinstance(metadata, dict) else ""
+
+
+def _has_annotations(obj: JsonObject) -> bool:
+    metadata = obj.get("metadata")
+    return isinstance(metadata, dict) and isinstance(metadata.get("annotations"), dict)
 
 
 def _generation(obj: JsonObject) -> int:

@@ -7,22 +7,39 @@ statuses by :class:`kubeupdate.status.ErrorStatusInterceptor`.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import grpc.aio
+from google.protobuf import duration_pb2, timestamp_pb2
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
+from kubeupdate import caller, errors
 from kubeupdate.deployments import DeploymentImages
+from kubeupdate.rollouts import RolloutReport, Rollouts, RolloutState
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
+_STATES = {
+    RolloutState.PROGRESSING: pb.Rollout.STATE_PROGRESSING,
+    RolloutState.COMPLETE: pb.Rollout.STATE_COMPLETE,
+    RolloutState.FAILED: pb.Rollout.STATE_FAILED,
+    RolloutState.TIMED_OUT: pb.Rollout.STATE_TIMED_OUT,
+    RolloutState.ROLLED_BACK: pb.Rollout.STATE_ROLLED_BACK,
+}
+# google.protobuf.Duration's own bounds (about 10,000 years).
+_MAX_DURATION_SECONDS = 315_576_000_000
+
 
 class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
-    """Implements ``kubeupdate.v1.DeploymentImageService`` with :class:`DeploymentImages`."""
+    """Implements ``kubeupdate.v1.DeploymentImageService`` with the domain classes."""
 
-    def __init__(self, images: DeploymentImages) -> None:
+    def __init__(self, images: DeploymentImages, rollouts: Rollouts | None = None) -> None:
+        """Without ``rollouts``, changes work but waits and rollout calls are UNAVAILABLE."""
         self._images = images
+        self._rollouts = rollouts or Rollouts(images, None)
 
     async def GetContainerImage(
         self, request: pb.GetContainerImageRequest, context: Context
@@ -40,14 +57,21 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
     async def SetContainerImage(
         self, request: pb.SetContainerImageRequest, context: Context
     ) -> pb.SetContainerImageResponse:
-        change = await self._images.set_container_image(
+        outcome = await self._rollouts.set_container_image(
             request.namespace,
             request.deployment,
             request.container,
             request.image,
+            identity=_identity(context),
+            wait=request.wait,
+            timeout=_seconds(request.timeout) if request.HasField("timeout") else None,
+            rollback_on_failure=request.rollback_on_failure,
+            dry_run=request.dry_run,
+            reason=request.reason,
             deadline=_deadline(context),
         )
-        return pb.SetContainerImageResponse(
+        change = outcome.change
+        response = pb.SetContainerImageResponse(
             namespace=change.namespace,
             deployment=change.deployment,
             container=change.container,
@@ -55,7 +79,11 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
             previous_image=change.previous_image,
             changed=change.changed,
             generation=change.generation,
+            dry_run=outcome.dry_run,
         )
+        if outcome.rollout is not None:
+            response.rollout.CopyFrom(_rollout(outcome.rollout))
+        return response
 
     async def ListContainerImages(
         self, request: pb.ListContainerImagesRequest, context: Context
@@ -71,6 +99,100 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
                 for c in containers
             ],
         )
+
+    async def GetRolloutStatus(
+        self, request: pb.GetRolloutStatusRequest, context: Context
+    ) -> pb.GetRolloutStatusResponse:
+        report = await self._rollouts.status(
+            request.namespace, request.deployment, deadline=_deadline(context)
+        )
+        return pb.GetRolloutStatusResponse(
+            namespace=request.namespace, deployment=request.deployment, rollout=_rollout(report)
+        )
+
+    async def WatchRollout(
+        self, request: pb.WatchRolloutRequest, context: Context
+    ) -> AsyncIterator[pb.WatchRolloutResponse]:
+        reports = self._rollouts.watch(
+            request.namespace, request.deployment, deadline=_deadline(context)
+        )
+        async for report in reports:
+            yield pb.WatchRolloutResponse(
+                namespace=request.namespace, deployment=request.deployment, rollout=_rollout(report)
+            )
+
+    async def ListRevisions(
+        self, request: pb.ListRevisionsRequest, context: Context
+    ) -> pb.ListRevisionsResponse:
+        revisions = await self._rollouts.revisions(
+            request.namespace, request.deployment, deadline=_deadline(context)
+        )
+        response = pb.ListRevisionsResponse(
+            namespace=request.namespace, deployment=request.deployment
+        )
+        for revision in revisions:
+            entry = response.revisions.add(
+                revision=revision.revision,
+                replica_set=revision.replica_set,
+                change_cause=revision.change_cause,
+                containers=[
+                    pb.ContainerImage(name=c.name, image=c.image, init_container=c.init_container)
+                    for c in revision.containers
+                ],
+                replicas=revision.replicas,
+            )
+            created = _timestamp(revision.created)
+            if created is not None:
+                entry.create_time.CopyFrom(created)
+        return response
+
+
+def _rollout(report: RolloutReport) -> pb.Rollout:
+    rollout = pb.Rollout(
+        state=_STATES[report.state],
+        reason=report.reason,
+        message=report.message,
+        replicas=report.replicas,
+        updated_replicas=report.updated_replicas,
+        ready_replicas=report.ready_replicas,
+        available_replicas=report.available_replicas,
+        revision=report.revision,
+        failed_image=report.failed_image,
+        restored_image=report.restored_image,
+    )
+    if report.duration is not None:
+        rollout.duration.FromNanoseconds(round(report.duration * 1e9))
+    return rollout
+
+
+def _seconds(duration: duration_pb2.Duration) -> float:
+    """A Duration in seconds; one that breaks the Duration rules is INVALID_ARGUMENT."""
+    nanos_ok = -999_999_999 <= duration.nanos <= 999_999_999
+    signs_ok = duration.seconds * duration.nanos >= 0
+    if not (nanos_ok and signs_ok and abs(duration.seconds) <= _MAX_DURATION_SECONDS):
+        raise errors.InvalidArgument(
+            'Timeout is not a valid duration (write it like "120s" or "1.5s")'
+        )
+    return duration.seconds + duration.nanos / 1e9
+
+
+def _timestamp(rfc3339: str) -> timestamp_pb2.Timestamp | None:
+    try:
+        moment = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _identity(context: Context) -> str:
+    """Who the change-cause names: the authenticated caller, else the peer address."""
+    current = caller.current()
+    if current is not None:
+        return current.name
+    peer: str | None = context.peer()
+    return peer or "anonymous"
 
 
 def _deadline(context: Context) -> float | None:

@@ -12,10 +12,37 @@ deadline); ``None`` means only the per-call timeout applies.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 JsonObject = dict[str, Any]
 JsonPatch = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A namespaced resource type: where its collection lives in the API."""
+
+    group_version: str  # "apps/v1", or "v1" for the core group
+    plural: str
+
+    def collection(self, namespace: str) -> str:
+        prefix = "/api" if "/" not in self.group_version else "/apis"
+        return f"{prefix}/{self.group_version}/namespaces/{namespace}/{self.plural}"
+
+
+DEPLOYMENTS = Resource("apps/v1", "deployments")
+REPLICA_SETS = Resource("apps/v1", "replicasets")
+PODS = Resource("v1", "pods")
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One line of a watch: ADDED, MODIFIED, DELETED or BOOKMARK, and the object."""
+
+    type: str
+    object: JsonObject
 
 
 class DeploymentApi(Protocol):
@@ -50,3 +77,39 @@ class DeploymentApi(Protocol):
 def remaining(deadline: float | None) -> float | None:
     """Seconds left until ``deadline``, or None when there is none."""
     return None if deadline is None else deadline - time.monotonic()
+
+
+class WatchApi(Protocol):
+    """List and watch namespaced objects (Deployments, ReplicaSets, Pods).
+
+    Every method raises :mod:`kubeupdate.kube.errors` classes only; a watch
+    whose resourceVersion is too old raises ``Expired`` (410).
+    """
+
+    async def list_objects(
+        self,
+        resource: Resource,
+        namespace: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        deadline: float | None = None,
+    ) -> JsonObject:
+        """The List object: ``items`` and ``metadata.resourceVersion``."""
+        ...
+
+    def watch(
+        self,
+        resource: Resource,
+        namespace: str,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncGenerator[WatchEvent, None]:
+        """Events after ``resource_version`` until the server ends the watch.
+
+        Closing the iterator (or cancelling its consumer) closes the connection.
+        """
+        ...

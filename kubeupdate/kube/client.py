@@ -13,6 +13,10 @@ Retries, and why they are safe:
 - 5xx and connection failures: reads are retried a bounded number of times.
   A PATCH is retried only when the connection could not even be opened; once
   it may have been sent, the caller gets ``outcome_unknown`` and must re-read.
+
+A watch is one long GET and is not retried here: the caller
+(:class:`kubeupdate.kube.reflector.Reflector`) resumes it from the last
+resourceVersion it saw, or lists again after 410.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +34,7 @@ from urllib.parse import quote
 import aiohttp
 
 from kubeupdate.kube import errors
-from kubeupdate.kube.api import JsonObject, JsonPatch
+from kubeupdate.kube.api import JsonObject, JsonPatch, Resource, WatchEvent
 from kubeupdate.kube.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,8 @@ DEFAULT_TIMEOUT = 10.0
 
 
 class KubeClient:
-    """Implements :class:`kubeupdate.kube.api.DeploymentApi` over HTTPS."""
+    """Implements :class:`~kubeupdate.kube.api.DeploymentApi` and
+    :class:`~kubeupdate.kube.api.WatchApi` over HTTPS."""
 
     def __init__(
         self,
@@ -49,14 +54,23 @@ class KubeClient:
         attempts: int = 3,
         backoff: float = 0.2,
         connection_limit: int = 100,
+        watch_limit: int = 2000,
     ) -> None:
-        """``timeout`` bounds each HTTP call; ``attempts`` bounds retries of one call."""
+        """``timeout`` bounds each HTTP call; ``attempts`` bounds retries of one call.
+
+        ``connection_limit`` bounds the connections of ordinary calls,
+        ``watch_limit`` those of watches (one each), separately.
+        """
         self._credentials = credentials
         self._timeout = timeout
         self._attempts = max(1, attempts)
         self._backoff = backoff
         self._connection_limit = connection_limit
         self._session: aiohttp.ClientSession | None = None
+        # Watches hold a connection each for minutes (HTTP/1.1 cannot multiplex):
+        # their own pool, so many waits never starve ordinary calls of connections.
+        self._watch_limit = watch_limit
+        self._watch_session: aiohttp.ClientSession | None = None
         self._credentials_generation = 0
         self._reload_lock = asyncio.Lock()
 
@@ -75,6 +89,9 @@ class KubeClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._watch_session is not None:
+            await self._watch_session.close()
+            self._watch_session = None
 
     async def get_deployment(
         self, namespace: str, name: str, *, deadline: float | None = None
@@ -105,6 +122,89 @@ class KubeClient:
             query={"dryRun": "All"} if dry_run else {},
             deadline=deadline,
         )
+
+    async def list_objects(
+        self,
+        resource: Resource,
+        namespace: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        deadline: float | None = None,
+    ) -> JsonObject:
+        query = _selectors(label_selector, field_selector)
+        path = resource.collection(_segment(namespace))
+        return await self._request("GET", path, query=query, deadline=deadline)
+
+    async def watch(
+        self,
+        resource: Resource,
+        namespace: str,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncGenerator[WatchEvent, None]:
+        path = resource.collection(_segment(namespace))
+        query = {
+            **_selectors(label_selector, field_selector),
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(max(1, timeout_seconds)),
+        }
+        transport = self._credentials.transport
+        # No total timeout: the server ends the watch after timeoutSeconds. A read
+        # timeout a little longer catches a connection that died silently.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._timeout, sock_read=timeout_seconds + self._timeout
+        )
+        reloaded = False
+        while True:
+            generation = self._credentials_generation
+            headers = {"Accept": "application/json", "User-Agent": "kubeupdate"}
+            authorization = self._credentials.authorization()
+            if authorization:
+                headers["Authorization"] = authorization
+            try:
+                async with self._get_watch_session().get(
+                    transport.host + path,
+                    params=query,
+                    headers=headers,
+                    ssl=transport.ssl_context,
+                    server_hostname=transport.server_hostname,
+                    proxy=transport.proxy,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as response:
+                    try:
+                        if response.status == 401 and not reloaded:
+                            reloaded = True
+                            await self._reload_credentials(generation)
+                            continue
+                        if not 200 <= response.status < 300:
+                            raw = await response.read()
+                            retry_after = response.headers.get("Retry-After")
+                            raise _api_error(response.status, raw, "GET", path, retry_after)
+                        log.debug("watching %s from resourceVersion %s", path, resource_version)
+                        async for event in _watch_events(response, path):
+                            yield event
+                        return
+                    finally:
+                        # Never hand a half-read stream back to the pool: close it, so
+                        # the API server ends the watch at once.
+                        response.close()
+            except TimeoutError as exc:
+                raise errors.Timeout(f"the watch on {path} went silent") from exc
+            except aiohttp.ClientConnectorError as exc:
+                raise errors.ConnectionFailed(
+                    f"cannot connect to the Kubernetes API at {transport.host}: {exc.os_error}"
+                ) from exc
+            except (aiohttp.ClientError, OSError) as exc:
+                raise errors.ConnectionFailed(
+                    f"the watch on {path} broke: {type(exc).__name__}"
+                ) from exc
 
     async def _request(
         self,
@@ -208,6 +308,12 @@ class KubeClient:
             return _decode_object(raw, method, path, status)
         raise _api_error(status, raw, method, path, retry_after)
 
+    def _get_watch_session(self) -> aiohttp.ClientSession:
+        if self._watch_session is None or self._watch_session.closed:
+            connector = aiohttp.TCPConnector(limit=self._watch_limit, force_close=True)
+            self._watch_session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        return self._watch_session
+
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._connection_limit, keepalive_timeout=60)
@@ -233,6 +339,50 @@ class KubeClient:
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
+
+
+def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:
+    query = {}
+    if label_selector:
+        query["labelSelector"] = label_selector
+    if field_selector:
+        query["fieldSelector"] = field_selector
+    return query
+
+
+async def _watch_events(response: aiohttp.ClientResponse, path: str) -> AsyncIterator[WatchEvent]:
+    """The events of a watch stream: one JSON object per line."""
+    buffer = b""
+    async for chunk in response.content.iter_any():
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield _watch_event(line, path)
+    if buffer.strip():
+        yield _watch_event(buffer, path)
+
+
+def _watch_event(line: bytes, path: str) -> WatchEvent:
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise errors.UnexpectedStatus(
+            200, method="GET", path=path, message="the Kubernetes API sent an invalid watch event"
+        ) from exc
+    kind = value.get("type") if isinstance(value, dict) else None
+    obj = value.get("object") if isinstance(value, dict) else None
+    if not isinstance(kind, str) or not isinstance(obj, dict):
+        raise errors.UnexpectedStatus(
+            200, method="GET", path=path, message="the Kubernetes API sent an invalid watch event"
+        )
+    if kind == "ERROR":
+        # A Status in the stream, e.g. 410 Expired for a compacted resourceVersion.
+        code = obj.get("code")
+        raise _api_error(
+            code if isinstance(code, int) else 500, json.dumps(obj).encode(), "GET", path, None
+        )
+    return WatchEvent(kind, obj)
 
 
 def _decode_object(raw: bytes, method: str, path: str, status: int) -> JsonObject:

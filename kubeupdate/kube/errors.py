@@ -10,6 +10,7 @@ These errors never leave the Kubernetes boundary raw: the domain
     │   ├── Forbidden            403: our identity lacks an RBAC permission
     │   ├── NotFound             404: details.kind says what is missing
     │   ├── Conflict             409
+    │   ├── Expired              410: a watch's resourceVersion is too old; list again
     │   ├── Invalid              422: validation failed, or a JSON patch `test` failed
     │   ├── TooManyRequests      429: overloaded; retry_after in seconds, if given
     │   ├── ServerError          5xx
@@ -91,6 +92,10 @@ class Conflict(ApiError):
     """409: a precondition (resourceVersion) or an existing name conflicts."""
 
 
+class Expired(ApiError):
+    """410 Gone: the resourceVersion a watch asked for was compacted away."""
+
+
 class Invalid(ApiError):
     """422: the object we would write is invalid, or a JSON patch `test` failed."""
 
@@ -143,6 +148,7 @@ _BY_CODE: dict[int, type[ApiError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    410: Expired,
     422: Invalid,
     429: TooManyRequests,
 }

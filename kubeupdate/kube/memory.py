@@ -2,8 +2,10 @@
 
 It behaves like kube-apiserver where the domain depends on it: 404 Status
 details name the missing resource (``deployments`` even when the namespace is
-missing), a JSON patch is applied atomically to the latest object, a failed
-``test`` op is a 422, and ``metadata.generation`` grows when the spec changes.
+missing), a JSON patch (test, replace, add of an object member) is applied
+atomically to the latest object, a failed ``test`` op is a 422,
+``metadata.generation`` grows when the spec changes and
+``metadata.resourceVersion`` with every write. It cannot watch.
 Errors can be queued per method, and a hook runs before each patch so a test
 can change the object "concurrently".
 """
@@ -33,6 +35,11 @@ class InMemoryDeploymentApi:
         self.patches: list[JsonPatch] = []
         self.before_patch: BeforePatch | None = None
         self._failures: dict[str, deque[errors.KubeError]] = defaultdict(deque)
+        self._version = 0
+
+    def _next_version(self) -> int:
+        self._version += 1
+        return self._version
 
     def add_deployment(
         self,
@@ -53,7 +60,12 @@ class InMemoryDeploymentApi:
         obj: JsonObject = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"namespace": namespace, "name": name, "generation": 1},
+            "metadata": {
+                "namespace": namespace,
+                "name": name,
+                "generation": 1,
+                "resourceVersion": str(self._next_version()),
+            },
             "spec": {"template": {"spec": pod_spec}},
         }
         self.deployments[(namespace, name)] = obj
@@ -104,6 +116,7 @@ class InMemoryDeploymentApi:
         if patched.get("spec") != current.get("spec"):
             patched["metadata"]["generation"] = current["metadata"].get("generation", 0) + 1
         if not dry_run:
+            patched["metadata"]["resourceVersion"] = str(self._next_version())
             self.deployments[(namespace, name)] = patched
         return copy.deepcopy(patched)
 
@@ -145,6 +158,8 @@ def _apply(obj: JsonObject, op: dict[str, Any], namespace: str, name: str) -> No
         elif op["op"] == "replace":
             target[key]  # replace requires an existing member: KeyError otherwise
             target[key] = op["value"]
+        elif op["op"] == "add" and isinstance(target, dict):
+            target[key] = copy.deepcopy(op["value"])  # adds, or replaces a member
         else:
             raise ValueError(f"unsupported op {op['op']}")
     except (KeyError, IndexError, ValueError, TypeError) as exc:

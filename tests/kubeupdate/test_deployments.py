@@ -332,6 +332,56 @@ async def test_lost_patch_is_sent_again_when_it_did_not_land(
     assert api.image("prod", "web", "app") == "acme/web:2.0"
 
 
+async def test_patch_whose_connection_always_breaks_is_unavailable(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    broken = [kube_errors.ConnectionFailed("reset", outcome_unknown=True) for _ in range(5)]
+    api.fail_next("patch_deployment", *broken)
+    with pytest.raises(errors.Unavailable, match="kept breaking") as failure:
+        await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    assert "unchanged" in failure.value.message
+    assert len(api.patches) == 5
+    assert api.image("prod", "web", "app") == "acme/web:1.0"
+
+
+async def test_rollback_is_a_compare_and_swap(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+    restored = await images.restore_container_image(
+        "prod", "web", "app", expected="acme/web:2.0", image="acme/web:1.0"
+    )
+    assert restored == (True, "acme/web:1.0")
+    assert {
+        "op": "test",
+        "path": "/spec/template/spec/containers/0/image",
+        "value": "acme/web:2.0",
+    } in api.patches[-1]
+    await images.set_container_image("prod", "web", "app", "acme/web:3.0")  # someone newer
+    skipped = await images.restore_container_image(
+        "prod", "web", "app", expected="acme/web:2.0", image="acme/web:1.0"
+    )
+    assert skipped == (False, "acme/web:3.0")
+    assert api.image("prod", "web", "app") == "acme/web:3.0"
+
+
+async def test_rollback_loses_a_race_to_a_newer_change(
+    images: DeploymentImages, api: InMemoryDeploymentApi
+) -> None:
+    await images.set_container_image("prod", "web", "app", "acme/web:2.0")
+
+    def newer(current: JsonObject) -> None:
+        current["spec"]["template"]["spec"]["containers"][0]["image"] = "acme/web:3.0"
+        api.before_patch = None
+
+    api.before_patch = newer  # lands between our read and our patch
+    skipped = await images.restore_container_image(
+        "prod", "web", "app", expected="acme/web:2.0", image="acme/web:1.0"
+    )
+    assert skipped == (False, "acme/web:3.0")
+    assert api.image("prod", "web", "app") == "acme/web:3.0"
+
+
 async def test_patch_that_was_never_sent_is_unavailable(
     images: DeploymentImages, api: InMemoryDeploymentApi
 ) -> None:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from kubeupdate.kube import errors
+from kubeupdate.kube.api import DEPLOYMENTS, PODS
 from kubeupdate.kube.client import KubeClient
 from kubeupdate.kube.credentials import Credentials
 
@@ -362,3 +363,98 @@ async def test_in_cluster_over_https_with_token_rotation(tmp_path: Path) -> None
         assert api.requests[0][1] == "/api/v1/namespaces/prod"
     finally:
         await runner.cleanup()
+
+
+# -- list and watch ----------------------------------------------------------------
+
+
+def streamed(*lines: bytes, split: int = 7) -> Handler:
+    """A watch answer whose lines arrive in small, unaligned chunks."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.content_type = "application/json"
+        await response.prepare(request)
+        data = b"".join(lines)
+        for i in range(0, len(data), split):
+            await response.write(data[i : i + split])
+        await response.write_eof()
+        return response
+
+    return handler
+
+
+def event(type_: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps({"type": type_, "object": obj}).encode() + b"\n"
+
+
+async def test_list_sends_the_selectors(api: Api, client: KubeClient) -> None:
+    api.script.append(answer(web.json_response({"kind": "DeploymentList", "items": []})))
+    listed = await client.list_objects(
+        DEPLOYMENTS, "prod", field_selector="metadata.name=web", label_selector="a=b"
+    )
+    assert listed["kind"] == "DeploymentList"
+    assert api.requests[0][1] == (
+        "/apis/apps/v1/namespaces/prod/deployments?labelSelector=a%3Db"
+        "&fieldSelector=metadata.name%3Dweb"
+    )
+
+
+async def test_watch_yields_events_split_across_chunks(api: Api, client: KubeClient) -> None:
+    pod = {"metadata": {"name": "p", "resourceVersion": "8"}, "spec": {"x": "y" * 100}}
+    api.script.append(
+        streamed(
+            event("ADDED", pod),
+            event("BOOKMARK", {"metadata": {"resourceVersion": "9"}}),
+            event("DELETED", pod),
+        )
+    )
+    events = [
+        (e.type, e.object["metadata"]["resourceVersion"])
+        async for e in client.watch(PODS, "prod", resource_version="7", label_selector="h=1")
+    ]
+    assert events == [("ADDED", "8"), ("BOOKMARK", "9"), ("DELETED", "8")]
+    path = api.requests[0][1]
+    assert path.startswith("/api/v1/namespaces/prod/pods?labelSelector=h%3D1&watch=true")
+    assert "resourceVersion=7" in path
+    assert "allowWatchBookmarks=true" in path
+
+
+@pytest.mark.parametrize("in_stream", [True, False])
+async def test_watch_too_old_raises_expired(api: Api, client: KubeClient, in_stream: bool) -> None:
+    gone = {
+        "kind": "Status",
+        "code": 410,
+        "reason": "Expired",
+        "message": "too old resource version",
+    }
+    if in_stream:
+        api.script.append(streamed(event("ERROR", gone)))  # what kube-apiserver usually does
+    else:
+        api.script.append(answer(status(410, "Expired", "too old resource version")))
+    with pytest.raises(errors.Expired):
+        async for _ in client.watch(DEPLOYMENTS, "prod", resource_version="1"):
+            pass
+
+
+async def test_watch_dropped_mid_stream_raises_connection_failed(
+    api: Api, client: KubeClient
+) -> None:
+    async def one_event_then_drop(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(event("ADDED", {"metadata": {"name": "web", "resourceVersion": "5"}}))
+        assert request.transport is not None
+        request.transport.abort()
+        return response
+
+    api.script.append(one_event_then_drop)
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async for e in client.watch(DEPLOYMENTS, "prod", resource_version="1"):
+            seen.append(e.type)
+
+    with pytest.raises(errors.ConnectionFailed):
+        await follow()
+    assert seen == ["ADDED"]

@@ -137,11 +137,17 @@ async def test_get_set_list_via_kubeconfig(cluster: DevCluster, stub: Stub) -> N
     assert image_of(cluster, ns, "web", "app") == "acme/web:1.0"
     [patch] = patches(cluster, ns)
     assert patch.content_type.startswith("application/json-patch+json")
-    assert json.loads(patch.body) == [
+    operations = json.loads(patch.body)
+    assert operations[:3] == [
         {"op": "test", "path": "/spec/template/spec/containers/1/name", "value": "sidecar"},
         {"op": "test", "path": "/spec/template/spec/containers/1/image", "value": "envoy:1.30"},
         {"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": "envoy:1.31"},
     ]
+    # The same patch records the change (tests/kubeupdate/test_rollouts.py looks closer).
+    assert operations[-1]["path"].startswith("/metadata/annotations")
+    assert stored["metadata"]["annotations"]["kubernetes.io/change-cause"].startswith(
+        "kubeupdate: container sidecar envoy:1.30 → envoy:1.31 by "
+    )
 
     again = await stub.SetContainerImage(request, timeout=10)
     assert (again.changed, again.generation) == (False, changed.generation)

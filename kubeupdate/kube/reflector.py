@@ -1,0 +1,155 @@
+"""Keeping a local copy of a few objects current: list, then watch.
+
+A :class:`Reflector` is a small cousin of client-go's: it lists the selected
+objects, watches from the list's resourceVersion, and
+
+- when the watch ends (the server's ``timeoutSeconds``) or its connection
+  drops, watches again from the last resourceVersion it saw, so no event is
+  missed and none is replayed;
+- when the API server answers 410 Expired (the history was compacted), lists
+  again and carries on from the new list.
+
+It calls ``on_change`` after every change of its objects (and after each
+list), so a consumer can wake up and look. Errors that waiting cannot fix
+(403, 404 of the namespace, too many failures in a row) end :meth:`run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from kubeupdate.kube import errors
+from kubeupdate.kube.api import JsonObject, Resource, WatchApi
+
+log = logging.getLogger(__name__)
+
+#: Failed attempts in a row (no event received in between) before giving up.
+MAX_FAILURES = 6
+DEFAULT_WATCH_SECONDS = 300
+
+
+class Reflector:
+    """The objects of one resource in one namespace that match the selectors."""
+
+    def __init__(
+        self,
+        api: WatchApi,
+        resource: Resource,
+        namespace: str,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        on_change: Callable[[], None] = lambda: None,
+        watch_seconds: int = DEFAULT_WATCH_SECONDS,
+        backoff: float = 0.1,
+    ) -> None:
+        self._api = api
+        self.resource = resource
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self._on_change = on_change
+        self._watch_seconds = watch_seconds
+        self._backoff = backoff
+        #: name → object, as last seen.
+        self.objects: dict[str, JsonObject] = {}
+        #: True once the first list has filled :attr:`objects`.
+        self.synced = False
+        #: Lists made (more than one means a 410 or a failure forced a re-list).
+        self.lists = 0
+        #: Watch requests made.
+        self.watches = 0
+        self._resource_version: str | None = None
+
+    async def run(self) -> None:
+        """List and watch until cancelled; raises what retrying cannot fix."""
+        failures = 0
+        while True:
+            try:
+                if self._resource_version is None:
+                    await self._list()
+                started = time.monotonic()
+                if await self._watch() or time.monotonic() - started >= 0.5:
+                    failures = 0  # the server ended the watch in time; watch again
+                    continue
+                # Ended at once with nothing in it: back off as after a failure, so a
+                # misbehaving server is not hammered.
+                raise errors.ConnectionFailed("the API server ended the watch at once")
+            except errors.Expired:
+                log.info("%s: resourceVersion expired (410); listing again", self._describe())
+                self._resource_version = None
+                failures += 1  # a fresh list resets it once a watch works again
+                if failures >= MAX_FAILURES:
+                    raise
+            except (
+                errors.ConnectionFailed,
+                errors.Timeout,
+                errors.ServerError,
+                errors.TooManyRequests,
+            ) as exc:
+                failures += 1
+                if failures >= MAX_FAILURES:
+                    raise
+                delay = random.uniform(0, min(2.0, self._backoff * 2 ** (failures - 1)))
+                if isinstance(exc, errors.TooManyRequests) and exc.retry_after is not None:
+                    delay = exc.retry_after
+                log.info("%s: %s; watching again in %.2fs", self._describe(), exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _list(self) -> None:
+        self.lists += 1
+        listed = await self._api.list_objects(
+            self.resource,
+            self.namespace,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+        )
+        items = listed.get("items") or []
+        self.objects = {
+            str(item["metadata"]["name"]): item
+            for item in items
+            if isinstance(item, dict) and isinstance(item.get("metadata"), dict)
+        }
+        self._resource_version = str((listed.get("metadata") or {}).get("resourceVersion", ""))
+        self.synced = True
+        self._on_change()
+
+    async def _watch(self) -> int:
+        """Watch until the server ends it; the number of events received."""
+        assert self._resource_version is not None
+        received = 0
+        self.watches += 1
+        events = self._api.watch(
+            self.resource,
+            self.namespace,
+            resource_version=self._resource_version,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            timeout_seconds=self._watch_seconds,
+        )
+        # aclosing: leaving early (cancellation) closes the connection now, not at GC.
+        async with contextlib.aclosing(events):
+            async for event in events:
+                received += 1
+                metadata = event.object.get("metadata") or {}
+                version = metadata.get("resourceVersion")
+                if version:
+                    self._resource_version = str(version)
+                if event.type == "BOOKMARK":
+                    continue
+                name = str(metadata.get("name", ""))
+                if event.type == "DELETED":
+                    self.objects.pop(name, None)
+                else:
+                    self.objects[name] = event.object
+                self._on_change()
+        return received
+
+    def _describe(self) -> str:
+        selectors = ",".join(s for s in (self.label_selector, self.field_selector) if s)
+        return f"watch of {self.resource.plural} in {self.namespace} ({selectors or 'all'})"
