@@ -13,7 +13,12 @@ the domain translates it (``raise NotFound(...) from exc``).
     ├── PermissionMissing    our service account lacks an RBAC   PERMISSION_DENIED
     │                        permission (never shown as 404)
     ├── Unavailable          API unreachable, 429 or 5xx         UNAVAILABLE
-    └── DeadlineExceeded     a timeout or the caller's deadline  DEADLINE_EXCEEDED
+    │                        (or the OIDC keys cannot be fetched)
+    ├── DeadlineExceeded     a timeout or the caller's deadline  DEADLINE_EXCEEDED
+    ├── Unauthenticated      no, malformed or wrong credentials  UNAUTHENTICATED
+    ├── Denied               the policy refuses this caller this PERMISSION_DENIED
+    │                        target or image
+    └── RateLimited          the caller's request budget is used RESOURCE_EXHAUSTED
 
 Every message is a sentence a human understands; it goes to the caller as is,
 so it must never contain a credential.
@@ -60,3 +65,23 @@ class Unavailable(KubeupdateError):
 
 class DeadlineExceeded(KubeupdateError):
     """A Kubernetes call or the caller's deadline ran out."""
+
+
+class Unauthenticated(KubeupdateError):
+    """The call carries no credentials, or ones that cannot be verified.
+
+    The message only says that authentication is required or failed: never
+    which part was wrong (an unknown token id and a wrong secret read alike).
+    """
+
+
+class Denied(KubeupdateError):
+    """The authenticated caller may not do this (target, access or image rule)."""
+
+
+class RateLimited(KubeupdateError):
+    """The caller sent more requests than its budget allows; retry later."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -22,9 +22,11 @@ from grpc_reflection.v1alpha import reflection
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
+from kubeupdate.auth import config as auth_config
 from kubeupdate.deployments import DEFAULT_ATTEMPTS, DeploymentImages
 from kubeupdate.kube.client import DEFAULT_TIMEOUT, KubeClient
 from kubeupdate.kube.credentials import SERVICE_ACCOUNT_DIR, Credentials
+from kubeupdate.rollouts import Rollouts, RolloutSettings
 from kubeupdate.servicer import DeploymentImageServicer
 from kubeupdate.status import ErrorStatusInterceptor
 
@@ -46,6 +48,10 @@ class ServerConfig:
     kube_timeout: float = DEFAULT_TIMEOUT
     update_attempts: int = DEFAULT_ATTEMPTS
     grace: float = 10.0
+    # Waits for rollouts: default and maximum timeout, how long Pods may be stuck.
+    rollouts: RolloutSettings = field(default_factory=RolloutSettings)
+    # Authentication, policy, audit, rate limits, TLS: on by default.
+    auth: auth_config.AuthConfig = field(default_factory=auth_config.AuthConfig)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +95,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.grace,
         help="seconds running calls get to finish on SIGTERM (default: %(default)s)",
     )
+    group.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=defaults.rollouts.default_timeout,
+        help="seconds a change with Wait waits when it sets no Timeout (default: %(default)s)",
+    )
+    group.add_argument(
+        "--max-wait-timeout",
+        type=float,
+        default=defaults.rollouts.max_timeout,
+        help="longer requested Timeouts are cut to this many seconds (default: %(default)s)",
+    )
+    group.add_argument(
+        "--stuck-grace",
+        type=float,
+        default=defaults.rollouts.stuck_grace,
+        help="seconds new Pods may stay in ImagePullBackOff or CrashLoopBackOff before a "
+        "waited rollout fails (default: %(default)s)",
+    )
+    auth_config.add_arguments(parser)
 
 
 def config_from(arguments: argparse.Namespace) -> ServerConfig:
@@ -104,6 +130,12 @@ def config_from(arguments: argparse.Namespace) -> ServerConfig:
         kube_timeout=arguments.kube_timeout,
         update_attempts=arguments.update_attempts,
         grace=arguments.grace,
+        rollouts=RolloutSettings(
+            default_timeout=arguments.wait_timeout,
+            max_timeout=arguments.max_wait_timeout,
+            stuck_grace=arguments.stuck_grace,
+        ),
+        auth=auth_config.config_from(arguments),
     )
 
 
@@ -125,14 +157,16 @@ class ServiceServer:
         self,
         images: DeploymentImages,
         *,
+        rollouts: Rollouts | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        server_credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._server = grpc.aio.server(interceptors=[ErrorStatusInterceptor(), *interceptors])
         pb_grpc.add_DeploymentImageServiceServicer_to_server(
-            DeploymentImageServicer(images), self._server
+            DeploymentImageServicer(images, rollouts), self._server
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -140,6 +174,8 @@ class ServiceServer:
             [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
         self._port: int | None = None
+        # TLS (and client certificates) when given; plaintext otherwise.
+        self._credentials = server_credentials
 
     @property
     def port(self) -> int:
@@ -150,7 +186,10 @@ class ServiceServer:
 
     async def start(self) -> int:
         """Bind, start serving, report SERVING; returns the bound port."""
-        self._port = self._server.add_insecure_port(self._address)
+        if self._credentials is not None:
+            self._port = self._server.add_secure_port(self._address, self._credentials)
+        else:
+            self._port = self._server.add_insecure_port(self._address)
         if self._port == 0:
             raise OSError(f"cannot listen on {self._address}")
         await self._server.start()
@@ -198,9 +237,17 @@ async def serve(
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
-    async with KubeClient(credentials, timeout=config.kube_timeout) as client:
+    auth = auth_config.Auth(config.auth)
+    async with auth, KubeClient(credentials, timeout=config.kube_timeout) as client:
         images = DeploymentImages(client, attempts=config.update_attempts)
-        server = ServiceServer(images, host=config.host, port=config.port)
+        server = ServiceServer(
+            images,
+            rollouts=Rollouts(images, client, config.rollouts),
+            host=config.host,
+            port=config.port,
+            interceptors=[auth.interceptor],
+            server_credentials=auth.server_credentials,
+        )
         port = await server.start()
         log.info("kubeupdate gRPC service listening on %s:%d", config.host, port)
         for sig in signals:

@@ -1,6 +1,6 @@
 """Domain errors → gRPC status codes: the one table and the one place it is applied.
 
-:class:`ErrorStatusInterceptor` wraps every unary handler of the server. A
+:class:`ErrorStatusInterceptor` wraps every unary and server-streaming handler. A
 :class:`~kubeupdate.errors.KubeupdateError` becomes its code with its message
 as is; anything else becomes INTERNAL with a generic message naming the
 request id, and the traceback goes to the log. It also reads the caller's
@@ -32,6 +32,9 @@ STATUS_CODES: dict[type[errors.KubeupdateError], grpc.StatusCode] = {
     errors.PermissionMissing: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.Denied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 REQUEST_ID_KEY = "x-request-id"
@@ -49,9 +52,14 @@ def status_for(exc: BaseException, rid: str) -> tuple[grpc.StatusCode, str, Meta
         for cls in type(exc).__mro__:
             if cls in STATUS_CODES:
                 trailers: Metadata = ()
-                if isinstance(exc, errors.Unavailable) and exc.retry_after is not None:
+                retry_after = (
+                    exc.retry_after
+                    if isinstance(exc, errors.Unavailable | errors.RateLimited)
+                    else None
+                )
+                if retry_after is not None:
                     # Whole seconds, rounded up, as HTTP's Retry-After.
-                    trailers = ((RETRY_AFTER_KEY, str(max(0, math.ceil(exc.retry_after)))),)
+                    trailers = ((RETRY_AFTER_KEY, str(max(0, math.ceil(retry_after)))),)
                 return STATUS_CODES[cls], exc.message, trailers
     return grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", ()
 
@@ -65,7 +73,7 @@ class RequestIdFilter(logging.Filter):
 
 
 class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
-    """Turns exceptions raised by unary handlers into gRPC statuses."""
+    """Turns exceptions raised by unary and server-streaming handlers into gRPC statuses."""
 
     async def intercept_service(
         self,
@@ -75,11 +83,15 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        behavior = handler.unary_unary
         method = handler_call_details.method
         rid = _request_id(handler_call_details.invocation_metadata)
+        if handler.unary_stream is not None:
+            return self._guard_stream(handler, method, rid)
+        if handler.unary_unary is None:
+            return handler
+        behavior = handler.unary_unary
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             request_id.set(rid)
@@ -99,6 +111,36 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
             await context.abort(code, message, trailing_metadata=trailers)
 
         return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    @staticmethod
+    def _guard_stream(
+        handler: grpc.RpcMethodHandler[Any, Any], method: str, rid: str
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """The same for a server-streaming handler (an async generator)."""
+        behavior: Any = handler.unary_stream
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            request_id.set(rid)
+            try:
+                async for response in behavior(request, cast(Any, context)):
+                    yield response
+                log.debug("%s [%s] -> OK", method, rid)
+                return
+            except grpc.aio.AbortError:
+                raise
+            except errors.KubeupdateError as exc:
+                code, message, trailers = status_for(exc, rid)
+                log.info("%s [%s] -> %s: %s", method, rid, code.name, message)
+            except Exception:
+                code, message, trailers = status_for(Exception(), rid)
+                log.exception("%s [%s] failed unexpectedly", method, rid)
+            await context.abort(code, message, trailing_metadata=trailers)
+
+        return grpc.unary_stream_rpc_method_handler(
             guarded,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,

@@ -1,0 +1,109 @@
+"""The audit trail: one JSON line per call attempt, allowed, denied or failed.
+
+A line holds when, which request, who (how they authenticated and the
+identity details, never a credential), from where, what they asked (method,
+target, new image), what the policy said and why, and what happened (the
+status code, the previous image and resulting generation when known)::
+
+    {"time": "2026-11-27T14:00:00.123Z", "request_id": "4f2c...", "method": "SetContainerImage",
+     "identity": {"method": "oidc", "name": "github:acme/web@refs/heads/main",
+                  "repository": "acme/web", "repository_id": "123", "run_id": "9", ...},
+     "source": "203.0.113.7", "target": {"namespace": "prod", "deployment": "web",
+     "container": "app"}, "image": "ghcr.io/acme/web:1.2.3", "previous_image": "...",
+     "decision": "allow", "reason": "allowed", "rule": "web from main",
+     "outcome": "OK", "changed": true, "generation": 7}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from kubeupdate.caller import Caller
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AuditRecord:
+    """One attempt, filled in as the call proceeds."""
+
+    request_id: str
+    method: str
+    source: str
+    time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    caller: Caller | None = None
+    auth_method: str | None = None  # what was tried, for failed authentication
+    target: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    previous_image: str | None = None
+    decision: str = "deny"
+    reason: str = ""
+    rule: str | None = None
+    outcome: str = ""
+    changed: bool | None = None
+    generation: int | None = None
+
+    def to_json(self) -> str:
+        line: dict[str, Any] = {
+            "time": self.time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "request_id": self.request_id,
+            "method": self.method,
+            "identity": _identity(self.caller, self.auth_method),
+            "source": self.source,
+            "target": self.target,
+            "image": self.image,
+            "previous_image": self.previous_image,
+            "decision": self.decision,
+            "reason": self.reason,
+            "rule": self.rule,
+            "outcome": self.outcome,
+            "changed": self.changed,
+            "generation": self.generation,
+        }
+        return json.dumps({k: v for k, v in line.items() if v is not None}, ensure_ascii=False)
+
+
+def _identity(caller: Caller | None, attempted: str | None) -> dict[str, str]:
+    if caller is None:
+        return {"method": attempted or "none"}
+    # Claims never hold a secret: tokens store ids, OIDC only the listed claims.
+    return {"method": caller.method, "name": caller.name, **caller.claims}
+
+
+class AuditLog:
+    """Writes audit lines to a stream (stderr by default) or appends them to a file."""
+
+    def __init__(self, destination: str = "-") -> None:
+        self.destination = destination
+        self._owned: IO[str] | None = None
+        if destination in {"-", "stderr"}:
+            self._stream: IO[str] = sys.stderr
+        else:
+            # Held open for the life of the server; close() releases it.
+            self._owned = Path(destination).open("a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            self._stream = self._owned
+
+    @classmethod
+    def to_stream(cls, stream: IO[str]) -> AuditLog:
+        audit = cls()
+        audit._stream = stream
+        return audit
+
+    def write(self, record: AuditRecord) -> None:
+        try:
+            self._stream.write(record.to_json() + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            # Losing an audit line must be visible, but must not fail the call after the fact.
+            log.exception("cannot write the audit line of request %s", record.request_id)
+
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None

@@ -1,0 +1,332 @@
+"""The one gRPC interceptor that authenticates, rate-limits, authorises and audits.
+
+It wraps the behaviour of every method handler, unary and server-streaming,
+so it sees the request message: the target (``namespace``, ``deployment``,
+``container``) and the new ``image`` are read generically from whichever of
+those fields the message has. Methods in :data:`READ_METHODS` need ``read``;
+every other method, including ones added later, needs ``write``. Health
+checking and reflection stay open (probes, tooling); nothing else does.
+
+Refusals abort the call here with the code of :mod:`kubeupdate.status`, so
+streams get the same answers as unary calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Final, TypeAlias, cast
+
+import grpc
+import grpc.aio
+
+from kubeupdate import caller as current_caller
+from kubeupdate import errors
+from kubeupdate.auth.audit import AuditLog, AuditRecord
+from kubeupdate.auth.authenticator import WWW_AUTHENTICATE, Authenticator, credentials_of, method_of
+from kubeupdate.auth.policy import Access, Policy, Request
+from kubeupdate.auth.ratelimit import RateLimiter
+from kubeupdate.auth.reloading import WatchedFile
+from kubeupdate.caller import ANONYMOUS, Caller
+from kubeupdate.status import REQUEST_ID_KEY, request_id, status_for
+
+log = logging.getLogger(__name__)
+
+OPEN_SERVICES: Final = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
+READ_METHODS: Final = frozenset(
+    {
+        "GetContainerImage",
+        "ListContainerImages",
+        "GetRolloutStatus",
+        "WatchRollout",
+        "ListRevisions",
+    }
+)
+FORWARDED_FOR_KEY: Final = "x-forwarded-for"
+TARGET_FIELDS: Final = ("namespace", "deployment", "container")
+
+# Generic only in the type stubs, so the aliases are strings.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Authentication, rate limits, policy and audit for every protected call.
+
+    ``authenticator`` None means authentication is switched off (``--no-auth``):
+    every call runs as the anonymous caller without policy, but is still
+    rate-limited (by source address) and audited.
+    """
+
+    def __init__(
+        self,
+        *,
+        authenticator: Authenticator | None,
+        policy: WatchedFile[Policy] | Policy | None,
+        audit: AuditLog,
+        limiter: RateLimiter | None = None,
+        trusted_proxies: Iterable[str] = ("127.0.0.1", "::1"),
+    ) -> None:
+        self._authenticator = authenticator
+        self._policy = policy
+        self._audit = audit
+        self._limiter = limiter
+        self._trusted_proxies = frozenset(trusted_proxies)
+
+    def policy(self) -> Policy:
+        if isinstance(self._policy, WatchedFile):
+            return self._policy.value
+        return self._policy if self._policy is not None else Policy()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        full_method = handler_call_details.method
+        service = full_method.split("/")[1] if full_method.count("/") == 2 else ""
+        if handler is None or service in OPEN_SERVICES:
+            return handler
+        method = full_method.rsplit("/", 1)[-1]
+        access: Access = "read" if method in READ_METHODS else "write"
+        metadata = tuple(handler_call_details.invocation_metadata or ())
+
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            async def guarded_unary(request: Any, context: Context) -> Any:
+                record, token = await self._admit(method, access, metadata, request, context)
+                try:
+                    response = await unary(request, cast(Any, context))
+                except BaseException as exc:
+                    self._failed(record, exc, context)
+                    raise
+                finally:
+                    current_caller.reset(token)
+                self._succeeded(record, response)
+                return response
+
+            return grpc.unary_unary_rpc_method_handler(
+                guarded_unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            stream = handler.unary_stream
+
+            async def guarded_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+                record, token = await self._admit(method, access, metadata, request, context)
+                last = None
+                try:
+                    result: Any = stream(request, cast(Any, context))
+                    if hasattr(result, "__aiter__"):
+                        async for message in result:
+                            last = message
+                            yield message
+                    else:  # a handler that writes with context.write()
+                        await result
+                except BaseException as exc:
+                    self._failed(record, exc, context)
+                    raise
+                finally:
+                    # The generator may be finalised in another context than it started in.
+                    with contextlib.suppress(ValueError):
+                        current_caller.reset(token)
+                self._succeeded(record, last)
+
+            return grpc.unary_stream_rpc_method_handler(
+                guarded_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        # Client streaming would need the messages before a decision: refuse until needed.
+        return _refusing(handler, method)
+
+    async def _admit(
+        self,
+        method: str,
+        access: Access,
+        metadata: tuple[tuple[str, Any], ...],
+        request: Any,
+        context: Context,
+    ) -> tuple[AuditRecord, Any]:
+        """Authenticate, limit and authorise, or audit the refusal and abort the call."""
+        rid = _request_id(metadata)
+        request_id.set(rid)
+        record = AuditRecord(rid, method, self._source(metadata, context.peer()))
+        record.target = {f: v for f in TARGET_FIELDS if (v := _field(request, f))}
+        if access == "write":
+            record.image = _field(request, "image") or None
+        try:
+            caller = await self._authenticate(record, metadata, context)
+            self._limit(caller, record)
+            self._authorise(caller, access, record)
+        except errors.KubeupdateError as exc:
+            code, message, trailers = status_for(exc, rid)
+            record.outcome = code.name
+            if not record.reason:
+                record.reason = message
+            self._audit.write(record)
+            if isinstance(exc, errors.Unauthenticated):
+                trailers = (*trailers, ("www-authenticate", WWW_AUTHENTICATE))
+            log.info("%s [%s] refused: %s %s", method, rid, code.name, record.reason)
+            await context.abort(code, message, trailing_metadata=trailers)
+            raise AssertionError("abort() returned") from None  # for the type checker
+        except Exception:
+            # A bug here must still deny, be audited, and not leak details.
+            log.exception("%s [%s] security checks failed unexpectedly", method, rid)
+            code, message, _ = status_for(Exception(), rid)
+            record.outcome, record.reason = code.name, "internal error in the security checks"
+            self._audit.write(record)
+            await context.abort(code, message)
+            raise AssertionError("abort() returned") from None
+        return record, current_caller.set_current(caller)
+
+    async def _authenticate(
+        self, record: AuditRecord, metadata: tuple[tuple[str, Any], ...], context: Context
+    ) -> Caller:
+        if self._authenticator is None:
+            return ANONYMOUS
+        record.auth_method = "none"
+        credentials = credentials_of(metadata)
+        if credentials is not None:
+            record.auth_method = method_of(credentials)
+        try:
+            caller = await self._authenticator.authenticate(
+                credentials, _auth_context(context) if self._authenticator.mtls else {}
+            )
+        except errors.KubeupdateError as exc:
+            record.reason = f"authentication: {exc.message}"
+            raise
+        record.caller = caller
+        return caller
+
+    def _limit(self, caller: Caller, record: AuditRecord) -> None:
+        if self._limiter is None:
+            return
+        # Anonymous callers are told apart by address, not lumped into one bucket.
+        key = caller.name if caller is not ANONYMOUS else f"source:{record.source}"
+        wait = self._limiter.acquire(key)
+        if wait > 0:
+            record.reason = "rate limit"
+            raise errors.RateLimited(
+                "Too many requests from this identity; retry later.", retry_after=wait
+            )
+
+    def _authorise(self, caller: Caller, access: Access, record: AuditRecord) -> None:
+        if self._authenticator is None:
+            record.decision, record.reason = "allow", "authentication disabled"
+            return
+        request = Request(
+            access,
+            namespace=record.target.get("namespace", ""),
+            deployment=record.target.get("deployment", ""),
+            container=record.target.get("container", ""),
+            image=record.image,
+        )
+        try:
+            decision = self.policy().decide(caller, request)
+        except errors.InvalidArgument as exc:
+            record.reason = f"invalid image: {exc.message}"
+            raise
+        record.rule = decision.rule
+        record.reason = decision.reason
+        if not decision.allowed:
+            raise errors.Denied(f"Permission denied: {decision.reason}.")
+        record.decision = "allow"
+
+    def _succeeded(self, record: AuditRecord, response: Any) -> None:
+        record.outcome = "OK"
+        if response is not None:
+            record.previous_image = _field(response, "previous_image") or None
+            if _has_field(response, "changed"):
+                record.changed = bool(response.changed)
+            if _has_field(response, "generation") and response.generation:
+                record.generation = int(response.generation)
+        self._audit.write(record)
+
+    def _failed(self, record: AuditRecord, exc: BaseException, context: Context) -> None:
+        if isinstance(exc, grpc.aio.AbortError):
+            code = context.code()
+            record.outcome = (
+                code.name if isinstance(code, grpc.StatusCode) else "ABORTED_BY_HANDLER"
+            )
+        elif isinstance(exc, errors.KubeupdateError):
+            record.outcome = status_for(exc, record.request_id)[0].name
+        elif isinstance(exc, Exception):
+            record.outcome = grpc.StatusCode.INTERNAL.name
+        else:  # cancellation: the caller went away
+            record.outcome = grpc.StatusCode.CANCELLED.name
+        self._audit.write(record)
+
+    def _source(self, metadata: tuple[tuple[str, Any], ...], peer: str) -> str:
+        host = _peer_host(peer)
+        if host in self._trusted_proxies:
+            for key, value in metadata:
+                if key == FORWARDED_FOR_KEY and isinstance(value, str) and value.strip():
+                    # The proxy appends the address it saw last.
+                    return value.split(",")[-1].strip()[:64]
+        return host
+
+
+def _refusing(handler: Handler, method: str) -> Handler:
+    async def refuse(request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not available.")
+
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            refuse, handler.request_deserializer, handler.response_serializer
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        refuse, handler.request_deserializer, handler.response_serializer
+    )
+
+
+def _field(message: Any, name: str) -> str:
+    if not _has_field(message, name):
+        return ""
+    value = getattr(message, name)
+    return value if isinstance(value, str) else ""
+
+
+def _has_field(message: Any, name: str) -> bool:
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    return descriptor is not None and name in descriptor.fields_by_name
+
+
+def _auth_context(context: Context) -> dict[str, Any]:
+    try:
+        return dict(context.auth_context())
+    except Exception:  # an insecure port has no auth context to speak of
+        return {}
+
+
+def _peer_host(peer: str) -> str:
+    # "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "unix:/path"
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    return peer
+
+
+def _request_id(metadata: tuple[tuple[str, Any], ...]) -> str:
+    current = request_id.get()
+    if current != "-":  # the error interceptor already chose it (unary calls)
+        return current
+    for key, value in metadata:
+        if key == REQUEST_ID_KEY and isinstance(value, str):
+            cleaned = "".join(ch for ch in value[:64] if ch.isprintable())
+            if cleaned:
+                return cleaned
+    return uuid.uuid4().hex[:16]
