@@ -6,5 +6,8 @@ from the ``google.api.http`` annotations of the service descriptor
 ``google.protobuf.json_format`` (``gateway.transcoding``), calls go over one
 ``grpc.aio`` channel (``gateway.upstream``), and ``gateway.app.create_app``
 assembles the Falcon ASGI app that ``gateway.server.GatewayServer`` runs under
-uvicorn.
+uvicorn. Server-streaming RPCs answer newline-delimited JSON
+(``gateway.streaming``). ``gateway.openapi`` builds the OpenAPI document from
+the same descriptors; the committed ``gateway/openapi.json`` is served at
+``GET /openapi.json``.
 """

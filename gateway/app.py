@@ -2,8 +2,10 @@
 
 ``create_app(upstream)`` derives the routes of the given services (by default
 ``kubeupdate.v1.DeploymentImageService``), prepares one transcoder and one call
-handle per route, and adds ``GET /``, ``/healthz`` and ``/readyz``. All the
-work that depends only on the descriptors is done here, once.
+handle per route, and adds ``GET /``, ``/healthz``, ``/readyz`` and
+``/openapi.json``. Unary RPCs answer one JSON document (``RpcEndpoint``);
+server-streaming RPCs answer newline-delimited JSON (``gateway.streaming``).
+All the work that depends only on the descriptors is done here, once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from google.protobuf.descriptor import ServiceDescriptor
 from kubeupdate.v1 import deployment_image_service_pb2
 
 from gateway.errors import RequestError, UpstreamError
+from gateway.openapi import openapi_document, render
 from gateway.resources import (
+    DocumentResource,
     LivenessResource,
     ReadinessResource,
     RequestIdMiddleware,
@@ -27,6 +31,7 @@ from gateway.resources import (
 )
 from gateway.routes import Route, RouteError, routes_for_services
 from gateway.settings import GatewaySettings
+from gateway.streaming import GatewayRequest, OpenStreams, StreamEndpoint
 from gateway.transcoding import JSON_CONTENT_TYPE, Transcoder, encode_document
 from gateway.upstream import Upstream
 
@@ -37,7 +42,7 @@ DEFAULT_SERVICES: tuple[ServiceDescriptor, ...] = (
 )
 
 # Paths the gateway serves itself; an annotation may not take them.
-RESERVED_PATHS = frozenset({"/", "/healthz", "/readyz"})
+RESERVED_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json"})
 
 _INTERNAL_DETAIL = "The gateway failed with an internal error."
 # A path quoted in a 404/405 sentence is cut to this many characters.
@@ -49,25 +54,33 @@ def create_app(
     settings: GatewaySettings | None = None,
     *,
     services: Sequence[ServiceDescriptor] = DEFAULT_SERVICES,
-) -> falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]:
-    """The gateway app forwarding to ``upstream``; raises ``RouteError`` on a bad annotation."""
+    open_streams: OpenStreams | None = None,
+) -> falcon.asgi.App[GatewayRequest, falcon.asgi.Response]:
+    """The gateway app forwarding to ``upstream``; raises ``RouteError`` on a bad annotation.
+
+    ``open_streams`` tracks the streaming answers in progress, so that whoever
+    runs the app can end them at shutdown.
+    """
     settings = settings or GatewaySettings()
-    app = falcon.asgi.App(middleware=[RequestIdMiddleware()])
+    open_streams = open_streams if open_streams is not None else OpenStreams()
+    app = falcon.asgi.App(middleware=[RequestIdMiddleware()], request_type=GatewayRequest)
     app.add_route("/", RootResource())
     app.add_route("/healthz", LivenessResource())
     app.add_route("/readyz", ReadinessResource(upstream, settings))
+    app.add_route("/openapi.json", DocumentResource(render(openapi_document(services))))
     for uri_template, endpoints in _group(routes_for_services(services)).items():
         resource = _RouteResource()
         for route in endpoints:
+            transcoder = Transcoder(route)
+            endpoint: RpcEndpoint | StreamEndpoint
             if route.rpc.server_streaming:
-                # Needs Upstream.unary_stream and a streaming response; a later change.
-                logger.warning("not serving server-streaming %s over REST yet", route.rpc.path)
-                continue
-            endpoint = RpcEndpoint(Transcoder(route), upstream.unary_unary(route.rpc), settings)
+                call = upstream.unary_stream(route.rpc)
+                endpoint = StreamEndpoint(transcoder, call, settings, open_streams)
+            else:
+                endpoint = RpcEndpoint(transcoder, upstream.unary_unary(route.rpc), settings)
             setattr(resource, "on_" + route.http_method.lower(), endpoint.respond)
             logger.debug("route %s %s -> %s", route.http_method, route.template, route.rpc.path)
-        if vars(resource):
-            app.add_route(uri_template, resource)
+        app.add_route(uri_template, resource)
 
     app.add_error_handler(Exception, _unexpected_error)
     app.add_error_handler(falcon.HTTPError, _http_error)

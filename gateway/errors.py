@@ -19,6 +19,10 @@ refused the call. There is one Falcon error handler per family
     Exception                   anything else: 500 INTERNAL, generic sentence,
                                 traceback to the log only
 
+On a streaming route an error after the first reply cannot change the status
+(200 is sent); the same document then ends the stream as its last line
+(``gateway.streaming``).
+
 Details that may reveal internals are never sent: codes in ``GENERIC_DETAIL``
 get a fixed sentence (gRPC itself produces UNAVAILABLE or DEADLINE_EXCEEDED
 with addresses in the text when the channel fails), and the original goes to the

@@ -11,6 +11,7 @@ import secrets
 
 import falcon
 import falcon.asgi
+from google.protobuf.descriptor import Descriptor
 
 from gateway.errors import BadRequest, PayloadTooLarge, UpstreamError
 from gateway.settings import GatewaySettings
@@ -42,40 +43,55 @@ class RequestIdMiddleware:
 
 
 class RpcEndpoint:
-    """Serves one route: HTTP request -> gRPC call -> HTTP response."""
+    """Serves one route: HTTP request -> gRPC call -> HTTP response.
+
+    The call's deadline is ``settings.call_timeout``, or ``settings.wait_call_timeout``
+    for an RPC whose request has a ``google.protobuf.Duration timeout`` field: such
+    a call may wait on purpose (a waited rollout) and bounds the wait itself.
+    """
 
     def __init__(self, transcoder: Transcoder, call: UnaryCall, settings: GatewaySettings) -> None:
         self._transcoder = transcoder
         self._call = call
         self._timeout = settings.call_timeout
+        if may_wait(transcoder.route.rpc.descriptor.input_type):
+            self._timeout = max(settings.call_timeout, settings.wait_call_timeout)
         self._max_body = settings.max_body_bytes
 
     async def respond(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: str
     ) -> None:
-        body = await self._read_body(req) if self._transcoder.takes_body else b""
+        body = await read_body(req, self._max_body) if self._transcoder.takes_body else b""
         request = self._transcoder.decode(body, req.content_type, params, req.query_string)
         reply = await self._call(request, timeout=self._timeout, metadata=call_metadata(req))
         resp.data = self._transcoder.encode(reply)
         resp.content_type = JSON_CONTENT_TYPE
 
-    async def _read_body(self, req: falcon.asgi.Request) -> bytes:
-        limit = self._max_body
-        declared = req.content_length
-        if declared is not None and declared > limit:
+
+def may_wait(request: Descriptor) -> bool:
+    """Whether a request declares how long the call may wait: a Duration ``timeout``."""
+    field = request.fields_by_name.get("timeout")
+    message = field.message_type if field is not None else None
+    return message is not None and message.full_name == "google.protobuf.Duration"
+
+
+async def read_body(req: falcon.asgi.Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes."""
+    declared = req.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(_too_large(limit))
+    # Content-Length may be absent (chunked) or wrong; count what is read.
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = await req.stream.read(limit + 1 - total)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
             raise PayloadTooLarge(_too_large(limit))
-        # Content-Length may be absent (chunked) or wrong; count what is read.
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            chunk = await req.stream.read(limit + 1 - total)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > limit:
-                raise PayloadTooLarge(_too_large(limit))
-            chunks.append(chunk)
-        return b"".join(chunks)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(limit: int) -> str:
@@ -104,6 +120,17 @@ class RootResource:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.data = ROOT_BODY
+        resp.content_type = JSON_CONTENT_TYPE
+
+
+class DocumentResource:
+    """``GET /openapi.json``: a fixed JSON document, rendered once at start."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.data = self._data
         resp.content_type = JSON_CONTENT_TYPE
 
 

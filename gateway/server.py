@@ -33,6 +33,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from gateway.app import DEFAULT_SERVICES, create_app
 from gateway.settings import GatewaySettings
+from gateway.streaming import OpenStreams
 from gateway.upstream import GrpcUpstream, Upstream
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class GatewayServer:
         self._socket: socket.socket | None = None
         self._main_loop: asyncio.Task[None] | None = None
         self._port: int | None = None
+        self._open_streams = OpenStreams()
 
     @property
     def port(self) -> int:
@@ -77,7 +79,9 @@ class GatewayServer:
             self._channel = self._open_channel()
             upstream = GrpcUpstream(self._channel, health_service=self.settings.health_service)
         try:
-            app = create_app(upstream, self.settings, services=self._services)
+            app = create_app(
+                upstream, self.settings, services=self._services, open_streams=self._open_streams
+            )
             self._socket = _bind(self.settings.host, self.settings.port)
             self._port = int(self._socket.getsockname()[1])
             config = uvicorn.Config(
@@ -111,11 +115,13 @@ class GatewayServer:
         )
 
     async def stop(self) -> None:
-        """Stops accepting, finishes open connections, closes the channel."""
+        """Stops accepting, ends open streams, finishes open connections, closes the channel."""
         server, self._server = self._server, None
         if server is None:
             return
         server.should_exit = True
+        # A rollout watch may last an hour; it must not hold the shutdown up.
+        self._open_streams.close_all()
         if self._main_loop is not None:
             # Its only jobs are ticks (Date header); no need to wait for the next one.
             self._main_loop.cancel()
@@ -254,6 +260,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--call-timeout", type=float, default=defaults.call_timeout, help="seconds per call"
     )
+    parser.add_argument(
+        "--wait-call-timeout",
+        type=float,
+        default=defaults.wait_call_timeout,
+        help="seconds per call that may wait (a request with a Timeout field)",
+    )
+    parser.add_argument(
+        "--stream-timeout",
+        type=float,
+        default=defaults.stream_timeout,
+        help="seconds per streaming call (rollout watch)",
+    )
     parser.add_argument("--health-timeout", type=float, default=defaults.health_timeout)
     parser.add_argument("--health-service", default=defaults.health_service)
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
@@ -271,6 +289,8 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         host=args.host,
         port=args.port,
         call_timeout=args.call_timeout,
+        wait_call_timeout=args.wait_call_timeout,
+        stream_timeout=args.stream_timeout,
         health_timeout=args.health_timeout,
         health_service=args.health_service,
         max_body_bytes=args.max_body_bytes,

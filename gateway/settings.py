@@ -15,6 +15,14 @@ class GatewaySettings:
     port: int = 8080  # 0 picks a free port; GatewayServer.port tells which
     # Deadline of every forwarded call, in seconds.
     call_timeout: float = 30.0
+    # Deadline of a unary call whose request declares a google.protobuf.Duration
+    # `timeout` field (a call that may wait, such as a waited SetContainerImage),
+    # in seconds: a little over the service's longest wait (30 minutes by default),
+    # so the service, not the gateway, decides when the wait ends.
+    wait_call_timeout: float = 1830.0
+    # Deadline of every forwarded server-streaming call (a rollout watch), in
+    # seconds; above the service's longest wait (30 minutes by default).
+    stream_timeout: float = 3600.0
     # Deadline of the /readyz health check, in seconds.
     health_timeout: float = 5.0
     # grpc.health.v1 service name asked by /readyz; "" is the whole server.

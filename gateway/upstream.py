@@ -2,16 +2,19 @@
 
 ``Upstream`` is the interface the Falcon app sees. ``GrpcUpstream`` implements
 it over one ``grpc.aio`` channel; tests pass a fake. Method handles are made
-once per RPC at start (``unary_unary``), never per request. Every failure of
-a call is raised as ``gateway.errors.UpstreamError`` so the app never sees a
-grpc exception type.
+once per RPC at start (``unary_unary`` and, for server-streaming RPCs,
+``unary_stream``), never per request. Every failure of a call is raised as
+``gateway.errors.UpstreamError`` so the app never sees a grpc exception type.
 
-Server-streaming RPCs will get a ``unary_stream(rpc) -> StreamCall`` beside
-``unary_unary``; until then ``gateway.app`` skips them with a log line.
+A streaming call is a ``ReplyStream``: ``await stream.next()`` gives the next
+reply or ``None`` at the end, and ``stream.cancel()`` ends the call at once
+from any task (the gateway does so when the HTTP client goes away). After
+``cancel()`` a pending or later ``next()`` raises ``UpstreamError`` CANCELLED.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Iterable
 from typing import Protocol
 
@@ -39,11 +42,36 @@ class UnaryCall(Protocol):
     ) -> Awaitable[Message]: ...
 
 
+class ReplyStream(Protocol):
+    """The replies of one server-streaming call, in order."""
+
+    async def next(self) -> Message | None:
+        """The next reply, or ``None`` once the call ended with OK.
+
+        Raises ``UpstreamError`` when the call ends with another status.
+        """
+        ...
+
+    def cancel(self) -> None:
+        """Ends the call now; harmless once it has ended."""
+        ...
+
+
+class StreamCall(Protocol):
+    """A prepared unary-stream call: send one request, read replies as they come."""
+
+    def __call__(self, request: Message, *, timeout: float, metadata: Metadata) -> ReplyStream: ...
+
+
 class Upstream(Protocol):
     """What the gateway needs from the service."""
 
     def unary_unary(self, rpc: Rpc) -> UnaryCall:
         """A call handle for one RPC; made once at start."""
+        ...
+
+    def unary_stream(self, rpc: Rpc) -> StreamCall:
+        """A call handle for one server-streaming RPC; made once at start."""
         ...
 
     async def check_health(self, *, timeout: float) -> str:  # noqa: ASYNC109 - a gRPC deadline
@@ -83,12 +111,58 @@ class GrpcUpstream:
 
         return call
 
+    def unary_stream(self, rpc: Rpc) -> StreamCall:
+        handle = self._channel.unary_stream(
+            rpc.path,
+            request_serializer=rpc.request_type.SerializeToString,
+            response_deserializer=rpc.response_type.FromString,
+        )
+
+        def call(
+            request: Message,
+            *,
+            timeout: float,
+            metadata: Metadata,
+        ) -> ReplyStream:
+            return _GrpcReplyStream(handle(request, timeout=timeout, metadata=metadata))
+
+        return call
+
     async def check_health(self, *, timeout: float) -> str:  # noqa: ASYNC109 - a gRPC deadline
         try:
             reply = await self._health.Check(self._health_request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise upstream_error(exc) from exc
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+class _GrpcReplyStream:
+    """``ReplyStream`` over one ``grpc.aio`` unary-stream call."""
+
+    def __init__(self, call: grpc.aio.UnaryStreamCall[Message, Message]) -> None:
+        self._call = call
+        self._cancelled = False
+
+    async def next(self) -> Message | None:
+        try:
+            reply = await self._call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise upstream_error(exc) from exc
+        except asyncio.CancelledError:
+            # grpc.aio raises CancelledError in the reader when cancel() ends
+            # the call from another task; only a cancelled *task* must see it.
+            task = asyncio.current_task()
+            if self._cancelled and task is not None and not task.cancelling():
+                raise UpstreamError(grpc.StatusCode.CANCELLED, "The call was cancelled.") from None
+            raise
+        if reply is grpc.aio.EOF:
+            return None
+        assert isinstance(reply, Message)
+        return reply
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._call.cancel()
 
 
 def upstream_error(exc: grpc.aio.AioRpcError) -> UpstreamError:

@@ -17,7 +17,7 @@ from gateway.app import create_app
 from gateway.errors import GENERIC_DETAIL, UpstreamError
 from gateway.routes import Rpc
 from gateway.settings import GatewaySettings
-from gateway.upstream import Metadata, UnaryCall
+from gateway.upstream import Metadata, ReplyStream, StreamCall, UnaryCall
 
 SERVICE = "/kubeupdate.v1.DeploymentImageService"
 GET = f"{SERVICE}/GetContainerImage"
@@ -27,6 +27,27 @@ PATH = "/deployment/default/web/app"
 JSON = {"Content-Type": "application/json"}
 
 Reply = Message | BaseException | Callable[[Message], Message]
+
+
+class ScriptedStream:
+    """A ReplyStream giving scripted replies; an exception item is raised in turn."""
+
+    def __init__(self, items: list[Message | BaseException]) -> None:
+        self._items = list(items)
+        self.cancelled = False
+
+    async def next(self) -> Message | None:
+        if self.cancelled:
+            raise UpstreamError(grpc.StatusCode.CANCELLED, "cancelled")
+        if not self._items:
+            return None
+        item = self._items.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 @dataclass
@@ -42,6 +63,8 @@ class FakeUpstream:
     """Answers each RPC with a scripted reply or error and records every call."""
 
     replies: dict[str, Reply] = field(default_factory=dict)
+    streams: dict[str, list[Message | BaseException]] = field(default_factory=dict)
+    opened: list[ScriptedStream] = field(default_factory=list)
     health: str | BaseException = "SERVING"
     calls: list[Call] = field(default_factory=list)
 
@@ -54,6 +77,15 @@ class FakeUpstream:
             if callable(reply):
                 return reply(request)
             return reply
+
+        return call
+
+    def unary_stream(self, rpc: Rpc) -> StreamCall:
+        def call(request: Message, *, timeout: float, metadata: Metadata) -> ReplyStream:
+            self.calls.append(Call(rpc.path, request, timeout, metadata))
+            stream = ScriptedStream(self.streams[rpc.path])
+            self.opened.append(stream)
+            return stream
 
         return call
 
@@ -152,8 +184,11 @@ def test_post_sends_the_body_and_path_and_prints_defaults(
         "PreviousImage",
         "Changed",
         "Generation",
+        "DryRun",
     ]
+    # Rollout is a message: it has presence and is left out when unset.
     assert result.json["Changed"] is False
+    assert result.json["DryRun"] is False
     assert result.json["PreviousImage"] == ""
     assert result.json["Generation"] == "3"
     assert upstream.last.request == pb.SetContainerImageRequest(
@@ -583,3 +618,156 @@ def test_calls_carry_the_configured_deadline(
 ) -> None:
     client.simulate_get(PATH)
     assert upstream.last.timeout == 12.5
+
+
+def test_a_call_that_may_wait_gets_the_wait_deadline(upstream: FakeUpstream) -> None:
+    # SetContainerImageRequest has a Duration `timeout`: a waited rollout may take
+    # minutes, and the service ends the wait itself.
+    settings = GatewaySettings(call_timeout=12.5, wait_call_timeout=1830.0)
+    client = falcon.testing.TestClient(create_app(upstream, settings))
+    client.simulate_post(PATH, json={"Image": "nginx:1.25", "Wait": True})
+    assert upstream.last.timeout == 1830.0
+    client.simulate_get(PATH)
+    assert upstream.last.timeout == 12.5
+
+
+# --- server streaming ----------------------------------------------------------
+
+WATCH = f"{SERVICE}/WatchRollout"
+WATCH_PATH = "/rollout/default/web/watch"
+
+
+def rollout_update(state: int, updated: int) -> pb.WatchRolloutResponse:
+    return pb.WatchRolloutResponse(
+        namespace="default",
+        deployment="web",
+        rollout=pb.Rollout(state=state, replicas=2, updated_replicas=updated, revision=4),  # type: ignore[arg-type]
+    )
+
+
+def test_stream_answers_one_json_line_per_reply(
+    client: falcon.testing.TestClient, upstream: FakeUpstream
+) -> None:
+    upstream.streams[WATCH] = [
+        rollout_update(pb.Rollout.STATE_PROGRESSING, 1),
+        rollout_update(pb.Rollout.STATE_COMPLETE, 2),
+    ]
+    result = client.simulate_get(WATCH_PATH)
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "application/x-ndjson"
+    assert result.headers["cache-control"] == "no-store"
+    lines = result.content.split(b"\n")
+    assert lines[-1] == b""  # every line ends with a newline
+    assert [json.loads(line) for line in lines[:-1]] == [
+        {
+            "Namespace": "default",
+            "Deployment": "web",
+            "Rollout": {
+                "State": state,
+                "Reason": "",
+                "Message": "",
+                "Replicas": 2,
+                "UpdatedReplicas": updated,
+                "ReadyReplicas": 0,
+                "AvailableReplicas": 0,
+                "Revision": "4",
+                "FailedImage": "",
+                "RestoredImage": "",
+            },
+        }
+        for state, updated in (("STATE_PROGRESSING", 1), ("STATE_COMPLETE", 2))
+    ]
+    # The line is the same bytes a unary answer of that message would be.
+    assert lines[0] == (
+        b'{"Namespace":"default","Deployment":"web","Rollout":{"State":"STATE_PROGRESSING",'
+        b'"Reason":"","Message":"","Replicas":2,"UpdatedReplicas":1,"ReadyReplicas":0,'
+        b'"AvailableReplicas":0,"Revision":"4","FailedImage":"","RestoredImage":""}}'
+    )
+    assert upstream.last.request == pb.WatchRolloutRequest(namespace="default", deployment="web")
+    assert upstream.opened[-1].cancelled  # the call is released once the stream ends
+
+
+def test_stream_that_ends_at_once_is_an_empty_200(
+    client: falcon.testing.TestClient, upstream: FakeUpstream
+) -> None:
+    upstream.streams[WATCH] = []
+    result = client.simulate_get(WATCH_PATH)
+    assert result.status_code == 200
+    assert result.content == b""
+
+
+@pytest.mark.parametrize(("code", "http_status"), STATUS_TABLE[:8], ids=lambda v: str(v))
+def test_stream_failing_before_its_first_reply_is_an_ordinary_error(
+    client: falcon.testing.TestClient,
+    upstream: FakeUpstream,
+    code: grpc.StatusCode,
+    http_status: int,
+) -> None:
+    upstream.streams[WATCH] = [UpstreamError(code, "deployment web not found")]
+    result = client.simulate_get(WATCH_PATH)
+    assert result.status_code == http_status
+    assert error_body(result)["Code"] == code.name
+    assert upstream.opened[-1].cancelled
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "detail"),
+    [
+        (
+            UpstreamError(grpc.StatusCode.NOT_FOUND, "web was deleted"),
+            "NOT_FOUND",
+            "web was deleted",
+        ),
+        (
+            UpstreamError(grpc.StatusCode.UNAVAILABLE, "10.0.0.7:6443 refused"),
+            "UNAVAILABLE",
+            GENERIC_DETAIL[grpc.StatusCode.UNAVAILABLE],
+        ),
+        (
+            UpstreamError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline"),
+            "DEADLINE_EXCEEDED",
+            GENERIC_DETAIL[grpc.StatusCode.DEADLINE_EXCEEDED],
+        ),
+        (RuntimeError("secret abc123"), "INTERNAL", "The gateway failed with an internal error."),
+    ],
+    ids=["not-found", "unavailable", "deadline", "bug"],
+)
+def test_stream_failing_after_its_first_reply_ends_with_a_failure_line(
+    client: falcon.testing.TestClient,
+    upstream: FakeUpstream,
+    error: BaseException,
+    code: str,
+    detail: str,
+) -> None:
+    upstream.streams[WATCH] = [rollout_update(pb.Rollout.STATE_PROGRESSING, 1), error]
+    result = client.simulate_get(WATCH_PATH)
+    assert result.status_code == 200
+    first, last, end = result.content.split(b"\n")
+    assert json.loads(first)["Rollout"]["State"] == "STATE_PROGRESSING"
+    assert json.loads(last) == {"Status": "failed", "Detail": detail, "Code": code}
+    assert end == b""
+    assert "10.0.0.7" not in result.text
+    assert "abc123" not in result.text
+    assert upstream.opened[-1].cancelled
+
+
+def test_stream_calls_carry_the_stream_deadline_and_metadata(upstream: FakeUpstream) -> None:
+    settings = GatewaySettings(call_timeout=12.5, stream_timeout=900.0)
+    client = falcon.testing.TestClient(create_app(upstream, settings))
+    upstream.streams[WATCH] = []
+    client.simulate_get(WATCH_PATH, headers={"Authorization": "Bearer t", "X-Request-Id": "w1"})
+    assert upstream.last.timeout == 900.0
+    assert metadata_of(upstream.last)["authorization"] == "Bearer t"
+    assert metadata_of(upstream.last)["x-request-id"] == "w1"
+    # The unary routes keep their own deadline.
+    client.simulate_get(PATH)
+    assert upstream.last.timeout == 12.5
+
+
+def test_stream_path_is_validated_before_the_call(
+    client: falcon.testing.TestClient, upstream: FakeUpstream
+) -> None:
+    result = client.simulate_get("/rollout//web/watch")
+    assert result.status_code == 400
+    assert upstream.calls == []
+    assert client.simulate_post(WATCH_PATH).status_code == 405

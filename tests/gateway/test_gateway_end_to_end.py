@@ -92,6 +92,29 @@ class FakeDeploymentImageService(pb_grpc.DeploymentImageServiceServicer):
             ],
         )
 
+    # The rollout calls are not faked here (see test_gateway_streaming.py).
+    async def GetRolloutStatus(
+        self,
+        request: pb.GetRolloutStatusRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> pb.GetRolloutStatusResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
+
+    async def ListRevisions(
+        self,
+        request: pb.ListRevisionsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> pb.ListRevisionsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
+
+    async def WatchRollout(
+        self,
+        request: pb.WatchRolloutRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[pb.WatchRolloutResponse]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
+        yield pb.WatchRolloutResponse()  # unreachable; makes this an async generator
+
 
 @dataclass
 class Stack:
@@ -167,6 +190,7 @@ async def test_post_like_curl_dash_d(session: aiohttp.ClientSession, stack: Stac
         "PreviousImage": "nginx:1.24",
         "Changed": True,
         "Generation": "2",
+        "DryRun": False,
     }
     async with session.post(PATH, json={"Image": "nginx:1.25"}) as resp:
         assert (await resp.json())["Changed"] is False

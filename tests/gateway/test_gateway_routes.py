@@ -21,7 +21,7 @@ from kubeupdate.v1 import deployment_image_service_pb2 as pb
 
 from gateway.app import DEFAULT_SERVICES, create_app
 from gateway.routes import Route, RouteError, Rpc, parse_template, routes_for_services
-from gateway.upstream import Metadata, UnaryCall
+from gateway.upstream import Metadata, ReplyStream, StreamCall, UnaryCall
 
 FieldProto = descriptor_pb2.FieldDescriptorProto
 
@@ -175,6 +175,35 @@ def test_kubeupdate_routes_come_from_the_proto() -> None:
             "",
             f"{service}/ListContainerImages",
         ),
+        (
+            "GET",
+            "/rollout/{namespace}/{deployment}",
+            "/rollout/{p0}/{p1}",
+            "",
+            f"{service}/GetRolloutStatus",
+        ),
+        (
+            "GET",
+            "/rollout/{namespace}/{deployment}/watch",
+            "/rollout/{p0}/{p1}/watch",
+            "",
+            f"{service}/WatchRollout",
+        ),
+        (
+            "GET",
+            "/history/{namespace}/{deployment}",
+            "/history/{p0}/{p1}",
+            "",
+            f"{service}/ListRevisions",
+        ),
+    ]
+    assert [route.rpc.server_streaming for route in routes_for_services(DEFAULT_SERVICES)] == [
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
     ]
     route = routes_for_services(DEFAULT_SERVICES)[1]
     assert route.rpc.request_type is pb.SetContainerImageRequest
@@ -286,8 +315,30 @@ class RecordingUpstream:
 
         return call
 
+    def unary_stream(self, rpc: Rpc) -> StreamCall:
+        def call(request: Message, *, timeout: float, metadata: Metadata) -> ReplyStream:
+            self.calls.append((rpc.path, request))
+            return TwoWidgets()
+
+        return call
+
     async def check_health(self, *, timeout: float) -> str:  # noqa: ASYNC109
         return "SERVING"
+
+
+class TwoWidgets:
+    """A stream of two widgets, then the end."""
+
+    def __init__(self) -> None:
+        self._names = ["w1", "w2"]
+
+    async def next(self) -> Message | None:
+        if not self._names:
+            return None
+        return widget_class("Widget")(name=self._names.pop(0))
+
+    def cancel(self) -> None:
+        self._names = []
 
 
 @pytest.fixture
@@ -392,10 +443,26 @@ def test_delete_and_custom_verb_with_a_typed_path_variable(
     assert "Size" in json.loads(result.text)["Detail"]
 
 
-def test_streaming_and_unannotated_methods_are_not_served(
+def test_a_new_streaming_method_is_served_as_ndjson(
     client: falcon.testing.TestClient, upstream: RecordingUpstream
 ) -> None:
-    assert client.simulate_get("/v1/watch/widgets").status_code == 404
+    result = client.simulate_get("/v1/watch/widgets", query_string="page_size=2")
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "application/x-ndjson"
+    assert result.content == (
+        b'{"Name":"w1","Size":"0","Enabled":false,"Tags":[]}\n'
+        b'{"Name":"w2","Size":"0","Enabled":false,"Tags":[]}\n'
+    )
+    assert upstream.calls == [
+        ("/gatewaytest.v1.WidgetService/WatchWidgets", widget_request(page_size=2))
+    ]
+
+
+def test_unannotated_methods_are_not_served(
+    client: falcon.testing.TestClient, upstream: RecordingUpstream
+) -> None:
+    for path in ("/v1/internal", "/gatewaytest.v1.WidgetService/InternalOnly"):
+        assert client.simulate_get(path).status_code == 404
     assert all("InternalOnly" not in path for path, _ in upstream.calls)
 
 
