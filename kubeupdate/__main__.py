@@ -1,0 +1,5 @@
+import sys
+
+from kubeupdate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,167 @@
+"""The ``kubeupdate`` command line: ``serve``, ``demo``, ``devcluster`` and ``token``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+
+from gateway.settings import GatewaySettings
+from kubeupdate import demo, server
+from kubeupdate.auth import cli as token_cli
+from kubeupdate.auth.config import SecurityConfigError
+from kubeupdate.devcluster import cli as devcluster_cli
+from kubeupdate.kube.errors import CredentialsError
+from kubeupdate.server import ServerConfig
+from kubeupdate.serving import serve_all
+
+log = logging.getLogger("kubeupdate")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    code: int = args.run(args)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubeupdate",
+        description="Change the image of one container in one Kubernetes Deployment.",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve_parser = commands.add_parser("serve", help="run the gRPC service and the REST gateway")
+    add_serve_arguments(serve_parser)
+    serve_parser.set_defaults(run=run_serve)
+
+    demo_parser = commands.add_parser(
+        "demo", help="run everything against an embedded devcluster with sample Deployments"
+    )
+    demo.add_arguments(demo_parser)
+    demo_parser.set_defaults(run=demo.run)
+
+    devcluster_parser = commands.add_parser(
+        "devcluster", help="run the Kubernetes API emulator on its own"
+    )
+    devcluster_cli.add_arguments(devcluster_parser)
+    devcluster_parser.set_defaults(run=devcluster_cli.run)
+
+    token_parser = commands.add_parser("token", help="make static tokens for the tokens file")
+    token_cli.add_arguments(token_parser)
+    return parser
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--only",
+        choices=["grpc", "gateway"],
+        help="run just the gRPC service or just the REST gateway (default: both)",
+    )
+    server.add_arguments(parser)
+    parser.add_argument(
+        "--external",
+        action="store_true",
+        help="use ~/.kube/config (the original kube-update-api's -external)",
+    )
+    rest = parser.add_argument_group("REST gateway")
+    defaults = GatewaySettings()
+    rest.add_argument(
+        "--http-host", default=defaults.host, help="address to listen on (default: %(default)s)"
+    )
+    rest.add_argument(
+        "--http-port",
+        type=int,
+        default=defaults.port,
+        help="port; 0 picks a free one (default: %(default)s)",
+    )
+    rest.add_argument(
+        "--upstream",
+        help="gRPC target to call (default: the service started alongside, "
+        f"or 127.0.0.1:{ServerConfig.port} with --only gateway)",
+    )
+    rest.add_argument(
+        "--call-timeout",
+        type=float,
+        default=defaults.call_timeout,
+        help="deadline of each forwarded call in seconds (default: %(default)s)",
+    )
+    rest.add_argument(
+        "--forwarded-allow-ips",
+        default=defaults.forwarded_allow_ips,
+        help="proxies (an ingress, a tunnel) trusted for X-Forwarded-For, comma-separated, "
+        "'*' for any (default: %(default)s)",
+    )
+    rest.add_argument(
+        "--upstream-ca",
+        type=Path,
+        help="call the service over TLS, verifying its certificate with this CA "
+        "(default with both servers and --tls-cert: that certificate)",
+    )
+    rest.add_argument(
+        "--upstream-cert", type=Path, help="client certificate for a service that requires mTLS"
+    )
+    rest.add_argument("--upstream-key", type=Path, help="the private key of --upstream-cert")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if args.external and args.kubeconfig is None:
+        args.kubeconfig = Path.home() / ".kube" / "config"
+    try:
+        service = server.config_from(args) if args.only != "gateway" else None
+    except ValueError as exc:
+        print(f"kubeupdate serve: {exc}", file=sys.stderr)
+        return 2
+    gateway = None
+    if args.only != "grpc":
+        # An empty upstream means the service started alongside.
+        upstream = args.upstream or ("" if service else f"127.0.0.1:{ServerConfig.port}")
+        gateway = GatewaySettings(
+            upstream=upstream,
+            host=args.http_host,
+            port=args.http_port,
+            call_timeout=args.call_timeout,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            # A waited change may take the longest wait the service allows.
+            wait_call_timeout=args.max_wait_timeout + args.call_timeout,
+        )
+    try:
+        channel_credentials = upstream_credentials(args)
+        asyncio.run(serve_all(service, gateway, channel_credentials=channel_credentials))
+    except CredentialsError as exc:
+        print(
+            f"kubeupdate: cannot load Kubernetes credentials: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    except SecurityConfigError as exc:
+        print(f"kubeupdate: security settings: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"kubeupdate: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def upstream_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS (and mTLS) credentials for the gateway's channel, when asked for."""
+    if args.upstream_ca is None and args.upstream_cert is None:
+        return None
+    if (args.upstream_cert is None) != (args.upstream_key is None):
+        raise ValueError("--upstream-cert and --upstream-key go together")
+    return grpc.ssl_channel_credentials(
+        root_certificates=args.upstream_ca.read_bytes() if args.upstream_ca else None,
+        private_key=args.upstream_key.read_bytes() if args.upstream_key else None,
+        certificate_chain=args.upstream_cert.read_bytes() if args.upstream_cert else None,
+    )

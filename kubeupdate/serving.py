@@ -1,0 +1,111 @@
+"""Running the gRPC service and the REST gateway together in one event loop.
+
+``kubeupdate serve`` and ``kubeupdate demo`` both use :func:`serve_all`; the
+two servers still talk over a real socket, exactly as when they run in
+separate Pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import grpc
+
+from gateway.server import GatewayServer
+from gateway.settings import GatewaySettings
+from kubeupdate.server import ServerConfig, serve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Listening:
+    """The ports the servers bound (useful with port 0)."""
+
+    grpc_port: int | None = None
+    http_port: int | None = None
+
+
+async def serve_all(
+    config: ServerConfig | None,
+    settings: GatewaySettings | None,
+    *,
+    ready: Callable[[Listening], None] | None = None,
+    stop: asyncio.Event | None = None,
+    channel_credentials: grpc.ChannelCredentials | None = None,
+) -> None:
+    """Runs the service and/or the gateway until SIGINT/SIGTERM or ``stop``.
+
+    The gateway starts once the service listens, so its first readiness check
+    can succeed; an empty ``settings.upstream`` means that service. If either
+    server fails, both stop. ``ready`` is called once everything listens.
+    ``channel_credentials`` secure the gateway's channel; by default it calls a
+    TLS service started alongside with the service's own certificate as root.
+    """
+    if channel_credentials is None and config is not None and settings is not None:
+        channel_credentials = _alongside_credentials(config)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    listening = Listening()
+    service_ready = asyncio.Event()
+
+    def on_service_ready(port: int) -> None:
+        listening.grpc_port = port
+        service_ready.set()
+        if settings is None and ready is not None:
+            ready(listening)
+
+    async def run_service() -> None:
+        assert config is not None
+        try:
+            await serve(config, ready=on_service_ready, stop=stop, handle_signals=False)
+        finally:
+            stop.set()
+            service_ready.set()  # a gateway still waiting for it gives up
+
+    async def run_gateway(settings: GatewaySettings) -> None:
+        if config is not None:
+            await service_ready.wait()
+            if stop.is_set():
+                return
+            if not settings.upstream:
+                settings = replace(settings, upstream=f"127.0.0.1:{listening.grpc_port}")
+        try:
+            async with GatewayServer(settings, channel_credentials=channel_credentials) as gateway:
+                listening.http_port = gateway.port
+                log.info("kubeupdate REST gateway listening on %s:%d", settings.host, gateway.port)
+                if ready is not None:
+                    ready(listening)
+                await stop.wait()
+        finally:
+            stop.set()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            if config is not None:
+                group.create_task(run_service())
+            if settings is not None:
+                group.create_task(run_gateway(settings))
+    except ExceptionGroup as failures:
+        # The first failure (say, a port in use) stopped the other server too.
+        raise failures.exceptions[0] from None
+
+
+def _alongside_credentials(config: ServerConfig) -> grpc.ChannelCredentials | None:
+    """How the gateway reaches a service in the same process over TLS, if it uses TLS."""
+    if config.auth.tls_cert is None:
+        return None
+    if config.auth.tls_client_ca is not None:
+        raise ValueError(
+            "the service requires client certificates (--tls-client-ca): give the gateway "
+            "one with --upstream-cert and --upstream-key, or run it with --only gateway"
+        )
+    return grpc.ssl_channel_credentials(root_certificates=config.auth.tls_cert.read_bytes())

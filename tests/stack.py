@@ -1,0 +1,131 @@
+"""The whole stack on loopback for tests: devcluster → gRPC service → REST gateway.
+
+Each server is real and listens on a port 0 socket; the service and gateway run
+in a background thread's event loop (as ``kubeupdate serve`` runs them), so the
+tests can use plain blocking HTTP and gRPC clients. The ``stack`` fixture in
+tests/conftest.py builds one per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.settings import GatewaySettings
+from kubeupdate.devcluster import DevCluster
+from kubeupdate.server import ServerConfig
+from kubeupdate.serving import Listening, serve_all
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Stack:
+    cluster: DevCluster
+    grpc_port: int
+    http_port: int
+    _local: threading.local = field(default_factory=threading.local)
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """One HTTP request on this thread's keep-alive connection."""
+        if isinstance(body, str):
+            body = body.encode()
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
+            self._local.connection = connection
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            answer = connection.getresponse()
+            data = answer.read()
+        except (ConnectionError, http.client.HTTPException):
+            connection.close()
+            self._local.connection = None
+            raise
+        return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, data)
+
+    def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def post_json(self, path: str, document: Any) -> Response:
+        return self.request(
+            "POST", path, json.dumps(document), {"Content-Type": "application/json"}
+        )
+
+    def image_of(self, namespace: str, deployment: str, container: str) -> str:
+        obj = self.cluster.get("deployments", namespace, deployment)
+        assert obj is not None
+        spec = obj["spec"]["template"]["spec"]
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            if c["name"] == container:
+                return str(c["image"])
+        raise AssertionError(f"no container {container}")
+
+
+class StackThread:
+    """serve_all() in a thread with its own loop; start() returns once both listen."""
+
+    def __init__(self, config: ServerConfig, settings: GatewaySettings) -> None:
+        self._config = config
+        self._settings = settings
+        self._ready = threading.Event()
+        self._listening: Listening | None = None
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="stack", daemon=True)
+
+    def start(self) -> Listening:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise TimeoutError("the service and gateway did not start within 30 s")
+        if self._error is not None:
+            raise self._error
+        assert self._listening is not None
+        return self._listening
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+
+        def ready(listening: Listening) -> None:
+            self._listening = listening
+            self._ready.set()
+
+        await serve_all(self._config, self._settings, ready=ready, stop=self._stop)
