@@ -248,9 +248,10 @@ def test_the_demo_banner_carries_the_credentials(tmp_path: Path) -> None:
         kubeconfig_path = tmp_path / "kubeconfig"
 
     text = demo.banner(Cluster(), 50051, 8080, secret)  # type: ignore[arg-type]
-    assert f"curl -u demo:{secret} " in text
-    assert f"Authorization: Bearer {secret}" in text
-    assert f"authorization: Bearer {secret}" in text  # grpcurl
+    assert f"  DEMO=demo:{secret}\n" in text
+    assert 'curl -u "$DEMO" ' in text
+    assert '"Authorization: Bearer ${DEMO#*:}"' in text  # the secret alone
+    assert '"authorization: Bearer ${DEMO#*:}"' in text  # grpcurl
 
 
 async def test_no_auth_serves_anonymous_callers_and_still_audits(tmp_path: Path) -> None:
