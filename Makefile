@@ -39,6 +39,13 @@ contract: $(BIN)/.installed
 test-only: $(BIN)/.installed
 	pytest -q --timeout=300
 
+# Not part of `make test`: about two minutes of load on this machine. Needs wrk
+# and hyperfine (Debian: apt-get install wrk hyperfine). Writes bench/results/.
+bench: $(BIN)/.installed
+	@command -v wrk >/dev/null && command -v hyperfine >/dev/null || \
+		{ echo "make bench needs wrk and hyperfine: apt-get install wrk hyperfine" >&2; exit 2; }
+	$(BIN)/python -m bench
+
 generate: $(BIN)/.installed
 	PYTHON=$(BIN)/python scripts/generate
 

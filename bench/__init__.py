@@ -1,0 +1,1 @@
+"""The benchmark (``python -m bench``) and the load helpers the reliability tests share."""

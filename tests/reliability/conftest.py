@@ -1,0 +1,50 @@
+"""Fixtures of the reliability suite: the whole stack with short deadlines, and a stub.
+
+``stack`` (tests/conftest.py) forwards REST calls with a 30 s deadline; the
+fault tests want the gateway's deadline short so a hang ends quickly, so
+``short_stack`` builds the same stack with ``call_timeout=CALL_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
+
+from gateway.settings import GatewaySettings
+from kubeupdate.auth.config import AuthConfig
+from kubeupdate.devcluster import DevCluster
+from kubeupdate.server import ServerConfig
+from tests.reliability.samples import seed_samples
+from tests.stack import Stack, StackThread
+
+#: The gateway's deadline for every forwarded call, in seconds.
+CALL_TIMEOUT = 1.5
+
+
+@pytest.fixture
+def short_stack(devcluster: DevCluster) -> Iterator[Stack]:
+    seed_samples(devcluster)
+    runner = StackThread(
+        ServerConfig(
+            port=0,
+            kubeconfig=devcluster.kubeconfig_path,
+            auth=AuthConfig(enabled=False, rate_limit=0),
+        ),
+        GatewaySettings(upstream="", port=0, access_log=False, call_timeout=CALL_TIMEOUT),
+    )
+    listening = runner.start()
+    assert listening.grpc_port is not None
+    assert listening.http_port is not None
+    try:
+        yield Stack(devcluster, listening.grpc_port, listening.http_port)
+    finally:
+        runner.stop()
+
+
+@pytest.fixture
+def stub(short_stack: Stack) -> Iterator[pb_grpc.DeploymentImageServiceStub]:
+    with grpc.insecure_channel(short_stack.grpc_target) as channel:
+        yield pb_grpc.DeploymentImageServiceStub(channel)
