@@ -2,9 +2,10 @@
 
 ``create_app(upstream)`` derives the routes of the given services (by default
 ``kubeupdate.v1.DeploymentImageService``), prepares one transcoder and one call
-handle per route, and adds ``GET /``, ``/healthz``, ``/readyz`` and
-``/openapi.json``. Unary RPCs answer one JSON document (``RpcEndpoint``);
-server-streaming RPCs answer newline-delimited JSON (``gateway.streaming``).
+handle per route, and adds ``GET /``, ``/healthz``, ``/readyz``,
+``/openapi.json`` and (unless ``settings.metrics`` is off) ``/metrics``.
+Unary RPCs answer one JSON document (``RpcEndpoint``); server-streaming RPCs
+answer newline-delimited JSON (``gateway.streaming``).
 All the work that depends only on the descriptors is done here, once.
 """
 
@@ -20,6 +21,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from kubeupdate.v1 import deployment_image_service_pb2
 
 from gateway.errors import RequestError, UpstreamError
+from gateway.metrics import GatewayMetrics, MetricsResource, RequestObserver
 from gateway.openapi import openapi_document, render
 from gateway.resources import (
     DocumentResource,
@@ -42,7 +44,7 @@ DEFAULT_SERVICES: tuple[ServiceDescriptor, ...] = (
 )
 
 # Paths the gateway serves itself; an annotation may not take them.
-RESERVED_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json"})
+RESERVED_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/metrics"})
 
 _INTERNAL_DETAIL = "The gateway failed with an internal error."
 # A path quoted in a 404/405 sentence is cut to this many characters.
@@ -55,20 +57,35 @@ def create_app(
     *,
     services: Sequence[ServiceDescriptor] = DEFAULT_SERVICES,
     open_streams: OpenStreams | None = None,
+    metrics: GatewayMetrics | None = None,
 ) -> falcon.asgi.App[GatewayRequest, falcon.asgi.Response]:
     """The gateway app forwarding to ``upstream``; raises ``RouteError`` on a bad annotation.
 
     ``open_streams`` tracks the streaming answers in progress, so that whoever
-    runs the app can end them at shutdown.
+    runs the app can end them at shutdown. ``metrics`` are served at
+    ``/metrics``; by default a new set, or none when ``settings.metrics`` is off.
     """
     settings = settings or GatewaySettings()
     open_streams = open_streams if open_streams is not None else OpenStreams()
-    app = falcon.asgi.App(middleware=[RequestIdMiddleware()], request_type=GatewayRequest)
+    if metrics is None and settings.metrics:
+        metrics = GatewayMetrics()
+    grouped = _group(routes_for_services(services))
+    # Metrics and logs name a route by its template in the proto, not Falcon's.
+    names = {t: routes[0].template for t, routes in grouped.items()}
+    # The observer comes first, so its time and access line cover everything else.
+    observer = RequestObserver(metrics, names, log_access=settings.access_log)
+    app = falcon.asgi.App(middleware=[observer], request_type=GatewayRequest)
+    app.add_middleware(RequestIdMiddleware())
     app.add_route("/", RootResource())
     app.add_route("/healthz", LivenessResource())
     app.add_route("/readyz", ReadinessResource(upstream, settings))
     app.add_route("/openapi.json", DocumentResource(render(openapi_document(services))))
-    for uri_template, endpoints in _group(routes_for_services(services)).items():
+    if metrics is not None:
+        app.add_route("/metrics", MetricsResource(metrics))
+        metrics.count_streams(lambda: len(open_streams))
+    if metrics is not None:
+        metrics.prepare((names[t], r.http_method) for t, routes in grouped.items() for r in routes)
+    for uri_template, endpoints in grouped.items():
         resource = _RouteResource()
         for route in endpoints:
             transcoder = Transcoder(route)

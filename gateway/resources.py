@@ -6,6 +6,7 @@ transcoder, the settings) and keep no per-request state.
 
 from __future__ import annotations
 
+import contextvars
 import re
 import secrets
 
@@ -19,6 +20,9 @@ from gateway.transcoding import JSON_CONTENT_TYPE, Transcoder, encode_document
 from gateway.upstream import SERVING, Metadata, UnaryCall, Upstream
 
 REQUEST_ID_HEADER = "X-Request-Id"
+
+#: The id of the request being answered, for log lines (each request runs in its own task).
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("gateway_request_id", default="-")
 
 # The original service's answer to GET /, byte for byte (Go's encoder adds "\n").
 ROOT_BODY = encode_document({"Status": "okay", "Detail": "server is running"})
@@ -35,11 +39,12 @@ class RequestIdMiddleware:
     """Gives every request an id, echoed in the response, even on errors."""
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        request_id = req.get_header(REQUEST_ID_HEADER)
-        if request_id is None or not _SANE_REQUEST_ID.fullmatch(request_id):
-            request_id = secrets.token_hex(16)
-        req.context.request_id = request_id
-        resp.set_header(REQUEST_ID_HEADER, request_id)
+        rid = req.get_header(REQUEST_ID_HEADER)
+        if rid is None or not _SANE_REQUEST_ID.fullmatch(rid):
+            rid = secrets.token_hex(16)
+        request_id.set(rid)
+        req.context.request_id = rid
+        resp.set_header(REQUEST_ID_HEADER, rid)
 
 
 class RpcEndpoint:

@@ -88,7 +88,8 @@ class GatewayServer:
                 app,
                 lifespan="off",  # the channel's life is managed here, not by ASGI lifespan
                 log_config=None,  # leave logging to the host process
-                access_log=self.settings.access_log,
+                # The app logs its own access lines, with the request id.
+                access_log=False,
                 proxy_headers=True,
                 forwarded_allow_ips=self.settings.forwarded_allow_ips,
                 server_header=False,
@@ -281,6 +282,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="proxies trusted for X-Forwarded-For (comma-separated, '*' for any)",
     )
     parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument("--no-metrics", action="store_true", help="no GET /metrics")
 
 
 def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
@@ -296,6 +298,7 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         max_body_bytes=args.max_body_bytes,
         forwarded_allow_ips=args.forwarded_allow_ips,
         access_log=not args.no_access_log,
+        metrics=not args.no_metrics,
     )
 
 

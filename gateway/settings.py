@@ -31,4 +31,7 @@ class GatewaySettings:
     # Proxies trusted for X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips);
     # the client address forwarded as x-forwarded-for is the one they vouch for.
     forwarded_allow_ips: str = "127.0.0.1"
+    # One access line per request (logger "gateway.access"), with its request id.
     access_log: bool = True
+    # GET /metrics (Prometheus) on the gateway's port.
+    metrics: bool = True

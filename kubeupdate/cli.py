@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 
 from gateway.settings import GatewaySettings
-from kubeupdate import demo, server
+from kubeupdate import demo, logs, server
 from kubeupdate.auth import cli as token_cli
 from kubeupdate.auth.config import SecurityConfigError
 from kubeupdate.devcluster import cli as devcluster_cli
@@ -26,10 +26,7 @@ log = logging.getLogger("kubeupdate")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(args.log_level, args.log_format)
     code: int = args.run(args)
     return code
 
@@ -40,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Change the image of one container in one Kubernetes Deployment.",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="text lines for a terminal, or one JSON object per line for a log collector "
+        "(default: %(default)s)",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve_parser = commands.add_parser("serve", help="run the gRPC service and the REST gateway")
@@ -133,6 +137,7 @@ def run_serve(args: argparse.Namespace) -> int:
             port=args.http_port,
             call_timeout=args.call_timeout,
             forwarded_allow_ips=args.forwarded_allow_ips,
+            metrics=not args.no_metrics,
             # A waited change may take the longest wait the service allows.
             wait_call_timeout=args.max_wait_timeout + args.call_timeout,
         )

@@ -2,7 +2,8 @@
 
 :class:`ServiceServer` is the server as an object (start, port, stop) for
 tests and for embedding; :func:`serve` is the process entry point: it loads
-credentials, runs until SIGTERM or SIGINT, then stops gracefully.
+credentials, serves Prometheus metrics on their own port if asked, runs until
+SIGTERM or SIGINT, then stops gracefully.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from kubeupdate.auth import config as auth_config
 from kubeupdate.deployments import DEFAULT_ATTEMPTS, DeploymentImages
 from kubeupdate.kube.client import DEFAULT_TIMEOUT, KubeClient
 from kubeupdate.kube.credentials import SERVICE_ACCOUNT_DIR, Credentials
+from kubeupdate.metrics import MetricsListener, ServiceMetrics
 from kubeupdate.rollouts import Rollouts, RolloutSettings
 from kubeupdate.servicer import DeploymentImageServicer
 from kubeupdate.status import ErrorStatusInterceptor
@@ -33,6 +35,10 @@ from kubeupdate.status import ErrorStatusInterceptor
 log = logging.getLogger(__name__)
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["DeploymentImageService"].full_name
+
+#: ``kubeupdate serve``'s metrics port (Prometheus' own default is 9090 too, but
+#: Prometheus does not run in the service's Pod).
+DEFAULT_METRICS_PORT = 9090
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class ServerConfig:
     rollouts: RolloutSettings = field(default_factory=RolloutSettings)
     # Authentication, policy, audit, rate limits, TLS: on by default.
     auth: auth_config.AuthConfig = field(default_factory=auth_config.AuthConfig)
+    # GET /metrics on this port of ``host`` (0 picks a free one); None: no listener.
+    # The command line's default is DEFAULT_METRICS_PORT; embedders ask for it.
+    metrics_port: int | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +123,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds new Pods may stay in ImagePullBackOff or CrashLoopBackOff before a "
         "waited rollout fails (default: %(default)s)",
     )
+    group.add_argument(
+        "--metrics-port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        help="serve Prometheus metrics at /metrics on this port of --grpc-host; "
+        "0 picks a free one (default: %(default)s)",
+    )
+    group.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="no metrics: no --metrics-port listener, no /metrics on the gateway",
+    )
     auth_config.add_arguments(parser)
 
 
@@ -136,6 +157,7 @@ def config_from(arguments: argparse.Namespace) -> ServerConfig:
             stuck_grace=arguments.stuck_grace,
         ),
         auth=auth_config.config_from(arguments),
+        metrics_port=None if arguments.no_metrics else arguments.metrics_port,
     )
 
 
@@ -162,11 +184,15 @@ class ServiceServer:
         port: int = 0,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         server_credentials: grpc.ServerCredentials | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
+        """``metrics`` counts and times every call (exposing them is the caller's job)."""
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self._server = grpc.aio.server(interceptors=[ErrorStatusInterceptor(), *interceptors])
+        self._server = grpc.aio.server(
+            interceptors=[ErrorStatusInterceptor(metrics), *interceptors]
+        )
         pb_grpc.add_DeploymentImageServiceServicer_to_server(
-            DeploymentImageServicer(images, rollouts), self._server
+            DeploymentImageServicer(images, rollouts, metrics=metrics), self._server
         )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -224,10 +250,12 @@ async def serve(
     ready: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
+    metrics_ready: Callable[[int], None] | None = None,
 ) -> None:
     """Run the service until SIGTERM/SIGINT (or ``stop`` is set), then stop gracefully.
 
-    ``ready`` is called with the bound port once the server is serving. A
+    ``ready`` is called with the bound port once the server is serving;
+    ``metrics_ready`` with the metrics port, before ``ready``. A
     process that runs more than this server (``kubeupdate serve`` with the
     gateway) can pass ``handle_signals=False`` and set ``stop`` itself.
     """
@@ -238,17 +266,38 @@ async def serve(
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
     auth = auth_config.Auth(config.auth)
-    async with auth, KubeClient(credentials, timeout=config.kube_timeout) as client:
+    metrics: ServiceMetrics | None = None
+    listener: MetricsListener | None = None
+    if config.metrics_port is not None:
+        metrics = ServiceMetrics()
+        listener = MetricsListener(metrics, config.host, config.metrics_port)
+    observe = metrics.kubernetes_call if metrics is not None else None
+    kube = KubeClient(credentials, timeout=config.kube_timeout, observe=observe)
+    async with auth, kube as client:
         images = DeploymentImages(client, attempts=config.update_attempts)
+        rollouts = Rollouts(images, client, config.rollouts)
+        if metrics is not None:
+            metrics.count_watches(lambda: rollouts.open_watches)
         server = ServiceServer(
             images,
-            rollouts=Rollouts(images, client, config.rollouts),
+            rollouts=rollouts,
             host=config.host,
             port=config.port,
             interceptors=[auth.interceptor],
             server_credentials=auth.server_credentials,
+            metrics=metrics,
         )
-        port = await server.start()
+        if listener is not None:
+            metrics_port = await listener.start()
+            log.info("kubeupdate metrics at http://%s:%d/metrics", config.host, metrics_port)
+            if metrics_ready is not None:
+                metrics_ready(metrics_port)
+        try:
+            port = await server.start()
+        except BaseException:
+            if listener is not None:
+                await listener.stop()
+            raise
         log.info("kubeupdate gRPC service listening on %s:%d", config.host, port)
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
@@ -261,3 +310,5 @@ async def serve(
             for sig in signals:
                 loop.remove_signal_handler(sig)
             await server.stop(config.grace)
+            if listener is not None:
+                await listener.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc.aio
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -18,7 +18,10 @@ from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from kubeupdate import caller, errors
 from kubeupdate.deployments import DeploymentImages
-from kubeupdate.rollouts import RolloutReport, Rollouts, RolloutState
+from kubeupdate.rollouts import RolloutReport, Rollouts, RolloutState, SetImageOutcome
+
+if TYPE_CHECKING:
+    from kubeupdate.metrics import ServiceMetrics
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -36,10 +39,20 @@ _MAX_DURATION_SECONDS = 315_576_000_000
 class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
     """Implements ``kubeupdate.v1.DeploymentImageService`` with the domain classes."""
 
-    def __init__(self, images: DeploymentImages, rollouts: Rollouts | None = None) -> None:
-        """Without ``rollouts``, changes work but waits and rollout calls are UNAVAILABLE."""
+    def __init__(
+        self,
+        images: DeploymentImages,
+        rollouts: Rollouts | None = None,
+        *,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        """Without ``rollouts``, changes work but waits and rollout calls are UNAVAILABLE.
+
+        ``metrics`` counts what each SetContainerImage call did.
+        """
         self._images = images
         self._rollouts = rollouts or Rollouts(images, None)
+        self._metrics = metrics
 
     async def GetContainerImage(
         self, request: pb.GetContainerImageRequest, context: Context
@@ -57,19 +70,14 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
     async def SetContainerImage(
         self, request: pb.SetContainerImageRequest, context: Context
     ) -> pb.SetContainerImageResponse:
-        outcome = await self._rollouts.set_container_image(
-            request.namespace,
-            request.deployment,
-            request.container,
-            request.image,
-            identity=_identity(context),
-            wait=request.wait,
-            timeout=_seconds(request.timeout) if request.HasField("timeout") else None,
-            rollback_on_failure=request.rollback_on_failure,
-            dry_run=request.dry_run,
-            reason=request.reason,
-            deadline=_deadline(context),
-        )
+        try:
+            outcome = await self._set_container_image(request, context)
+        except BaseException:
+            if self._metrics is not None:
+                self._metrics.update_failed()
+            raise
+        if self._metrics is not None:
+            self._metrics.update(outcome)
         change = outcome.change
         response = pb.SetContainerImageResponse(
             namespace=change.namespace,
@@ -84,6 +92,23 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
         if outcome.rollout is not None:
             response.rollout.CopyFrom(_rollout(outcome.rollout))
         return response
+
+    async def _set_container_image(
+        self, request: pb.SetContainerImageRequest, context: Context
+    ) -> SetImageOutcome:
+        return await self._rollouts.set_container_image(
+            request.namespace,
+            request.deployment,
+            request.container,
+            request.image,
+            identity=_identity(context),
+            wait=request.wait,
+            timeout=_seconds(request.timeout) if request.HasField("timeout") else None,
+            rollback_on_failure=request.rollback_on_failure,
+            dry_run=request.dry_run,
+            reason=request.reason,
+            deadline=_deadline(context),
+        )
 
     async def ListContainerImages(
         self, request: pb.ListContainerImagesRequest, context: Context

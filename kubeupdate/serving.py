@@ -29,6 +29,8 @@ class Listening:
 
     grpc_port: int | None = None
     http_port: int | None = None
+    # The service's metrics listener, when it has one.
+    metrics_port: int | None = None
 
 
 async def serve_all(
@@ -63,10 +65,19 @@ async def serve_all(
         if settings is None and ready is not None:
             ready(listening)
 
+    def on_metrics_ready(port: int) -> None:
+        listening.metrics_port = port
+
     async def run_service() -> None:
         assert config is not None
         try:
-            await serve(config, ready=on_service_ready, stop=stop, handle_signals=False)
+            await serve(
+                config,
+                ready=on_service_ready,
+                stop=stop,
+                handle_signals=False,
+                metrics_ready=on_metrics_ready,
+            )
         finally:
             stop.set()
             service_ready.set()  # a gateway still waiting for it gives up

@@ -10,17 +10,22 @@ the INTERNAL message carry it.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import grpc.aio
 
 from kubeupdate import errors
+
+if TYPE_CHECKING:
+    from kubeupdate.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +70,36 @@ def status_for(exc: BaseException, rid: str) -> tuple[grpc.StatusCode, str, Meta
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to every log record, for formats that show it."""
+    """Adds ``request_id`` to every log record, for formats that show it.
+
+    ``sources`` are read in order and the first one set wins: by default the
+    service's id; ``kubeupdate serve`` adds the gateway's, as both may run in
+    one process.
+    """
+
+    def __init__(self, *sources: contextvars.ContextVar[str]) -> None:
+        super().__init__()
+        self._sources = sources or (request_id,)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get()
+        rid = "-"
+        for source in self._sources:
+            rid = source.get()
+            if rid != "-":
+                break
+        record.request_id = rid
         return True
 
 
 class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
-    """Turns exceptions raised by unary and server-streaming handlers into gRPC statuses."""
+    """Turns exceptions raised by unary and server-streaming handlers into gRPC statuses.
+
+    With ``metrics``, it also counts every call by code and times it: it is the
+    outermost layer and the one place that knows the final code.
+    """
+
+    def __init__(self, metrics: ServiceMetrics | None = None) -> None:
+        self._metrics = metrics
 
     async def intercept_service(
         self,
@@ -92,21 +118,35 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is None:
             return handler
         behavior = handler.unary_unary
+        timing = self._metrics.call(method, streaming=False) if self._metrics else None
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             request_id.set(rid)
+            started = time.perf_counter()
             try:
                 response = await behavior(request, cast(Any, context))
                 log.debug("%s [%s] -> OK", method, rid)
+                if timing is not None:
+                    timing.done(grpc.StatusCode.OK, time.perf_counter() - started)
                 return response
             except grpc.aio.AbortError:
-                raise  # an inner layer already chose the status
+                # An inner layer already chose the status.
+                if timing is not None:
+                    timing.done(_code(context), time.perf_counter() - started)
+                raise
+            except asyncio.CancelledError:
+                # The client went away (or the server stops): gRPC reports CANCELLED.
+                if timing is not None:
+                    timing.done(grpc.StatusCode.CANCELLED, time.perf_counter() - started)
+                raise
             except errors.KubeupdateError as exc:
                 code, message, trailers = status_for(exc, rid)
                 log.info("%s [%s] -> %s: %s", method, rid, code.name, message)
             except Exception:
                 code, message, trailers = status_for(Exception(), rid)
                 log.exception("%s [%s] failed unexpectedly", method, rid)
+            if timing is not None:
+                timing.done(code, time.perf_counter() - started)
             # abort() raises; calling it outside the except keeps it from being caught.
             await context.abort(code, message, trailing_metadata=trailers)
 
@@ -116,21 +156,31 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
-    @staticmethod
     def _guard_stream(
-        handler: grpc.RpcMethodHandler[Any, Any], method: str, rid: str
+        self, handler: grpc.RpcMethodHandler[Any, Any], method: str, rid: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
         """The same for a server-streaming handler (an async generator)."""
         behavior: Any = handler.unary_stream
+        timing = self._metrics.call(method, streaming=True) if self._metrics else None
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             request_id.set(rid)
+            started = time.perf_counter()
             try:
                 async for response in behavior(request, cast(Any, context)):
                     yield response
                 log.debug("%s [%s] -> OK", method, rid)
+                if timing is not None:
+                    timing.done(grpc.StatusCode.OK, time.perf_counter() - started)
                 return
             except grpc.aio.AbortError:
+                if timing is not None:
+                    timing.done(_code(context), time.perf_counter() - started)
+                raise
+            except asyncio.CancelledError:
+                # The client went away (or the server stops): gRPC reports CANCELLED.
+                if timing is not None:
+                    timing.done(grpc.StatusCode.CANCELLED, time.perf_counter() - started)
                 raise
             except errors.KubeupdateError as exc:
                 code, message, trailers = status_for(exc, rid)
@@ -138,6 +188,8 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
             except Exception:
                 code, message, trailers = status_for(Exception(), rid)
                 log.exception("%s [%s] failed unexpectedly", method, rid)
+            if timing is not None:
+                timing.done(code, time.perf_counter() - started)
             await context.abort(code, message, trailing_metadata=trailers)
 
         return grpc.unary_stream_rpc_method_handler(
@@ -145,6 +197,18 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    """The code an inner layer aborted with (UNKNOWN if grpc cannot tell)."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    # Some grpc versions give the numeric code.
+    return _CODES_BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
+
+
+_CODES_BY_VALUE: dict[object, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
 
 
 def _request_id(metadata: Any) -> str:

@@ -26,7 +26,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +40,10 @@ from kubeupdate.kube.credentials import Credentials
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
+
+#: Told of every request sent (watches excluded): verb, resource, code, seconds.
+#: ``code`` is the HTTP status, or ``timeout`` / ``connection`` when none came back.
+CallObserver = Callable[[str, str, str, float], None]
 
 
 class KubeClient:
@@ -55,12 +59,15 @@ class KubeClient:
         backoff: float = 0.2,
         connection_limit: int = 100,
         watch_limit: int = 2000,
+        observe: CallObserver | None = None,
     ) -> None:
         """``timeout`` bounds each HTTP call; ``attempts`` bounds retries of one call.
 
         ``connection_limit`` bounds the connections of ordinary calls,
-        ``watch_limit`` those of watches (one each), separately.
+        ``watch_limit`` those of watches (one each), separately. ``observe`` is
+        told of every request sent, retries included (metrics).
         """
+        self._observe = observe
         self._credentials = credentials
         self._timeout = timeout
         self._attempts = max(1, attempts)
@@ -97,11 +104,15 @@ class KubeClient:
         self, namespace: str, name: str, *, deadline: float | None = None
     ) -> JsonObject:
         path = f"/apis/apps/v1/namespaces/{_segment(namespace)}/deployments/{_segment(name)}"
-        return await self._request("GET", path, deadline=deadline)
+        return await self._request("GET", path, "get", "deployments", deadline=deadline)
 
     async def get_namespace(self, namespace: str, *, deadline: float | None = None) -> JsonObject:
         return await self._request(
-            "GET", f"/api/v1/namespaces/{_segment(namespace)}", deadline=deadline
+            "GET",
+            f"/api/v1/namespaces/{_segment(namespace)}",
+            "get",
+            "namespaces",
+            deadline=deadline,
         )
 
     async def patch_deployment(
@@ -117,6 +128,8 @@ class KubeClient:
         return await self._request(
             "PATCH",
             path,
+            "patch",
+            "deployments",
             body=json.dumps(operations).encode(),
             content_type="application/json-patch+json",
             query={"dryRun": "All"} if dry_run else {},
@@ -134,7 +147,9 @@ class KubeClient:
     ) -> JsonObject:
         query = _selectors(label_selector, field_selector)
         path = resource.collection(_segment(namespace))
-        return await self._request("GET", path, query=query, deadline=deadline)
+        return await self._request(
+            "GET", path, "list", resource.plural, query=query, deadline=deadline
+        )
 
     async def watch(
         self,
@@ -210,6 +225,8 @@ class KubeClient:
         self,
         method: str,
         path: str,
+        verb: str,
+        resource: str,
         *,
         body: bytes | None = None,
         content_type: str | None = None,
@@ -223,7 +240,9 @@ class KubeClient:
             attempt += 1
             generation = self._credentials_generation
             try:
-                return await self._send(method, path, body, content_type, query or {}, deadline)
+                return await self._send(
+                    method, path, body, content_type, query or {}, deadline, verb, resource
+                )
             except errors.Unauthorized:
                 if reloaded:
                     raise
@@ -256,6 +275,8 @@ class KubeClient:
         content_type: str | None,
         query: Mapping[str, str],
         deadline: float | None,
+        verb: str,
+        resource: str,
     ) -> JsonObject:
         timeout = self._timeout
         if deadline is not None:
@@ -271,6 +292,8 @@ class KubeClient:
             headers["Authorization"] = authorization
         session = self._get_session()
         writes = method != "GET"
+        started = time.perf_counter()
+        code = "connection"
         try:
             async with session.request(
                 method,
@@ -287,7 +310,9 @@ class KubeClient:
                 raw = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
+            code = str(status)
         except TimeoutError as exc:
+            code = "timeout"
             raise errors.Timeout(
                 f"the Kubernetes API did not answer {method} {path} within {timeout:.1f}s",
                 outcome_unknown=writes,
@@ -303,6 +328,9 @@ class KubeClient:
                 f"{type(exc).__name__}",
                 outcome_unknown=writes,
             ) from exc
+        finally:
+            if self._observe is not None:
+                self._observe(verb, resource, code, time.perf_counter() - started)
         log.debug("%s %s -> %d", method, path, status)
         if 200 <= status < 300:
             return _decode_object(raw, method, path, status)

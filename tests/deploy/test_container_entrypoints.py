@@ -133,8 +133,18 @@ def test_service_and_gateway_entrypoints(
         cluster.write_incluster_files(tmp_path / "serviceaccount")
         where = [f"--serviceaccount-dir={tmp_path / 'serviceaccount'}"]
         env = cluster.incluster_environ
-    service = start("service", "--grpc-host=127.0.0.1", "--grpc-port=0", *where, *flags, env=env)
+    service = start(
+        "service",
+        "--grpc-host=127.0.0.1",
+        "--grpc-port=0",
+        "--metrics-port=0",
+        *where,
+        *flags,
+        env=env,
+    )
     try:
+        # The metrics listener starts first, then the gRPC server.
+        metrics_port = service.port_from(r"metrics at http://\S+:(\d+)/metrics")
         grpc_port = service.port_from(r"gRPC service listening on \S+:(\d+)")
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(
@@ -143,6 +153,10 @@ def test_service_and_gateway_entrypoints(
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         with DeploymentImageClient(f"127.0.0.1:{grpc_port}", token=secret, environ={}) as client:
             assert client.get("default", "web", "app").image
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{metrics_port}/metrics", timeout=GUARD
+        ) as scraped:
+            assert b'grpc_method="GetContainerImage"' in scraped.read()
 
         gateway = start(
             "gateway",
@@ -177,6 +191,8 @@ def test_service_and_gateway_entrypoints(
             assert gateway.stop() == 0, "".join(gateway.log)
     finally:
         assert service.stop() == 0, "".join(service.log)
+    # The image logs JSON lines (the audit lines are JSON too).
+    assert all(json.loads(line) for line in service.log if line.strip())
 
 
 def test_unknown_role_runs_as_a_command() -> None:

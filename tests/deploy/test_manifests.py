@@ -140,11 +140,25 @@ def test_only_the_gateway_reaches_the_service(rendered: list[Object]) -> None:
     assert selector.items() <= service_labels.items()
     assert not selector.items() <= gateway_labels.items()
     assert policy["policyTypes"] == ["Ingress"]
-    (rule,) = policy["ingress"]
+    rule, metrics = policy["ingress"]
     (peer,) = rule["from"]
     assert set(peer) == {"podSelector"}  # no namespaceSelector / ipBlock: this namespace only
     assert peer["podSelector"]["matchLabels"].items() <= gateway_labels.items()
     assert rule["ports"] == [{"protocol": "TCP", "port": 50051}]
+    # Prometheus may scrape the metrics port from any Pod, and only that port.
+    assert metrics["from"] == [{"namespaceSelector": {}}]
+    assert metrics["ports"] == [{"protocol": "TCP", "port": 9090}]
+
+
+def test_metrics_ports_are_declared_and_annotated(rendered: list[Object]) -> None:
+    for name, port in (("kubeupdate-service", 9090), ("kubeupdate-gateway", 8080)):
+        template = find(rendered, "Deployment", name)["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(port)
+        assert annotations["prometheus.io/path"] == "/metrics"
+        (container,) = template["spec"]["containers"]
+        assert port in [p["containerPort"] for p in container["ports"]]
 
 
 def test_disruption_budgets_select_each_half(rendered: list[Object]) -> None:

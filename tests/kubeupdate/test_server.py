@@ -78,5 +78,10 @@ def test_flags_make_the_config(tmp_path: Path) -> None:
             ]
         )
     )
-    assert config == ServerConfig(port=0, kubeconfig=tmp_path / "k", context="dev", kube_timeout=3)
-    assert config_from(parser.parse_args([])) == ServerConfig()
+    assert config == ServerConfig(
+        port=0, kubeconfig=tmp_path / "k", context="dev", kube_timeout=3, metrics_port=9090
+    )
+    # The command line serves metrics by default; an embedded ServerConfig() does not.
+    assert config_from(parser.parse_args([])) == ServerConfig(metrics_port=9090)
+    assert config_from(parser.parse_args(["--no-metrics"])) == ServerConfig()
+    assert config_from(parser.parse_args(["--metrics-port=0"])).metrics_port == 0
