@@ -40,7 +40,7 @@ ENV PATH=/opt/kubeupdate/bin:$PATH \
 # Numeric, so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 50051 8080
+EXPOSE 50051 8080 9090
 # Healthy when this container's server is ready: the gateway's /readyz, or the
 # service's gRPC health (whichever role it runs).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \

@@ -29,9 +29,18 @@ def serve_command(*arguments: str) -> list[str]:
     """``kubeupdate serve ...`` with this interpreter (the venv's).
 
     The log level stays at info: the "listening" lines that give the ports
-    are info lines.
+    are info lines. The metrics listener takes a free port, so that several
+    of these can run at once (callers may override it).
     """
-    return [sys.executable, "-m", "kubeupdate", "--log-level=info", "serve", *arguments]
+    return [
+        sys.executable,
+        "-m",
+        "kubeupdate",
+        "--log-level=info",
+        "serve",
+        "--metrics-port=0",
+        *arguments,
+    ]
 
 
 def devcluster_command(*arguments: str) -> list[str]:

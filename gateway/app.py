@@ -152,6 +152,8 @@ async def _upstream_error(
     _render(resp, ex.http_status, ex.code, detail)
     if ex.retry_after is not None and ex.http_status in (429, 503):
         resp.set_header("Retry-After", ex.retry_after)
+    if ex.www_authenticate is not None and ex.http_status == 401:
+        resp.set_header("WWW-Authenticate", ex.www_authenticate)
 
 
 async def _http_error(

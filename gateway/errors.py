@@ -108,15 +108,22 @@ class UpstreamError(GatewayError):
     """The service answered with a non-OK gRPC status.
 
     ``detail`` is the service's message (a sentence meant for the caller);
-    ``retry_after`` is the value of its ``retry-after`` metadata, if any.
+    ``retry_after`` and ``www_authenticate`` are the values of the metadata
+    of those names, if the service sent them.
     """
 
     def __init__(
-        self, status: grpc.StatusCode, detail: str, *, retry_after: str | None = None
+        self,
+        status: grpc.StatusCode,
+        detail: str,
+        *,
+        retry_after: str | None = None,
+        www_authenticate: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.retry_after = retry_after
+        self.www_authenticate = www_authenticate
         self.http_status = HTTP_STATUS_BY_CODE.get(status, 500)
         self.code = status.name
 

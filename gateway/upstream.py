@@ -32,6 +32,7 @@ SERVING = "SERVING"
 
 # Longest Retry-After value passed through: delta-seconds or an HTTP date.
 _RETRY_AFTER_LIMIT = 64
+_WWW_AUTHENTICATE_LIMIT = 256
 
 
 class UnaryCall(Protocol):
@@ -166,17 +167,22 @@ class _GrpcReplyStream:
 
 
 def upstream_error(exc: grpc.aio.AioRpcError) -> UpstreamError:
-    """The gateway's error for a failed call, with its Retry-After if sent."""
-    retry_after = _retry_after(exc.trailing_metadata()) or _retry_after(exc.initial_metadata())
-    return UpstreamError(exc.code(), exc.details() or "", retry_after=retry_after)
+    """The gateway's error for a failed call, with the headers the service asked for."""
+    metadata = [*(exc.trailing_metadata() or ()), *(exc.initial_metadata() or ())]
+    return UpstreamError(
+        exc.code(),
+        exc.details() or "",
+        retry_after=_header_value(metadata, "retry-after", _RETRY_AFTER_LIMIT),
+        www_authenticate=_header_value(metadata, "www-authenticate", _WWW_AUTHENTICATE_LIMIT),
+    )
 
 
-def _retry_after(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
-    for key, value in metadata or ():
-        if key.lower() != "retry-after" or not isinstance(value, str):
+def _header_value(metadata: Iterable[tuple[str, str | bytes]], name: str, limit: int) -> str | None:
+    for key, value in metadata:
+        if key.lower() != name or not isinstance(value, str):
             continue
         value = value.strip()
         # Only a short printable value may become an HTTP header.
-        if 0 < len(value) <= _RETRY_AFTER_LIMIT and value.isprintable() and value.isascii():
+        if 0 < len(value) <= limit and value.isprintable() and value.isascii():
             return value
     return None

@@ -7,14 +7,19 @@ gateway in front of it, seeded with the demo's sample Deployments.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
-from kubeupdate.demo import SAMPLES, load_manifests
+from kubeupdate.demo import SAMPLES, load_manifests, write_demo_security
 from kubeupdate.devcluster import DevCluster
 from kubeupdate.server import ServerConfig
 from tests.stack import Stack, StackThread
@@ -22,19 +27,19 @@ from tests.stack import Stack, StackThread
 pytest_plugins = ["kubeupdate.devcluster.pytest_plugin"]
 
 
-@pytest.fixture
-def stack(devcluster: DevCluster) -> Iterator[Stack]:
+def _seed(devcluster: DevCluster) -> None:
     for obj in load_manifests(SAMPLES):
         if obj["kind"] == "Namespace" and devcluster.get("namespaces", "", obj["metadata"]["name"]):
             continue
         devcluster.create(obj)
     devcluster.journal.clear()
+
+
+@contextlib.contextmanager
+def _running_stack(devcluster: DevCluster, auth: AuthConfig) -> Iterator[Stack]:
+    _seed(devcluster)
     runner = StackThread(
-        ServerConfig(
-            port=0,
-            kubeconfig=devcluster.kubeconfig_path,
-            auth=AuthConfig(enabled=False, rate_limit=0),
-        ),
+        ServerConfig(port=0, kubeconfig=devcluster.kubeconfig_path, auth=auth),
         GatewaySettings(upstream="", port=0, access_log=False),
     )
     listening = runner.start()
@@ -44,6 +49,34 @@ def stack(devcluster: DevCluster) -> Iterator[Stack]:
         yield Stack(devcluster, listening.grpc_port, listening.http_port)
     finally:
         runner.stop()
+
+
+@pytest.fixture
+def stack(devcluster: DevCluster) -> Iterator[Stack]:
+    """The stack without authentication (the contract tests are about the API)."""
+    with _running_stack(devcluster, AuthConfig(enabled=False, rate_limit=0)) as running:
+        yield running
+
+
+@dataclass
+class SecuredStack:
+    stack: Stack
+    secret: str
+    audit_log: Path
+
+    def audit_lines(self) -> list[dict[str, Any]]:
+        text = self.audit_log.read_text(encoding="utf-8") if self.audit_log.exists() else ""
+        return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture
+def secured_stack(devcluster: DevCluster, tmp_path: Path) -> Iterator[SecuredStack]:
+    """The stack with the demo's token and policy, auditing to a file."""
+    secret, auth = write_demo_security(tmp_path)
+    audit_log = tmp_path / "audit.jsonl"
+    auth = replace(auth, audit_log=str(audit_log), rate_limit=0)
+    with _running_stack(devcluster, auth) as running:
+        yield SecuredStack(running, secret, audit_log)
 
 
 @pytest.fixture

@@ -1,0 +1,110 @@
+"""Authentication and policy over REST, through the gateway and service to the devcluster.
+
+Every refused attempt must answer the right code, write nothing to the
+devcluster, and leave exactly one audit line without the secret in it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import SecuredStack
+
+WEB_APP = "/deployment/default/web/app"
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def post(image: str) -> str:
+    return json.dumps({"Image": image})
+
+
+def test_the_original_curl_u_works_and_is_recorded(secured_stack: SecuredStack) -> None:
+    stack = secured_stack.stack
+    headers = {**basic("demo", secured_stack.secret), "Content-Type": "application/json"}
+
+    answer = stack.request("POST", WEB_APP, post("nginx:1.27"), headers)
+
+    assert answer.status == 200, answer.body
+    assert answer.json["Changed"] is True
+    deployment = stack.cluster.get("deployments", "default", "web")
+    assert deployment is not None
+    cause = deployment["metadata"]["annotations"]["kubernetes.io/change-cause"]
+    assert "nginx:1.25 → nginx:1.27 by token:demo" in cause
+    (line,) = secured_stack.audit_lines()
+    assert line["decision"] == "allow"
+    assert line["identity"]["method"] in {"basic", "token"}
+
+
+def test_the_secret_alone_is_a_bearer_token(secured_stack: SecuredStack) -> None:
+    headers = {"Authorization": f"Bearer {secured_stack.secret}"}
+    answer = secured_stack.stack.request("GET", WEB_APP, None, headers)
+    assert answer.status == 200
+    assert answer.json["Image"] == "nginx:1.25"
+
+
+def test_no_credentials_is_a_401_with_www_authenticate(secured_stack: SecuredStack) -> None:
+    answer = secured_stack.stack.request("GET", WEB_APP)
+    assert answer.status == 401
+    challenge = answer.headers["www-authenticate"]
+    assert "Bearer" in challenge
+    assert "Basic" in challenge
+
+
+REFUSED: list[tuple[str, str, str, str | None, Any, int]] = [
+    # (case, method, path, image, credentials, status); credentials None = the demo's
+    ("no credentials", "POST", WEB_APP, "nginx:1.27", {}, 401),
+    ("wrong password", "POST", WEB_APP, "nginx:1.27", basic("demo", "kut_demo_" + "0" * 64), 401),
+    ("unknown user", "POST", WEB_APP, "nginx:1.27", basic("nobody", "secret"), 401),
+    ("empty bearer", "POST", WEB_APP, "nginx:1.27", {"Authorization": "Bearer "}, 401),
+    ("bad base64", "POST", WEB_APP, "nginx:1.27", {"Authorization": "Basic %%%"}, 401),
+    ("unknown scheme", "POST", WEB_APP, "nginx:1.27", {"Authorization": "Digest x"}, 401),
+    ("target not in the policy", "POST", "/deployment/default/other/app", "nginx:1.27", None, 403),
+    ("kube-system", "POST", "/deployment/kube-system/coredns/coredns", "nginx:1.27", None, 403),
+    ("registry not allowed", "POST", WEB_APP, "evil.example.com/nginx:1.27", None, 403),
+    ("registry prefix trap", "POST", WEB_APP, "ghcr.io.evil.com/acme/web:1", None, 403),
+    ("latest refused", "POST", WEB_APP, "nginx:latest", None, 403),
+    ("missing tag is latest", "POST", WEB_APP, "nginx", None, 403),
+    (
+        "read of a target not in the policy",
+        "GET",
+        "/deployment/kube-system/coredns/x",
+        None,
+        None,
+        403,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "image", "credentials", "status"),
+    [pytest.param(*case[1:], id=case[0]) for case in REFUSED],
+)
+def test_refused_attempts_write_nothing_and_are_audited_once(
+    secured_stack: SecuredStack,
+    method: str,
+    path: str,
+    image: str | None,
+    credentials: dict[str, str] | None,
+    status: int,
+) -> None:
+    stack = secured_stack.stack
+    headers = dict(basic("demo", secured_stack.secret) if credentials is None else credentials)
+    headers["Content-Type"] = "application/json"
+
+    answer = stack.request(method, path, post(image) if image else None, headers)
+
+    assert answer.status == status, answer.body
+    assert answer.json["Status"] == "failed"
+    assert stack.cluster.journal.writes() == []
+    (line,) = secured_stack.audit_lines()
+    assert line["decision"] == "deny"
+    assert secured_stack.secret not in secured_stack.audit_log.read_text()
+    assert secured_stack.secret not in answer.body.decode()
