@@ -34,8 +34,10 @@ rollout status`` applies to the objects this module writes.
 
 from __future__ import annotations
 
+import collections
 import copy
 import fnmatch
+import functools
 import hashlib
 import json
 import logging
@@ -46,7 +48,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from kubeupdate.devcluster.clock import SimulatedClock
-from kubeupdate.devcluster.store import ObjectExists, ObjectNotFound, Store, timestamp
+from kubeupdate.devcluster.indexes import Ownership, Timers
+from kubeupdate.devcluster.store import Event, ObjectExists, ObjectNotFound, Store, timestamp
 from kubeupdate.rollout_status import RolloutFailed, rollout_status
 
 __all__ = [
@@ -124,6 +127,13 @@ _CRASH_BACK_OFF_START: Final = 10.0
 _CRASH_BACK_OFF_MAX: Final = 300.0
 # A reconcile repeats its passes until nothing changes; this bounds a bug, not a rollout.
 _MAX_PASSES: Final = 200
+# What the controllers run, in the order owners come before what they own.
+_CONTROLLED: Final = ("deployments", "replicasets", "pods")
+# Garbage collection: (controller kind, its resource) whose loss makes each one garbage.
+_OWNER_OF: Final = {
+    "replicasets": ("Deployment", "deployments"),
+    "pods": ("ReplicaSet", "replicasets"),
+}
 
 
 class FailureRules:
@@ -198,10 +208,16 @@ def template_hash(template: Object, collision_count: int = 0) -> str:
 class RolloutController:
     """Drives every Deployment toward its goal at the time ``clock.now()`` says.
 
-    ``reconcile`` is idempotent and cheap when nothing is due (it skips Pods and
-    Deployments whose inputs have not changed); call it after every API write and
-    whenever ``next_wakeup()`` comes due (or periodically). It must run on the
-    thread that owns the store.
+    Call ``reconcile`` after every API write and whenever ``next_wakeup()`` comes
+    due (or periodically); it is idempotent. It must run on the thread that owns
+    the store.
+
+    Like kube-controller-manager, it never scans the store for work: a store
+    observer indexes ownership and queues what each change touches (the object,
+    and the ReplicaSet or Deployment that controls it), and timers hold when each
+    object's next change is due. A reconcile visits only what is queued or due,
+    so its cost does not grow with the objects stored; ``visits`` counts what it
+    looked at.
 
     Timings (simulated seconds): a Pod is Ready ``ready_after`` after it was
     created; a failing pull shows ``ErrImagePull`` after ``ready_after`` and
@@ -231,56 +247,156 @@ class RolloutController:
         self._pod_created: dict[str, float] = {}
         # Deployment uid -> (generation, simulated time the controller first saw it).
         self._seen: dict[str, tuple[int, float]] = {}
-        # Work skipped while nothing it depends on has changed (reconcile runs after every
-        # write, so an idle pass must be cheap):
+        # Work skipped while nothing it depends on has changed (a queued object may
+        # need nothing, e.g. after the controller's own write):
         # Pod uid -> (resourceVersion, rules generation, ready_after, next status change);
         self._pod_memo: dict[str, tuple[str, int, float, float]] = {}
         # Deployment uid -> resourceVersions of it and its ReplicaSets its last sync started from.
         self._deployment_memo: dict[str, tuple[str, ...]] = {}
         self._changed = False
+        #: Objects each phase looked at, by resource, since the controller was made.
+        self.visits: collections.Counter[str] = collections.Counter()
+        self._owners = Ownership()
+        # (namespace, name) queued for a look, by resource.
+        self._queued: dict[str, set[tuple[str, str]]] = {r: set() for r in _CONTROLLED}
+        # ReplicaSets and Pods whose controller may be gone (garbage collection's queue).
+        self._orphans: dict[str, set[tuple[str, str]]] = {r: set() for r in _OWNER_OF}
+        # A Pod's next status change, a ReplicaSet's next availability, a Deployment's
+        # observe delay: due at that time. Progress deadlines: due once it has passed.
+        self._due_at = Timers()
+        self._due_after = Timers(strict=True)
+        self._settings = self._current_settings()
+        store.add_observer(self._observe)
+        # Objects stored before this controller existed: index them and look at each once.
+        for resource in _CONTROLLED:
+            for obj in store.list(resource):
+                self._observe(Event("ADDED", resource, obj, 0))
 
     # --- the loop ----------------------------------------------------------
 
     def reconcile(self) -> None:
         now = self._clock.now()
-        for _ in range(_MAX_PASSES):
-            self._changed = False
-            self._collect_garbage()
-            self._run_kubelet(now)
-            self._run_replica_sets(now)
-            self._run_deployments(now)
-            if not self._changed:
-                return
+        if self._settings != self._current_settings():
+            # Rules or timings changed: every memo may be stale.
+            self._settings = self._current_settings()
+            self._queue_everything()
+        for timers in (self._due_at, self._due_after):
+            for resource, namespace, name in timers.due(now):
+                self._queued[resource].add((namespace, name))
+        try:
+            for _ in range(_MAX_PASSES):
+                self._changed = False
+                self._collect_garbage()
+                self._run_kubelet(now)
+                self._run_replica_sets(now)
+                self._run_deployments(now)
+                if not self._changed:
+                    return
+        except BaseException:
+            # The queues may have lost work mid-pass: the next reconcile looks at everything.
+            self._queue_everything()
+            raise
         log.warning("rollout controller: no steady state after %d passes", _MAX_PASSES)
 
     def next_wakeup(self) -> float | None:
         """The earliest simulated time at which ``reconcile`` has something new to do."""
         now = self._clock.now()
-        times: list[float] = []
-        for deployment in self._store.list("deployments"):
-            uid = deployment["metadata"]["uid"]
-            generation = deployment["metadata"].get("generation", 0)
-            if generation > (deployment.get("status") or {}).get("observedGeneration", 0):
-                seen = self._seen.get(uid)
-                if seen is None or seen[0] != generation:
-                    return now  # not even noticed yet: reconcile at once
-                times.append(seen[1] + self.observe_delay)
-            deadline = self._deadline(deployment)
-            if deadline is not None:
-                times.append(deadline + _TICK)
-        min_ready = {
-            rs["metadata"]["uid"]: _int(rs["spec"].get("minReadySeconds"), 0)
-            for rs in self._store.list("replicasets")
-        }
-        for pod in self._store.list("pods"):
-            times.extend(self._pod_changes(pod, now))
-            # A Ready Pod becomes available minReadySeconds later.
-            owner = _controller_of(pod)
-            seconds = min_ready.get(owner["uid"], 0) if owner is not None else 0
-            if seconds and _pod_ready(pod):
-                times.append(_ready_since(pod) + seconds)
-        future = [t for t in times if t > now]
-        return min(future) if future else None
+        # Written since the last reconcile (or rules changed): reconcile at once.
+        if self._settings != self._current_settings():
+            return now
+        if any(self._queued.values()) or any(self._orphans.values()):
+            return now
+        at, after = self._due_at.next(), self._due_after.next()
+        times = [t for t in (at, None if after is None else after + _TICK) if t is not None]
+        return min(times) if times else None
+
+    def _current_settings(self) -> tuple[FailureRules, int, float, float]:
+        return (self.rules, self.rules.generation, self.ready_after, self.observe_delay)
+
+    def _queue_everything(self) -> None:
+        for resource in _CONTROLLED:
+            for obj in self._store.list(resource):
+                meta = obj["metadata"]
+                self._queued[resource].add((meta.get("namespace", ""), meta["name"]))
+                if resource in _OWNER_OF:
+                    self._orphans[resource].add((meta.get("namespace", ""), meta["name"]))
+
+    @staticmethod
+    def _take(queue: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Empties a queue, in the store's list order (so writes come in the same order)."""
+        keys = sorted(queue)
+        queue.clear()
+        return keys
+
+    def _observe(self, event: Event) -> None:
+        """Store observer: keeps the indexes current and queues what the change touches."""
+        resource = event.resource
+        if resource not in self._queued:
+            return
+        meta = event.object["metadata"]
+        uid = meta["uid"]
+        namespace, name = meta.get("namespace", ""), meta["name"]
+        key = (resource, namespace, name)
+        owners: list[str | None]
+        if event.type == "DELETED":
+            owners = [self._owners.deleted(key, uid)]
+            self._queued[resource].discard((namespace, name))
+            self._due_at.discard(key)
+            self._due_after.discard(key)
+            for memo in (self._seen, self._deployment_memo, self._pod_created, self._pod_memo):
+                memo.pop(uid, None)
+            # What it controlled is garbage now.
+            for child, child_namespace, child_name in self._owners.children(uid):
+                if child in self._orphans:
+                    self._orphans[child].add((child_namespace, child_name))
+        else:
+            owner = _controller_of(event.object)
+            owner_uid = owner["uid"] if owner is not None else None
+            owners = [self._owners.stored(key, uid, owner_uid), owner_uid]
+            self._queued[resource].add((namespace, name))
+            if owner is not None and self._owner_gone(resource, owner):
+                self._orphans[resource].add((namespace, name))
+        # A change to a Pod concerns its ReplicaSet; one to a ReplicaSet, its Deployment.
+        for owner_uid in owners:
+            owner_key = self._owners.key_of(owner_uid) if owner_uid is not None else None
+            if owner_key is not None:
+                self._queued[owner_key[0]].add(owner_key[1:])
+
+    def _owner_gone(self, resource: str, owner: Object) -> bool:
+        """Whether a ReplicaSet's Deployment (or a Pod's ReplicaSet) is no longer stored."""
+        kind, owner_resource = _OWNER_OF[resource]
+        if owner.get("kind") != kind:
+            return False
+        key = self._owners.key_of(owner["uid"])
+        return key is None or key[0] != owner_resource
+
+    def _owned(self, owner: Object, resource: str, *, same_namespace: bool) -> list[Object]:
+        """Stored objects of ``resource`` that ``owner`` controls, in the store's list order."""
+        namespace = owner["metadata"].get("namespace", "")
+        owned: list[Object] = []
+        for child_resource, child_namespace, child_name in self._owners.children(
+            owner["metadata"]["uid"]
+        ):
+            if child_resource != resource or (same_namespace and child_namespace != namespace):
+                continue
+            obj = self._store.get(resource, child_namespace, child_name)
+            if obj is not None:
+                owned.append(obj)
+        return owned
+
+    def _schedule(self, deployment: Object, now: float) -> None:
+        """Sets when a Deployment next needs a look without a change: its lag, its deadline."""
+        meta = deployment["metadata"]
+        key = ("deployments", meta["namespace"], meta["name"])
+        lag: float | None = None
+        generation = meta.get("generation", 0)
+        if generation > (deployment.get("status") or {}).get("observedGeneration", 0):
+            seen = self._seen.get(meta["uid"])
+            if seen is not None and seen[0] == generation:
+                lag = seen[1] + self.observe_delay
+        self._due_at.set(key, lag if lag is not None and lag > now else None)
+        deadline = self._deadline(deployment)
+        self._due_after.set(key, deadline if deadline is not None and deadline >= now else None)
 
     def _deadline(self, deployment: Object) -> float | None:
         """When a stored rollout still progressing times out (a paused one never does)."""
@@ -304,40 +420,24 @@ class RolloutController:
 
     def _delete(self, resource: str, namespace: str, name: str) -> None:
         try:
-            gone = self._store.delete(resource, namespace, name)
+            self._store.delete(resource, namespace, name)
         except ObjectNotFound:
             return
-        self._pod_created.pop(gone["metadata"]["uid"], None)
-        self._pod_memo.pop(gone["metadata"]["uid"], None)
-        self._changed = True
+        self._changed = True  # the observer forgets the object's memos
 
     # --- garbage collection -----------------------------------------------
 
     def _collect_garbage(self) -> None:
         """Deletes ReplicaSets whose Deployment is gone, then Pods whose ReplicaSet is gone."""
-        deployments = {d["metadata"]["uid"] for d in self._store.list("deployments")}
-        for memo in (self._seen, self._deployment_memo):
-            for uid in set(memo) - deployments:
-                del memo[uid]
-        replica_sets: set[str] = set()
-        for rs in self._store.list("replicasets"):
-            owner = _controller_of(rs)
-            if (
-                owner is not None
-                and owner.get("kind") == "Deployment"
-                and owner["uid"] not in deployments
-            ):
-                self._delete("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"])
-            else:
-                replica_sets.add(rs["metadata"]["uid"])
-        for pod in self._store.list("pods"):
-            owner = _controller_of(pod)
-            if (
-                owner is not None
-                and owner.get("kind") == "ReplicaSet"
-                and owner["uid"] not in replica_sets
-            ):
-                self._delete("pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
+        for resource in _OWNER_OF:  # ReplicaSets first: deleting one queues its Pods
+            for namespace, name in self._take(self._orphans[resource]):
+                obj = self._store.get(resource, namespace, name)
+                if obj is None:
+                    continue
+                self.visits["garbage"] += 1
+                owner = _controller_of(obj)
+                if owner is not None and self._owner_gone(resource, owner):
+                    self._delete(resource, namespace, name)
 
     # --- the kubelet -------------------------------------------------------
 
@@ -348,25 +448,23 @@ class RolloutController:
 
     def _run_kubelet(self, now: float) -> None:
         generation = self.rules.generation
-        for pod in self._store.list("pods"):
-            if _controller_of(pod) is None:
+        for namespace, name in self._take(self._queued["pods"]):
+            pod = self._store.get("pods", namespace, name)
+            if pod is None or _controller_of(pod) is None:
                 continue  # not ours: a Pod nobody runs keeps the status it was given
+            self.visits["pods"] += 1
             uid = pod["metadata"]["uid"]
             memo = self._pod_memo.get(uid)
             inputs = (pod["metadata"]["resourceVersion"], generation, self.ready_after)
-            if memo is not None and memo[:3] == inputs and now < memo[3]:
-                continue
-            status = self._pod_status(pod, now)
-            if status != pod.get("status"):
-                pod = self._write("pods", {**pod, "status": status})
-            upcoming = [t for t in self._pod_changes(pod, now) if t > now]
-            version = pod["metadata"]["resourceVersion"]
-            self._pod_memo[uid] = (
-                version,
-                generation,
-                self.ready_after,
-                min(upcoming, default=math.inf),
-            )
+            if memo is None or memo[:3] != inputs or now >= memo[3]:
+                status = self._pod_status(pod, now)
+                if status != pod.get("status"):
+                    pod = self._write("pods", {**pod, "status": status})
+                upcoming = [t for t in self._pod_changes(pod, now) if t > now]
+                version = pod["metadata"]["resourceVersion"]
+                memo = (version, generation, self.ready_after, min(upcoming, default=math.inf))
+                self._pod_memo[uid] = memo
+            self._due_at.set(("pods", namespace, name), memo[3] if memo[3] < math.inf else None)
 
     def _pod_changes(self, pod: Object, now: float) -> list[float]:
         """The simulated times at which this Pod's status will change next."""
@@ -484,15 +582,12 @@ class RolloutController:
     # --- the ReplicaSet controller ------------------------------------------
 
     def _run_replica_sets(self, now: float) -> None:
-        pods_by_owner: dict[str, list[Object]] = {}
-        for pod in self._store.list("pods"):
-            owner = _controller_of(pod)
-            if owner is not None:
-                pods_by_owner.setdefault(owner["uid"], []).append(pod)
-        for rs in self._store.list("replicasets"):
-            if _controller_of(rs) is None:
+        for namespace, name in self._take(self._queued["replicasets"]):
+            rs = self._store.get("replicasets", namespace, name)
+            if rs is None or _controller_of(rs) is None:
                 continue  # not created by a Deployment: nobody runs it
-            pods = pods_by_owner.get(rs["metadata"]["uid"], [])
+            self.visits["replicasets"] += 1
+            pods = self._owned(rs, "pods", same_namespace=False)
             wanted = _int(rs["spec"].get("replicas"), 1)
             if len(pods) < wanted:
                 pods = pods + [self._create_pod(rs, now) for _ in range(wanted - len(pods))]
@@ -504,6 +599,7 @@ class RolloutController:
                     self._delete("pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
                 pods = doomed[len(pods) - wanted :]
             self._write("replicasets", {**rs, "status": _replica_set_status(rs, pods, now)})
+            self._due_at.set(("replicasets", namespace, name), _next_available(rs, pods, now))
 
     def _create_pod(self, rs: Object, now: float) -> Object:
         meta = rs["metadata"]
@@ -538,23 +634,26 @@ class RolloutController:
     # --- the deployment controller --------------------------------------------
 
     def _run_deployments(self, now: float) -> None:
-        owned: dict[str, list[Object]] = {}
-        for rs in self._store.list("replicasets"):
-            owner = _controller_of(rs)
-            if owner is not None:
-                owned.setdefault(owner["uid"], []).append(rs)
-        for deployment in self._store.list("deployments"):
-            if not self._noticed(deployment, now):
+        for namespace, name in self._take(self._queued["deployments"]):
+            deployment = self._store.get("deployments", namespace, name)
+            if deployment is None:
                 continue
-            uid = deployment["metadata"]["uid"]
-            # A sync that wrote something syncs again (its own writes are events, as in a
-            # cluster); one that wrote nothing waits for a change or for its deadline.
-            versions = _versions(deployment, owned.get(uid, []))
-            deadline = self._deadline(deployment)
-            if self._deployment_memo.get(uid) == versions and (deadline is None or now <= deadline):
-                continue
-            self._deployment_memo[uid] = versions
-            _DeploymentSync(self, deployment, now).run()
+            self.visits["deployments"] += 1
+            if self._noticed(deployment, now):
+                uid = deployment["metadata"]["uid"]
+                # A sync that wrote something syncs again (its own writes are events, as in a
+                # cluster); one that wrote nothing waits for a change or for its deadline.
+                versions = _versions(
+                    deployment, self._owned(deployment, "replicasets", same_namespace=False)
+                )
+                deadline = self._deadline(deployment)
+                if self._deployment_memo.get(uid) != versions or (
+                    deadline is not None and now > deadline
+                ):
+                    self._deployment_memo[uid] = versions
+                    _DeploymentSync(self, deployment, now).run()
+                    deployment = self._store.get("deployments", namespace, name) or deployment
+            self._schedule(deployment, now)
 
     def _noticed(self, deployment: Object, now: float) -> bool:
         """Whether the controller has caught up with this generation yet (the lag)."""
@@ -568,21 +667,11 @@ class RolloutController:
         return now >= seen[1] + self.observe_delay
 
     def _replica_sets_of(self, deployment: Object) -> list[Object]:
-        uid = deployment["metadata"]["uid"]
-        owned = [
-            rs
-            for rs in self._store.list("replicasets", deployment["metadata"]["namespace"])
-            if (_controller_of(rs) or {}).get("uid") == uid
-        ]
+        owned = self._owned(deployment, "replicasets", same_namespace=True)
         return sorted(owned, key=_creation_order)
 
     def _pods_of(self, rs: Object) -> list[Object]:
-        uid = rs["metadata"]["uid"]
-        return [
-            pod
-            for pod in self._store.list("pods", rs["metadata"]["namespace"])
-            if (_controller_of(pod) or {}).get("uid") == uid
-        ]
+        return self._owned(rs, "pods", same_namespace=True)
 
 
 class _DeploymentSync:
@@ -1039,6 +1128,7 @@ def _creation_order(obj: Object) -> tuple[str, str]:
     return (obj["metadata"].get("creationTimestamp", ""), obj["metadata"]["name"])
 
 
+@functools.lru_cache(maxsize=4096)  # the same few timestamps, parsed on every look at a Pod
 def _parse_time(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
@@ -1244,6 +1334,17 @@ def _replica_set_status(rs: Object, pods: list[Object], now: float) -> Object:
         "observedGeneration": rs["metadata"].get("generation", 0),
     }
     return {"replicas": len(pods), **{k: v for k, v in counts.items() if v}}
+
+
+def _next_available(rs: Object, pods: list[Object], now: float) -> float | None:
+    """When the next Ready Pod of ``rs`` becomes available (minReadySeconds after Ready).
+
+    Even without minReadySeconds: a Ready time is stored rounded to the second, so
+    it can lie a moment after the instant the Pod became Ready.
+    """
+    min_ready = _int(rs["spec"].get("minReadySeconds"), 0)
+    times = [_ready_since(pod) + min_ready for pod in pods if _pod_ready(pod)]
+    return min((t for t in times if t > now), default=None)
 
 
 def _ready_since(pod: Object) -> float:

@@ -417,9 +417,20 @@ class ApiServer:
         since = query.get("resourceVersion") or ""
         queue: asyncio.Queue[Event] = asyncio.Queue()
 
+        def in_scope(obj: Object) -> bool:
+            return namespace is None or obj["metadata"].get("namespace") == namespace
+
+        pinned = selection.fields.name() if selection.fields is not None else None
+
         def listener(event: Event) -> None:
-            if event.resource == resource.name:
-                queue.put_nowait(event)
+            # Events this watch can never show (another namespace, or another name than
+            # its fieldSelector pins) must not wake it: with many watches open (one per
+            # pending rollout wait) every write would wake them all.
+            if event.resource != resource.name or not in_scope(event.object):
+                return
+            if pinned is not None and event.object["metadata"].get("name") != pinned:
+                return
+            queue.put_nowait(event)
 
         as_table = tables.wants_table(request.headers.get("Accept", ""))
 
@@ -428,9 +439,6 @@ class ApiServer:
                 rv = obj["metadata"].get("resourceVersion", "")
                 obj = tables.table(resource, [obj], rv, self.clock.now())
             return dumps({"type": type_, "object": obj}) + b"\n"
-
-        def in_scope(obj: Object) -> bool:
-            return namespace is None or obj["metadata"].get("namespace") == namespace
 
         # Registering and reading the state happen with no await between them, so no
         # change can fall in the gap.

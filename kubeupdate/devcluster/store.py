@@ -72,6 +72,8 @@ class Store:
         self._compacted = 0
         self._resource_version = 0
         self._listeners: list[Listener] = []
+        # Controllers' indexes: told of every change like listeners, but not watches.
+        self._observers: list[Listener] = []
 
     @property
     def resource_version(self) -> int:
@@ -183,6 +185,16 @@ class Store:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
+    def add_observer(self, observer: Listener) -> None:
+        """Tells ``observer`` of every change, before the listeners (watches) hear of it.
+
+        For a controller's indexes: unlike a listener it is not counted as an open
+        watch, and it runs while the store is locked, so it must be quick and must
+        not write to the store.
+        """
+        with self._lock:
+            self._observers.append(observer)
+
     @property
     def listener_count(self) -> int:
         """How many listeners (open watches) are registered."""
@@ -198,5 +210,7 @@ class Store:
         if len(self._history) == self._history.maxlen:
             self._compacted = self._history[0].resource_version
         self._history.append(event)
+        for observer in self._observers:
+            observer(event)
         for listener in list(self._listeners):
             listener(event)

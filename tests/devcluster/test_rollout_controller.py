@@ -924,3 +924,85 @@ def test_template_hash_is_stable_and_short() -> None:
         make_deployment(image="nginx:1.26")["spec"]["template"]
     )
     assert template_hash(template) != template_hash(template, collision_count=1)
+
+
+# --- cost: what a write or a tick looks at -----------------------------------------------------
+
+
+class CountingStore(Store):
+    """A Store that counts the objects read from it: what the controller's work costs."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        super().__init__(now)
+        self.reads = 0
+
+    def get(self, resource: str, namespace: str, name: str) -> Object | None:
+        self.reads += 1
+        return super().get(resource, namespace, name)
+
+    def list(self, resource: str, namespace: str | None = None) -> list[Object]:
+        items = super().list(resource, namespace)
+        self.reads += len(items)
+        return items
+
+
+def crowded_cluster(others: int) -> tuple[Cluster, CountingStore]:
+    """``web`` rolled out among ``others`` unrelated Deployments with two Pods each, all settled."""
+    clock = SimulatedClock(speed=0, start=START)
+    store = CountingStore(clock.now)
+    cluster = Cluster(store, clock, RolloutController(store, clock, seed=7))
+    for index in range(others):
+        cluster.create(make_deployment(f"other-{index}", replicas=2))
+    cluster.create(make_deployment())
+    cluster.run_until_done()
+    for index in range(others):
+        assert rollout_status(cluster.deployment(f"other-{index}"))[1]
+    return cluster, store
+
+
+def cost_of(cluster: Cluster, store: CountingStore, work: Callable[[], None]) -> tuple[int, int]:
+    """(objects the controller visited, objects read from the store) while ``work`` ran."""
+    visits, reads = cluster.controller.visits.total(), store.reads
+    work()
+    return cluster.controller.visits.total() - visits, store.reads - reads
+
+
+def costs_among(others: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The cost of a write to ``web``, then of its whole rollout, among ``others`` Deployments."""
+    cluster, store = crowded_cluster(others)
+
+    def roll_out() -> None:
+        cluster.change("web", set_image("nginx:1.26"))
+        cluster.run_until_done()
+
+    write = cost_of(cluster, store, lambda: cluster.change("web", set_image("nginx:1.27")))
+    rollout = cost_of(cluster, store, roll_out)
+    assert len(cluster.pods()) == 2 * others + 3
+    return write, rollout
+
+
+def test_a_rollout_costs_the_same_among_5_or_200_other_deployments() -> None:
+    few, many = costs_among(5), costs_among(200)
+    assert few == many
+    (write_visits, _), (rollout_visits, _) = few
+    assert write_visits == 1  # the written Deployment, nothing else
+    assert rollout_visits > 0
+
+
+def test_a_tick_with_nothing_due_visits_nothing() -> None:
+    cluster, store = crowded_cluster(50)
+    assert cluster.controller.next_wakeup() is None
+    assert cost_of(cluster, store, lambda: cluster.tick(600)) == (0, 0)
+    # Only what comes due is looked at: the Pods of a scale-up, not the 100 others.
+    cluster.change("other-0", lambda d: d["spec"].update(replicas=3))
+    visits, _ = cost_of(cluster, store, lambda: cluster.tick(0.5))
+    assert 0 < visits <= 10
+
+
+def test_a_controller_made_after_its_objects_takes_them_over(cluster: Cluster) -> None:
+    cluster.create(make_deployment())
+    cluster.run(0.5)  # Pods created, not Ready yet
+    cluster.controller = RolloutController(cluster.store, cluster.clock, seed=7)
+    assert cluster.controller.next_wakeup() is not None
+    cluster.run_until_done()
+    assert len(cluster.pods()) == 3
