@@ -6,21 +6,67 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from gateway.settings import GatewaySettings
-from kubeupdate import demo, logs, server
+from kubeupdate import logs, server
 from kubeupdate.auth import cli as token_cli
 from kubeupdate.auth.config import SecurityConfigError
-from kubeupdate.devcluster import cli as devcluster_cli
 from kubeupdate.kube.errors import CredentialsError
 from kubeupdate.server import ServerConfig
-from kubeupdate.serving import serve_all
 
 log = logging.getLogger("kubeupdate")
+
+
+class LazyArgumentParser(argparse.ArgumentParser):
+    """A sub-command's parser whose arguments are added only when it is used.
+
+    ``populate`` imports the sub-command's module: ``demo`` and ``devcluster``
+    bring the whole devcluster (an aiohttp web server, cryptography), which
+    ``serve`` must not carry in memory.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        populate: Callable[[argparse.ArgumentParser], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._populate = populate
+
+    def _ensure_populated(self) -> None:
+        populate, self._populate = self._populate, None
+        if populate is not None:
+            populate(self)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        self._ensure_populated()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._ensure_populated()
+        return super().format_help()
+
+
+def _populate_demo(parser: argparse.ArgumentParser) -> None:
+    from kubeupdate import demo
+
+    demo.add_arguments(parser)
+    parser.set_defaults(run=demo.run)
+
+
+def _populate_devcluster(parser: argparse.ArgumentParser) -> None:
+    from kubeupdate.devcluster import cli as devcluster_cli
+
+    devcluster_cli.add_arguments(parser)
+    parser.set_defaults(run=devcluster_cli.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,23 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="text lines for a terminal, or one JSON object per line for a log collector "
         "(default: %(default)s)",
     )
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        required=True, metavar="COMMAND", parser_class=LazyArgumentParser
+    )
 
     serve_parser = commands.add_parser("serve", help="run the gRPC service and the REST gateway")
     add_serve_arguments(serve_parser)
     serve_parser.set_defaults(run=run_serve)
 
-    demo_parser = commands.add_parser(
-        "demo", help="run everything against an embedded devcluster with sample Deployments"
+    commands.add_parser(
+        "demo",
+        help="run everything against an embedded devcluster with sample Deployments",
+        populate=_populate_demo,
     )
-    demo.add_arguments(demo_parser)
-    demo_parser.set_defaults(run=demo.run)
-
-    devcluster_parser = commands.add_parser(
-        "devcluster", help="run the Kubernetes API emulator on its own"
+    commands.add_parser(
+        "devcluster",
+        help="run the Kubernetes API emulator on its own",
+        populate=_populate_devcluster,
     )
-    devcluster_cli.add_arguments(devcluster_parser)
-    devcluster_parser.set_defaults(run=devcluster_cli.run)
 
     token_parser = commands.add_parser("token", help="make static tokens for the tokens file")
     token_cli.add_arguments(token_parser)
@@ -108,6 +155,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "'*' for any (default: %(default)s)",
     )
     rest.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="do not log one line per REST request (they cost CPU under heavy load)",
+    )
+    rest.add_argument(
         "--upstream-ca",
         type=Path,
         help="call the service over TLS, verifying its certificate with this CA "
@@ -137,10 +189,14 @@ def run_serve(args: argparse.Namespace) -> int:
             port=args.http_port,
             call_timeout=args.call_timeout,
             forwarded_allow_ips=args.forwarded_allow_ips,
+            access_log=not args.no_access_log,
             metrics=not args.no_metrics,
             # A waited change may take the longest wait the service allows.
             wait_call_timeout=args.max_wait_timeout + args.call_timeout,
         )
+    # Imported here: with --only gateway, the service's stack stays unloaded.
+    from kubeupdate.serving import serve_all
+
     try:
         channel_credentials = upstream_credentials(args)
         asyncio.run(serve_all(service, gateway, channel_credentials=channel_credentials))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -25,12 +26,16 @@ from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from kubeupdate.auth import config as auth_config
 from kubeupdate.deployments import DEFAULT_ATTEMPTS, DeploymentImages
-from kubeupdate.kube.client import DEFAULT_TIMEOUT, KubeClient
+from kubeupdate.kube.api import DEFAULT_TIMEOUT
 from kubeupdate.kube.credentials import SERVICE_ACCOUNT_DIR, Credentials
-from kubeupdate.metrics import MetricsListener, ServiceMetrics
 from kubeupdate.rollouts import Rollouts, RolloutSettings
 from kubeupdate.servicer import DeploymentImageServicer
 from kubeupdate.status import ErrorStatusInterceptor
+
+if TYPE_CHECKING:
+    # aiohttp's client and web server: imported by serve(), so that reading
+    # the flags (kubeupdate serve --only gateway) does not load them.
+    from kubeupdate.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +264,9 @@ async def serve(
     process that runs more than this server (``kubeupdate serve`` with the
     gateway) can pass ``handle_signals=False`` and set ``stop`` itself.
     """
+    from kubeupdate.kube.client import KubeClient
+    from kubeupdate.metrics import MetricsListener, ServiceMetrics
+
     # The loaders may run an exec plugin: keep that off the event loop.
     credentials = await asyncio.to_thread(load_credentials, config)
     log.info("Kubernetes credentials: %s", credentials.source)

@@ -17,7 +17,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
 import grpc.aio
@@ -48,6 +48,8 @@ RETRY_AFTER_KEY = "retry-after"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 Metadata = tuple[tuple[str, str], ...]
+# Generic only in the type stubs, so the alias is a string.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 def status_for(exc: BaseException, rid: str) -> tuple[grpc.StatusCode, str, Metadata]:
@@ -100,27 +102,37 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, metrics: ServiceMetrics | None = None) -> None:
         self._metrics = metrics
+        # grpc.aio runs interceptors for every call, but the handler found for a
+        # method is the same object each time (generic handlers keep them in a
+        # dict): wrap it once per method, and again only if it ever changes.
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
         method = handler_call_details.method
-        rid = _request_id(handler_call_details.invocation_metadata)
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: Handler, method: str) -> Handler:
         if handler.unary_stream is not None:
-            return self._guard_stream(handler, method, rid)
+            return self._guard_stream(handler, method)
         if handler.unary_unary is None:
             return handler
         behavior = handler.unary_unary
         timing = self._metrics.call(method, streaming=False) if self._metrics else None
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            rid = _request_id(context.invocation_metadata())
             request_id.set(rid)
             started = time.perf_counter()
             try:
@@ -156,14 +168,13 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
-    def _guard_stream(
-        self, handler: grpc.RpcMethodHandler[Any, Any], method: str, rid: str
-    ) -> grpc.RpcMethodHandler[Any, Any]:
+    def _guard_stream(self, handler: Handler, method: str) -> Handler:
         """The same for a server-streaming handler (an async generator)."""
         behavior: Any = handler.unary_stream
         timing = self._metrics.call(method, streaming=True) if self._metrics else None
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            rid = _request_id(context.invocation_metadata())
             request_id.set(rid)
             started = time.perf_counter()
             try:
@@ -215,7 +226,9 @@ def _request_id(metadata: Any) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID_KEY and isinstance(value, str):
             # Shown in logs and messages: keep it short and printable.
-            cleaned = "".join(ch for ch in value[:64] if ch.isprintable())
+            cleaned = value[:64]
+            if not cleaned.isprintable():
+                cleaned = "".join(ch for ch in cleaned if ch.isprintable())
             if cleaned:
                 return cleaned
     return uuid.uuid4().hex[:16]

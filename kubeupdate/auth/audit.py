@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ from typing import IO, Any
 from kubeupdate.caller import Caller
 
 log = logging.getLogger(__name__)
+
+# json.dumps with options builds a new encoder per call; one line per call is hot.
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 
 
 @dataclass
@@ -66,7 +70,7 @@ class AuditRecord:
             "changed": self.changed,
             "generation": self.generation,
         }
-        return json.dumps({k: v for k, v in line.items() if v is not None}, ensure_ascii=False)
+        return _ENCODE({k: v for k, v in line.items() if v is not None})
 
 
 def _identity(caller: Caller | None, attempted: str | None) -> dict[str, str]:
@@ -82,6 +86,8 @@ class AuditLog:
     def __init__(self, destination: str = "-") -> None:
         self.destination = destination
         self._owned: IO[str] | None = None
+        # Lines sent to /dev/null are neither formatted nor written.
+        self.enabled = destination != os.devnull
         if destination in {"-", "stderr"}:
             self._stream: IO[str] = sys.stderr
         else:
@@ -96,6 +102,8 @@ class AuditLog:
         return audit
 
     def write(self, record: AuditRecord) -> None:
+        if not self.enabled:
+            return
         try:
             self._stream.write(record.to_json() + "\n")
             self._stream.flush()

@@ -14,29 +14,23 @@ import logging
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 import grpc
 import yaml
 
-from kubeupdate.auth.audit import AuditLog
-from kubeupdate.auth.authenticator import Authenticator
-from kubeupdate.auth.interceptor import AuthInterceptor
-from kubeupdate.auth.mtls import server_credentials
-from kubeupdate.auth.oidc import (
-    GITHUB_ISSUER,
-    JwksDiscovery,
-    JwksFile,
-    JwksSource,
-    KeyCache,
-    OidcSettings,
-    OidcVerifier,
-)
-from kubeupdate.auth.policy import Policy, parse_policy
-from kubeupdate.auth.ratelimit import RateLimiter
-from kubeupdate.auth.reloading import WatchedFile
-from kubeupdate.auth.tokens import TokenStore, parse_tokens
+if TYPE_CHECKING:
+    from kubeupdate.auth.oidc import JwksSource
+    from kubeupdate.auth.policy import Policy
+    from kubeupdate.auth.reloading import WatchedFile
+    from kubeupdate.auth.tokens import TokenStore
 
 log = logging.getLogger(__name__)
+
+
+#: The issuer of GitHub Actions OIDC tokens (kept here, not in ``oidc``, so that
+#: reading the flags does not import aiohttp and cryptography).
+GITHUB_ISSUER: Final = "https://token.actions.githubusercontent.com"
 
 
 class SecurityConfigError(Exception):
@@ -162,6 +156,24 @@ class Auth:
             raise SecurityConfigError(str(exc)) from exc
 
     def _build(self, config: AuthConfig) -> None:
+        # Imported here: the flags above are read by every sub-command (and by
+        # `serve --only gateway`), which must not load the security stack.
+        from kubeupdate.auth.audit import AuditLog
+        from kubeupdate.auth.authenticator import Authenticator
+        from kubeupdate.auth.interceptor import AuthInterceptor
+        from kubeupdate.auth.mtls import server_credentials
+        from kubeupdate.auth.oidc import (
+            JwksDiscovery,
+            JwksFile,
+            KeyCache,
+            OidcSettings,
+            OidcVerifier,
+        )
+        from kubeupdate.auth.policy import parse_policy
+        from kubeupdate.auth.ratelimit import RateLimiter
+        from kubeupdate.auth.reloading import WatchedFile
+        from kubeupdate.auth.tokens import parse_tokens
+
         self.config = config
         self.tokens: WatchedFile[TokenStore] | None = None
         self.policy: WatchedFile[Policy] | None = None

@@ -80,6 +80,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self._audit = audit
         self._limiter = limiter
         self._trusted_proxies = frozenset(trusted_proxies)
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
     def policy(self) -> Policy:
         if isinstance(self._policy, WatchedFile):
@@ -92,19 +93,31 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
         handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
         full_method = handler_call_details.method
+        # Wrapped once per method: grpc.aio runs interceptors for every call, but
+        # the handler found for a method is the same object each time (rebuilt
+        # if it ever is not). The wrappers read the metadata from the context.
+        cached = self._wrapped.get(full_method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, full_method)
+        self._wrapped[full_method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: Handler, full_method: str) -> Handler:
         service = full_method.split("/")[1] if full_method.count("/") == 2 else ""
-        if handler is None or service in OPEN_SERVICES:
+        if service in OPEN_SERVICES:
             return handler
         method = full_method.rsplit("/", 1)[-1]
         access: Access = "read" if method in READ_METHODS else "write"
-        metadata = tuple(handler_call_details.invocation_metadata or ())
 
         if handler.unary_unary is not None:
             unary = handler.unary_unary
 
             async def guarded_unary(request: Any, context: Context) -> Any:
-                record, token = await self._admit(method, access, metadata, request, context)
+                record, token = await self._admit(method, access, request, context)
                 try:
                     response = await unary(request, cast(Any, context))
                 except BaseException as exc:
@@ -124,7 +137,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             stream = handler.unary_stream
 
             async def guarded_stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                record, token = await self._admit(method, access, metadata, request, context)
+                record, token = await self._admit(method, access, request, context)
                 last = None
                 try:
                     result: Any = stream(request, cast(Any, context))
@@ -152,14 +165,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return _refusing(handler, method)
 
     async def _admit(
-        self,
-        method: str,
-        access: Access,
-        metadata: tuple[tuple[str, Any], ...],
-        request: Any,
-        context: Context,
+        self, method: str, access: Access, request: Any, context: Context
     ) -> tuple[AuditRecord, Any]:
         """Authenticate, limit and authorise, or audit the refusal and abort the call."""
+        metadata = tuple(context.invocation_metadata() or ())
         rid = _request_id(metadata)
         request_id.set(rid)
         record = AuditRecord(rid, method, self._source(metadata, context.peer()))
@@ -326,7 +335,9 @@ def _request_id(metadata: tuple[tuple[str, Any], ...]) -> str:
         return current
     for key, value in metadata:
         if key == REQUEST_ID_KEY and isinstance(value, str):
-            cleaned = "".join(ch for ch in value[:64] if ch.isprintable())
+            cleaned = value[:64]
+            if not cleaned.isprintable():
+                cleaned = "".join(ch for ch in cleaned if ch.isprintable())
             if cleaned:
                 return cleaned
     return uuid.uuid4().hex[:16]

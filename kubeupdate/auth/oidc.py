@@ -30,12 +30,12 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kubeupdate.auth import jws
+from kubeupdate.auth.config import GITHUB_ISSUER
 from kubeupdate.caller import Caller
 from kubeupdate.errors import Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
 
-GITHUB_ISSUER: Final = "https://token.actions.githubusercontent.com"
 MAX_LEEWAY: Final = 60.0
 # The claims policies may bind, plus those the audit line records.
 BINDABLE_CLAIMS: Final = (

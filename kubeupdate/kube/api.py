@@ -16,6 +16,9 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+#: Seconds allowed for one Kubernetes call unless told otherwise.
+DEFAULT_TIMEOUT = 10.0
+
 JsonObject = dict[str, Any]
 JsonPatch = list[dict[str, Any]]
 

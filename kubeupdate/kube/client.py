@@ -34,12 +34,11 @@ from urllib.parse import quote
 import aiohttp
 
 from kubeupdate.kube import errors
-from kubeupdate.kube.api import JsonObject, JsonPatch, Resource, WatchEvent
+from kubeupdate.kube.api import DEFAULT_TIMEOUT, JsonObject, JsonPatch, Resource, WatchEvent
 from kubeupdate.kube.credentials import Credentials
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0
 
 #: Told of every request sent (watches excluded): verb, resource, code, seconds.
 #: ``code`` is the HTTP status, or ``timeout`` / ``connection`` when none came back.

@@ -305,6 +305,19 @@ async def test_connection_refused(tmp_path: Path) -> None:
     assert not info.value.outcome_unknown
 
 
+def test_the_proxy_is_read_from_the_environment_when_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read once at load (the refresh hook before each request no longer re-reads it).
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    credentials = Credentials.from_kubeconfig(
+        kubeconfig(tmp_path / "config", "https://k8s.example:6443", "t1")
+    )
+    assert credentials.transport.proxy == "http://proxy.example:3128"
+    assert credentials.authorization() == "Bearer t1"
+    assert credentials.transport.proxy == "http://proxy.example:3128"
+
+
 def test_missing_credentials_are_reported(tmp_path: Path) -> None:
     with pytest.raises(errors.CredentialsError, match="service account"):
         Credentials.in_cluster(

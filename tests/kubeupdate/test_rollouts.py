@@ -455,6 +455,8 @@ async def test_client_disconnect_frees_the_watches(devcluster: DevCluster) -> No
         assert isinstance(first, pb.WatchRolloutResponse)
         assert first.rollout.state == State.STATE_PROGRESSING
         assert rollouts.open_watches == 2  # the Deployment and the Pods of its new ReplicaSet
+        # The service counts a watch before its request reaches the devcluster.
+        await eventually(lambda: devcluster.open_watches == 2, "both watches reached the server")
         # The journal records a request when it ends: both watches are still open.
         assert requests(devcluster, DEPLOYMENTS, watch=True) == []
         assert requests(devcluster, PODS, watch=True) == []
@@ -462,6 +464,7 @@ async def test_client_disconnect_frees_the_watches(devcluster: DevCluster) -> No
         call.cancel()
 
         await eventually(lambda: rollouts.open_watches == 0, "the service closed its watches")
+        await eventually(lambda: devcluster.open_watches == 0, "the devcluster closed them too")
         await eventually(
             lambda: (
                 len(requests(devcluster, DEPLOYMENTS, watch=True)) == 1

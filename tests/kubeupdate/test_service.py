@@ -126,6 +126,20 @@ async def test_unexpected_error_is_internal_with_the_request_id(
     assert info.value.details() == "internal error (request id req-7)"
 
 
+async def test_each_call_carries_its_own_request_id(
+    stub: pb_grpc.DeploymentImageServiceAsyncStub, api: InMemoryDeploymentApi
+) -> None:
+    # The interceptors wrap a method's handler once; the id must still be per call.
+    for rid in ("req-a", "req-b", "req-c"):
+        api.fail_next("get_deployment", kube_errors.UnexpectedStatus(400, method="GET", path="/"))
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.GetContainerImage(
+                pb.GetContainerImageRequest(namespace="prod", deployment="web", container="app"),
+                metadata=(("x-request-id", rid),),
+            )
+        assert info.value.details() == f"internal error (request id {rid})"
+
+
 async def test_health_is_serving(channel: grpc.aio.Channel) -> None:
     health = health_pb2_grpc.HealthStub(channel)
     for service in ("", SERVICE_NAME):
