@@ -93,18 +93,16 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
-    """Turns exceptions raised by unary and server-streaming handlers into gRPC statuses.
+class HandlerWrappingInterceptor(grpc.aio.ServerInterceptor):
+    """A server interceptor that wraps each method's handler, once per method.
 
-    With ``metrics``, it also counts every call by code and times it: it is the
-    outermost layer and the one place that knows the final code.
+    grpc.aio runs interceptors for every call, but the handler found for a
+    method is the same object each time (generic handlers keep them in a
+    dict): wrap it once, and again only if it ever changes. Subclasses say how
+    in :meth:`wrap`; per-call data (metadata, peer) comes from the context.
     """
 
-    def __init__(self, metrics: ServiceMetrics | None = None) -> None:
-        self._metrics = metrics
-        # grpc.aio runs interceptors for every call, but the handler found for a
-        # method is the same object each time (generic handlers keep them in a
-        # dict): wrap it once per method, and again only if it ever changes.
+    def __init__(self) -> None:
         self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
@@ -119,11 +117,26 @@ class ErrorStatusInterceptor(grpc.aio.ServerInterceptor):
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = self._wrap(handler, method)
+        wrapped = self.wrap(handler, method)
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
-    def _wrap(self, handler: Handler, method: str) -> Handler:
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        raise NotImplementedError
+
+
+class ErrorStatusInterceptor(HandlerWrappingInterceptor):
+    """Turns exceptions raised by unary and server-streaming handlers into gRPC statuses.
+
+    With ``metrics``, it also counts every call by code and times it: it is the
+    outermost layer and the one place that knows the final code.
+    """
+
+    def __init__(self, metrics: ServiceMetrics | None = None) -> None:
+        super().__init__()
+        self._metrics = metrics
+
+    def wrap(self, handler: Handler, method: str) -> Handler:
         if handler.unary_stream is not None:
             return self._guard_stream(handler, method)
         if handler.unary_unary is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Final, TypeAlias, cast
 
 import grpc
@@ -30,7 +30,7 @@ from kubeupdate.auth.policy import Access, Policy, Request
 from kubeupdate.auth.ratelimit import RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.caller import ANONYMOUS, Caller
-from kubeupdate.status import REQUEST_ID_KEY, request_id, status_for
+from kubeupdate.status import REQUEST_ID_KEY, HandlerWrappingInterceptor, request_id, status_for
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(HandlerWrappingInterceptor):
     """Authentication, rate limits, policy and audit for every protected call.
 
     ``authenticator`` None means authentication is switched off (``--no-auth``):
@@ -80,33 +80,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self._audit = audit
         self._limiter = limiter
         self._trusted_proxies = frozenset(trusted_proxies)
-        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+        super().__init__()
 
     def policy(self) -> Policy:
         if isinstance(self._policy, WatchedFile):
             return self._policy.value
         return self._policy if self._policy is not None else Policy()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        full_method = handler_call_details.method
-        # Wrapped once per method: grpc.aio runs interceptors for every call, but
-        # the handler found for a method is the same object each time (rebuilt
-        # if it ever is not). The wrappers read the metadata from the context.
-        cached = self._wrapped.get(full_method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, full_method)
-        self._wrapped[full_method] = (handler, wrapped)
-        return wrapped
-
-    def _wrap(self, handler: Handler, full_method: str) -> Handler:
+    def wrap(self, handler: Handler, full_method: str) -> Handler:
         service = full_method.split("/")[1] if full_method.count("/") == 2 else ""
         if service in OPEN_SERVICES:
             return handler
