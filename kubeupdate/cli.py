@@ -201,10 +201,7 @@ def run_serve(args: argparse.Namespace) -> int:
         channel_credentials = upstream_credentials(args)
         asyncio.run(serve_all(service, gateway, channel_credentials=channel_credentials))
     except CredentialsError as exc:
-        print(
-            f"kubeupdate: cannot load Kubernetes credentials: {exc}",
-            file=sys.stderr,
-        )
+        print(f"kubeupdate: {exc}", file=sys.stderr)  # it says which credentials
         return 2
     except SecurityConfigError as exc:
         print(f"kubeupdate: security settings: {exc}", file=sys.stderr)
