@@ -202,6 +202,11 @@ def run_serve(args: argparse.Namespace) -> int:
         asyncio.run(serve_all(service, gateway, channel_credentials=channel_credentials))
     except CredentialsError as exc:
         print(f"kubeupdate: {exc}", file=sys.stderr)  # it says which credentials
+        if service is not None and service.kubeconfig is None:
+            print(
+                "Outside a cluster, give --kubeconfig PATH (or --external for ~/.kube/config).",
+                file=sys.stderr,
+            )
         return 2
     except SecurityConfigError as exc:
         print(f"kubeupdate: security settings: {exc}", file=sys.stderr)
