@@ -182,9 +182,12 @@ def _rollout(report: RolloutReport) -> pb.Rollout:
         ready_replicas=report.ready_replicas,
         available_replicas=report.available_replicas,
         revision=report.revision,
-        failed_image=report.failed_image,
-        restored_image=report.restored_image,
     )
+    # Optional fields: set only after a rollback, so JSON shows them only then.
+    if report.failed_image:
+        rollout.failed_image = report.failed_image
+    if report.restored_image:
+        rollout.restored_image = report.restored_image
     if report.duration is not None:
         rollout.duration.FromNanoseconds(round(report.duration * 1e9))
     return rollout

@@ -507,9 +507,9 @@ class Rollout(_message.Message):
     revision: _builtins.int
     """The Deployment's revision (`deployment.kubernetes.io/revision`)."""
     failed_image: _builtins.str
-    """With ROLLED_BACK: the image that failed."""
+    """With ROLLED_BACK: the image that failed. Absent otherwise (also in JSON)."""
     restored_image: _builtins.str
-    """With ROLLED_BACK: the image the container runs again."""
+    """With ROLLED_BACK: the image the container runs again. Absent otherwise."""
     @_builtins.property
     def duration(self) -> _duration_pb2.Duration:
         """How long the wait lasted (in waited answers only)."""
@@ -526,14 +526,21 @@ class Rollout(_message.Message):
         available_replicas: _builtins.int = ...,
         revision: _builtins.int = ...,
         duration: _duration_pb2.Duration | None = ...,
-        failed_image: _builtins.str = ...,
-        restored_image: _builtins.str = ...,
+        failed_image: _builtins.str | None = ...,
+        restored_image: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image", "_restored_image", b"_restored_image", "duration", b"duration", "failed_image", b"failed_image", "restored_image", b"restored_image"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_replicas", b"available_replicas", "duration", b"duration", "failed_image", b"failed_image", "message", b"message", "ready_replicas", b"ready_replicas", "reason", b"reason", "replicas", b"replicas", "restored_image", b"restored_image", "revision", b"revision", "state", b"state", "updated_replicas", b"updated_replicas"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image", "_restored_image", b"_restored_image", "available_replicas", b"available_replicas", "duration", b"duration", "failed_image", b"failed_image", "message", b"message", "ready_replicas", b"ready_replicas", "reason", b"reason", "replicas", b"replicas", "restored_image", b"restored_image", "revision", b"revision", "state", b"state", "updated_replicas", b"updated_replicas"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__failed_image: _TypeAlias = _typing.Literal["failed_image"]  # noqa: Y015
+    _WhichOneofArgType__failed_image: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image"]  # noqa: Y015
+    _WhichOneofReturnType__restored_image: _TypeAlias = _typing.Literal["restored_image"]  # noqa: Y015
+    _WhichOneofArgType__restored_image: _TypeAlias = _typing.Literal["_restored_image", b"_restored_image"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__failed_image) -> _WhichOneofReturnType__failed_image | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__restored_image) -> _WhichOneofReturnType__restored_image | None: ...
 
 Global___Rollout: _TypeAlias = Rollout  # noqa: Y015
 
