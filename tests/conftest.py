@@ -7,7 +7,6 @@ gateway in front of it, seeded with the demo's sample Deployments.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -17,44 +16,18 @@ from typing import Any
 import grpc
 import pytest
 
-from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
-from kubeupdate.demo import SAMPLES, load_manifests, write_demo_security
+from kubeupdate.demo import write_demo_security
 from kubeupdate.devcluster import DevCluster
-from kubeupdate.server import ServerConfig
-from tests.stack import Stack, StackThread
+from tests.stack import Stack, running_stack
 
 pytest_plugins = ["kubeupdate.devcluster.pytest_plugin"]
-
-
-def _seed(devcluster: DevCluster) -> None:
-    for obj in load_manifests(SAMPLES):
-        if obj["kind"] == "Namespace" and devcluster.get("namespaces", "", obj["metadata"]["name"]):
-            continue
-        devcluster.create(obj)
-    devcluster.journal.clear()
-
-
-@contextlib.contextmanager
-def _running_stack(devcluster: DevCluster, auth: AuthConfig) -> Iterator[Stack]:
-    _seed(devcluster)
-    runner = StackThread(
-        ServerConfig(port=0, kubeconfig=devcluster.kubeconfig_path, auth=auth),
-        GatewaySettings(upstream="", port=0, access_log=False),
-    )
-    listening = runner.start()
-    assert listening.grpc_port is not None
-    assert listening.http_port is not None
-    try:
-        yield Stack(devcluster, listening.grpc_port, listening.http_port)
-    finally:
-        runner.stop()
 
 
 @pytest.fixture
 def stack(devcluster: DevCluster) -> Iterator[Stack]:
     """The stack without authentication (the contract tests are about the API)."""
-    with _running_stack(devcluster, AuthConfig(enabled=False, rate_limit=0)) as running:
+    with running_stack(devcluster, AuthConfig(enabled=False, rate_limit=0)) as running:
         yield running
 
 
@@ -75,7 +48,7 @@ def secured_stack(devcluster: DevCluster, tmp_path: Path) -> Iterator[SecuredSta
     secret, auth = write_demo_security(tmp_path)
     audit_log = tmp_path / "audit.jsonl"
     auth = replace(auth, audit_log=str(audit_log), rate_limit=0)
-    with _running_stack(devcluster, auth) as running:
+    with running_stack(devcluster, auth) as running:
         yield SecuredStack(running, secret, audit_log)
 
 

@@ -9,13 +9,17 @@ tests/conftest.py builds one per test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway.settings import GatewaySettings
+from kubeupdate.auth.config import AuthConfig
+from kubeupdate.demo import SAMPLES, load_manifests
 from kubeupdate.devcluster import DevCluster
 from kubeupdate.server import ServerConfig
 from kubeupdate.serving import Listening, serve_all
@@ -129,3 +133,36 @@ class StackThread:
             self._ready.set()
 
         await serve_all(self._config, self._settings, ready=ready, stop=self._stop)
+
+
+def seed_samples(cluster: DevCluster) -> None:
+    """The demo's Deployments (default/web: app, sidecar; staging/api); journal cleared."""
+    for obj in load_manifests(SAMPLES):
+        if obj["kind"] == "Namespace" and cluster.get("namespaces", "", obj["metadata"]["name"]):
+            continue
+        cluster.create(obj)
+    cluster.journal.clear()
+
+
+@contextlib.contextmanager
+def running_stack(
+    cluster: DevCluster, auth: AuthConfig, *, call_timeout: float | None = None
+) -> Iterator[Stack]:
+    """The samples seeded, then the service and gateway started in front of ``cluster``.
+
+    ``call_timeout`` shortens the gateway's deadline per forwarded call.
+    """
+    seed_samples(cluster)
+    settings = GatewaySettings(upstream="", port=0, access_log=False)
+    if call_timeout is not None:
+        settings = replace(settings, call_timeout=call_timeout)
+    runner = StackThread(
+        ServerConfig(port=0, kubeconfig=cluster.kubeconfig_path, auth=auth), settings
+    )
+    listening = runner.start()
+    assert listening.grpc_port is not None
+    assert listening.http_port is not None
+    try:
+        yield Stack(cluster, listening.grpc_port, listening.http_port)
+    finally:
+        runner.stop()

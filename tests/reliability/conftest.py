@@ -13,12 +13,9 @@ import grpc
 import pytest
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
-from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.devcluster import DevCluster
-from kubeupdate.server import ServerConfig
-from tests.reliability.samples import seed_samples
-from tests.stack import Stack, StackThread
+from tests.stack import Stack, running_stack
 
 #: The gateway's deadline for every forwarded call, in seconds.
 CALL_TIMEOUT = 1.5
@@ -26,22 +23,9 @@ CALL_TIMEOUT = 1.5
 
 @pytest.fixture
 def short_stack(devcluster: DevCluster) -> Iterator[Stack]:
-    seed_samples(devcluster)
-    runner = StackThread(
-        ServerConfig(
-            port=0,
-            kubeconfig=devcluster.kubeconfig_path,
-            auth=AuthConfig(enabled=False, rate_limit=0),
-        ),
-        GatewaySettings(upstream="", port=0, access_log=False, call_timeout=CALL_TIMEOUT),
-    )
-    listening = runner.start()
-    assert listening.grpc_port is not None
-    assert listening.http_port is not None
-    try:
-        yield Stack(devcluster, listening.grpc_port, listening.http_port)
-    finally:
-        runner.stop()
+    auth = AuthConfig(enabled=False, rate_limit=0)
+    with running_stack(devcluster, auth, call_timeout=CALL_TIMEOUT) as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 
 from bench.processes import ServeProcess, serve_command
 from kubeupdate.devcluster import DevCluster
-from tests.reliability.samples import seed_samples
+from tests.stack import seed_samples
 
 WEB = "/apis/apps/v1/namespaces/default/deployments/web"
 ROUTE = "/deployment/default/web/app"
