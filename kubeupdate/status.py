@@ -93,6 +93,19 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def _failure(exc: Exception, method: str, rid: str) -> tuple[grpc.StatusCode, str, Metadata]:
+    """The status for a handler's exception, logged: domain errors briefly, others in full.
+
+    Called from an ``except`` block, so the traceback is at hand for the log.
+    """
+    if isinstance(exc, errors.KubeupdateError):
+        code, message, trailers = status_for(exc, rid)
+        log.info("%s [%s] -> %s: %s", method, rid, code.name, message)
+        return code, message, trailers
+    log.exception("%s [%s] failed unexpectedly", method, rid)
+    return status_for(Exception(), rid)
+
+
 class HandlerWrappingInterceptor(grpc.aio.ServerInterceptor):
     """A server interceptor that wraps each method's handler, once per method.
 
@@ -164,12 +177,8 @@ class ErrorStatusInterceptor(HandlerWrappingInterceptor):
                 if timing is not None:
                     timing.done(grpc.StatusCode.CANCELLED, time.perf_counter() - started)
                 raise
-            except errors.KubeupdateError as exc:
-                code, message, trailers = status_for(exc, rid)
-                log.info("%s [%s] -> %s: %s", method, rid, code.name, message)
-            except Exception:
-                code, message, trailers = status_for(Exception(), rid)
-                log.exception("%s [%s] failed unexpectedly", method, rid)
+            except Exception as exc:
+                code, message, trailers = _failure(exc, method, rid)
             if timing is not None:
                 timing.done(code, time.perf_counter() - started)
             # abort() raises; calling it outside the except keeps it from being caught.
@@ -206,12 +215,8 @@ class ErrorStatusInterceptor(HandlerWrappingInterceptor):
                 if timing is not None:
                     timing.done(grpc.StatusCode.CANCELLED, time.perf_counter() - started)
                 raise
-            except errors.KubeupdateError as exc:
-                code, message, trailers = status_for(exc, rid)
-                log.info("%s [%s] -> %s: %s", method, rid, code.name, message)
-            except Exception:
-                code, message, trailers = status_for(Exception(), rid)
-                log.exception("%s [%s] failed unexpectedly", method, rid)
+            except Exception as exc:
+                code, message, trailers = _failure(exc, method, rid)
             if timing is not None:
                 timing.done(code, time.perf_counter() - started)
             await context.abort(code, message, trailing_metadata=trailers)
