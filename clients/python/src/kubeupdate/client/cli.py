@@ -11,6 +11,7 @@ Usage::
     kubeupdate-client status  NAMESPACE/DEPLOYMENT
     kubeupdate-client watch   NAMESPACE/DEPLOYMENT
     kubeupdate-client history NAMESPACE/DEPLOYMENT
+    kubeupdate-client --version
 
 The server defaults to ``$KUBEUPDATE_SERVER``, else ``127.0.0.1:50051``;
 TLS is used unless the server is a loopback address or ``--insecure`` is
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         "4 authentication/permission, 5 not found, 6 unavailable/deadline, 7 refused/conflict, "
         "130 interrupted",
     )
+    parser.add_argument("--version", action=VersionAction, distribution="kubeupdate-client")
     _add_connection_arguments(parser, suppress=False)
     # The same options after the command too; SUPPRESS keeps the values given before it.
     common = argparse.ArgumentParser(add_help=False)
@@ -444,3 +446,33 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]))
     return "\n".join(lines)
+
+
+class VersionAction(argparse.Action):
+    """``--version``: print the installed distribution's version and exit.
+
+    The metadata is read only when asked: importing importlib.metadata adds
+    about 25 ms to the start of every other command.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, distribution: str) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help=f"print the version of the {distribution} distribution and exit",
+        )
+        self.distribution = distribution
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"{parser.prog} {version(self.distribution)}\n")
+        parser.exit()
