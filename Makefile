@@ -1,14 +1,16 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   the devcluster + service + gateway with sample Deployments
 #   make test   every check CI runs (lint, types, contract, generated code, tests)
-# Both create .venv and install what they need on first use.
+# Both create .venv and install what they need on first use. `make` alone
+# lists every target (`make help`); a target's `## ` comment is its line there.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint typecheck contract generate test-only bench clean
+.PHONY: help demo test lint fmt typecheck contract generate test-only bench clean
+.DEFAULT_GOAL := help
 
 $(BIN)/.installed: requirements/dev.txt pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,37 +19,45 @@ $(BIN)/.installed: requirements/dev.txt pyproject.toml clients/python/pyproject.
 	$(BIN)/python -m pip install --quiet --no-deps -e clients/python -e .
 	touch $@
 
-demo: $(BIN)/.installed
+help: ## list the targets
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+demo: $(BIN)/.installed ## the devcluster + service + gateway with sample Deployments
 	$(BIN)/kubeupdate demo
 
-test: lint typecheck contract test-only
+test: lint typecheck contract test-only ## every check CI runs
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed ## ruff check and ruff format --check (what pre-commit runs)
 	ruff check .
 	ruff format --check .
 
-typecheck: $(BIN)/.installed
+# Fixes what ruff can; what remains is printed and left to `make lint`.
+fmt: $(BIN)/.installed ## reformat and apply ruff's automatic fixes
+	ruff check --fix --exit-zero .
+	ruff format .
+
+typecheck: $(BIN)/.installed ## mypy --strict
 	mypy
 
 # The contract: buf lint/format, generated code is fresh, no breaking change against main.
-contract: $(BIN)/.installed
+contract: $(BIN)/.installed ## buf lint/format/breaking, generated code is fresh
 	buf lint
 	buf format --diff --exit-code
 	PYTHON=$(BIN)/python scripts/generate --check
 	scripts/check-breaking
 
-test-only: $(BIN)/.installed
+test-only: $(BIN)/.installed ## the tests alone (pytest)
 	pytest -q --timeout=300
 
 # Not part of `make test`: about two minutes of load on this machine. Needs wrk
 # and hyperfine (Debian: apt-get install wrk hyperfine). Writes bench/results/.
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed ## the benchmarks (about two minutes; needs wrk, hyperfine)
 	@command -v wrk >/dev/null && command -v hyperfine >/dev/null || \
 		{ echo "make bench needs wrk and hyperfine: apt-get install wrk hyperfine" >&2; exit 2; }
 	$(BIN)/python -m bench
 
-generate: $(BIN)/.installed
+generate: $(BIN)/.installed ## regenerate the stubs and gateway/openapi.json from proto/
 	PYTHON=$(BIN)/python scripts/generate
 
-clean:
+clean: ## remove .venv and the tools' caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
