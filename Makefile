@@ -12,11 +12,15 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: help demo test lint fmt typecheck contract generate test-only bench clean
 .DEFAULT_GOAL := help
 
-$(BIN)/.installed: requirements/dev.txt pyproject.toml clients/python/pyproject.toml
+# Three distributions, editable: the client (it holds the generated stubs), the
+# devcluster (the emulator for tests and the demo; never in the production image)
+# and the service with its gateway.
+$(BIN)/.installed: requirements/dev.txt pyproject.toml clients/python/pyproject.toml \
+		devcluster/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e clients/python -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e clients/python -e devcluster -e .
 	touch $@
 
 help: ## list the targets

@@ -1,6 +1,6 @@
 """How many simple GETs per second the devcluster answers (issue: at least 2,000).
 
-Starts ``python -m kubeupdate.devcluster`` in its own process (so the client
+Starts ``python -m devcluster`` in its own process (so the client
 does not share its interpreter), creates one Deployment, then keeps
 ``--concurrency`` aiohttp requests in flight for ``--seconds`` and prints the
 rate. Runs over HTTPS with the bearer token by default, ``--insecure-http``
@@ -51,7 +51,7 @@ def start_server(directory: Path, insecure: bool) -> tuple[subprocess.Popen[str]
             }
         )
     )
-    command = [sys.executable, "-m", "kubeupdate.devcluster", "--port", "0", "--speed", "0"]
+    command = [sys.executable, "-m", "devcluster", "--port", "0", "--speed", "0"]
     command += ["--seed", str(seed), "--kubeconfig-out", str(kubeconfig)]
     if insecure:
         command.append("--insecure-http")

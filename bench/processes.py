@@ -44,7 +44,7 @@ def serve_command(*arguments: str) -> list[str]:
 
 
 def devcluster_command(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "kubeupdate", "devcluster", *arguments]
+    return [sys.executable, "-m", "devcluster", *arguments]
 
 
 class Child:
@@ -200,7 +200,7 @@ class ServeProcess(Child):
 
 
 class DevclusterProcess(Child):
-    """``kubeupdate devcluster``; the port comes from its banner on stdout."""
+    """``devcluster`` (its own distribution); the port comes from its banner on stdout."""
 
     def __init__(self, command: Sequence[str], *, cwd: Path | None = None) -> None:
         super().__init__(command, {"api": DEVCLUSTER_LINE}, output="stdout", cwd=cwd)

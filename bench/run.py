@@ -3,7 +3,7 @@
 Processes, all on loopback, each its own OS process so CPU and memory are
 per component:
 
-- ``kubeupdate devcluster --speed 0`` (HTTPS + bearer token), seeded by
+- ``devcluster --speed 0`` (HTTPS + bearer token), seeded by
   :mod:`bench.cluster`;
 - ``kubeupdate serve --only grpc`` (the service) and ``kubeupdate serve
   --only gateway`` (the REST gateway), both with ``--no-auth

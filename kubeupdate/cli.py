@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,59 +22,48 @@ from kubeupdate.server import ServerConfig
 log = logging.getLogger("kubeupdate")
 
 
-class LazyArgumentParser(argparse.ArgumentParser):
-    """A sub-command's parser whose arguments are added only when it is used.
+#: Sub-commands that bring their own parser; the rest of the command line is theirs.
+DELEGATED = ("demo", "devcluster")
 
-    ``populate`` imports the sub-command's module: ``demo`` and ``devcluster``
-    bring the whole devcluster (an aiohttp web server, cryptography), which
-    ``serve`` must not carry in memory.
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        populate: Callable[[argparse.ArgumentParser], None] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._populate = populate
-
-    def _ensure_populated(self) -> None:
-        populate, self._populate = self._populate, None
-        if populate is not None:
-            populate(self)
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: Any = None
-    ) -> tuple[Any, list[str]]:
-        self._ensure_populated()
-        return super().parse_known_args(args, namespace)
-
-    def format_help(self) -> str:
-        self._ensure_populated()
-        return super().format_help()
-
-
-def _populate_demo(parser: argparse.ArgumentParser) -> None:
-    from kubeupdate import demo
-
-    demo.add_arguments(parser)
-    parser.set_defaults(run=demo.run)
-
-
-def _populate_devcluster(parser: argparse.ArgumentParser) -> None:
-    from kubeupdate.devcluster import cli as devcluster_cli
-
-    devcluster_cli.add_arguments(parser)
-    parser.set_defaults(run=devcluster_cli.run)
+#: What to say where the emulator is not installed (the production image).
+NO_DEVCLUSTER = (
+    "kubeupdate {command}: the devcluster (the Kubernetes API emulator for tests and the demo) "
+    "is not installed here; from a clone of the repository, run `make demo` or "
+    "`pip install ./devcluster`"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command not in DELEGATED:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logs.configure(args.log_level, args.log_format)
+    if args.command in DELEGATED:
+        return run_with_devcluster(args.command, rest)
     code: int = args.run(args)
     return code
+
+
+def run_with_devcluster(command: str, argv: list[str]) -> int:
+    """``demo`` and ``devcluster``: they need the emulator, its own distribution.
+
+    Imported only here, so ``serve`` never loads it, and a missing emulator is
+    one clear line instead of a traceback.
+    """
+    try:
+        if command == "demo":
+            from kubeupdate import demo
+
+            return demo.run(demo.build_parser(f"kubeupdate {command}").parse_args(argv))
+        from devcluster import cli as devcluster_cli
+    except ModuleNotFoundError as exc:
+        if exc.name != "devcluster" and not (exc.name or "").startswith("devcluster."):
+            raise
+        print(NO_DEVCLUSTER.format(command=command), file=sys.stderr)
+        return 2
+    prog = f"kubeupdate {command}"
+    return devcluster_cli.run(devcluster_cli.build_parser(prog).parse_args(argv), prog)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,23 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="text lines for a terminal, or one JSON object per line for a log collector "
         "(default: %(default)s)",
     )
-    commands = parser.add_subparsers(
-        required=True, metavar="COMMAND", parser_class=LazyArgumentParser
-    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
 
     serve_parser = commands.add_parser("serve", help="run the gRPC service and the REST gateway")
     add_serve_arguments(serve_parser)
     serve_parser.set_defaults(run=run_serve)
 
+    # Their flags (and --help) are parsed by the command itself, which needs the devcluster.
     commands.add_parser(
         "demo",
         help="run everything against an embedded devcluster with sample Deployments",
-        populate=_populate_demo,
+        add_help=False,
     )
     commands.add_parser(
-        "devcluster",
-        help="run the Kubernetes API emulator on its own",
-        populate=_populate_devcluster,
+        "devcluster", help="run the Kubernetes API emulator on its own", add_help=False
     )
 
     token_parser = commands.add_parser("token", help="make static tokens for the tokens file")

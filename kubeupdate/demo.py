@@ -9,6 +9,10 @@ Authentication stays on, as in production: the demo makes a fresh token
 ``demo`` (its secret is printed in the curl lines) and a policy letting it
 read and change ``default/web`` and ``staging/api``, with images from a few
 public registries and never ``latest``. Audit lines go to stderr.
+
+The devcluster is its own distribution (``kubeupdate-devcluster``), installed
+by the development environment, never in the production image: this module
+imports it, so ``kubeupdate`` imports this module only to run the demo.
 """
 
 from __future__ import annotations
@@ -18,14 +22,13 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import yaml
+from devcluster.manifests import load_manifests
 
+from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.auth.tokens import create_token
-from kubeupdate.devcluster import DevCluster
 from kubeupdate.server import ServerConfig
 from kubeupdate.serving import Listening, serve_all
 
@@ -42,6 +45,16 @@ rules:
     images:
       registries: [docker.io, ghcr.io, quay.io, registry.k8s.io]
 """
+
+
+def build_parser(prog: str = "kubeupdate demo") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run the devcluster, the gRPC service and the REST gateway, "
+        "with sample Deployments.",
+    )
+    add_arguments(parser)
+    return parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,11 +98,6 @@ def run(args: argparse.Namespace) -> int:
             return 2
     print("Stopped.")
     return 0
-
-
-def load_manifests(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as stream:
-        return [doc for doc in yaml.safe_load_all(stream) if doc]
 
 
 def write_demo_security(directory: Path) -> tuple[str, AuthConfig]:

@@ -22,7 +22,8 @@ CHANGE_CAUSE_ANNOTATION: Final = "kubernetes.io/change-cause"
 
 PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
 
-# Container waits that kubectl rollout status reports as a warning.
+# Container waits that the message warns about (Pod-level problems a Deployment's
+# status does not show).
 _WARNING_REASONS: Final = frozenset(
     {
         "ImagePullBackOff",
@@ -50,8 +51,8 @@ def rollout_status(
 
     Raises :class:`RolloutFailed` where kubectl returns an error (progress
     deadline exceeded, or ``revision`` given and not the running one). ``pods``
-    (the Deployment's, if the caller has them) add kubectl's warning about a
-    Pod that cannot start.
+    (the Deployment's, if the caller has them) add kubeupdate's warning about
+    a Pod that cannot start; without them the message is kubectl's, word for word.
     """
     meta = deployment.get("metadata") or {}
     spec = deployment.get("spec") or {}

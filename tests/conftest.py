@@ -16,12 +16,12 @@ from typing import Any
 import grpc
 import pytest
 
+from devcluster import DevCluster
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.demo import write_demo_security
-from kubeupdate.devcluster import DevCluster
 from tests.stack import Stack, running_stack
 
-pytest_plugins = ["kubeupdate.devcluster.pytest_plugin"]
+pytest_plugins = ["devcluster.pytest_plugin"]
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ import re
 import urllib.request
 from collections.abc import Iterator
 
+from devcluster.manifests import load_manifests
+
+from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
-from kubeupdate.demo import SAMPLES, load_manifests
-from kubeupdate.devcluster import DevCluster
+from kubeupdate.demo import SAMPLES
 from kubeupdate.server import ServerConfig
 from tests.stack import Stack, StackThread
 

@@ -17,10 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from devcluster.manifests import load_manifests
+
+from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
-from kubeupdate.demo import SAMPLES, load_manifests
-from kubeupdate.devcluster import DevCluster
+from kubeupdate.demo import SAMPLES
 from kubeupdate.server import ServerConfig
 from kubeupdate.serving import Listening, serve_all
 

@@ -1,8 +1,8 @@
 """The Kubernetes calls the domain needs, as an interface.
 
-:class:`kubeupdate.kube.client.KubeClient` implements it over HTTPS;
-:class:`kubeupdate.kube.memory.InMemoryDeploymentApi` implements it in memory
-for tests. Objects are raw JSON (``dict``), never client models: decoding
+:class:`kubeupdate.kube.client.KubeClient` implements it over HTTPS; the tests
+have an in-memory double (``tests/kubeupdate/kube/memory.py``) for one-layer unit
+tests. Objects are raw JSON (``dict``), never client models: decoding
 into models costs more CPU than the rest of a request.
 
 A ``deadline`` is an absolute ``time.monotonic()`` value (the caller's gRPC

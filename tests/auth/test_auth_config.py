@@ -28,8 +28,8 @@ from kubeupdate.auth.policy import Decision, Policy, Request
 from kubeupdate.auth.tokens import TokenStore, create_token
 from kubeupdate.caller import Caller
 from kubeupdate.deployments import DeploymentImages
-from kubeupdate.kube.memory import InMemoryDeploymentApi
 from kubeupdate.server import ServerConfig, ServiceServer, add_arguments, config_from, serve
+from tests.kubeupdate.kube.memory import InMemoryDeploymentApi
 
 
 def parse(*flags: str) -> ServerConfig:

@@ -38,8 +38,8 @@ from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.auth.tokens import create_token, hash_text, parse_tokens
 from kubeupdate.caller import Caller
 from kubeupdate.deployments import DeploymentImages
-from kubeupdate.kube.memory import InMemoryDeploymentApi
 from kubeupdate.server import ServiceServer
+from tests.kubeupdate.kube.memory import InMemoryDeploymentApi
 
 DIGEST = "sha256:" + "b" * 64
 

@@ -23,9 +23,9 @@ from kubeupdate.auth.interceptor import AuthInterceptor
 from kubeupdate.auth.mtls import server_credentials
 from kubeupdate.auth.policy import parse_policy
 from kubeupdate.deployments import DeploymentImages
-from kubeupdate.kube.memory import InMemoryDeploymentApi
 from kubeupdate.server import ServiceServer
 from tests.certificates import Pem, make_cert, pem
+from tests.kubeupdate.kube.memory import InMemoryDeploymentApi
 
 
 @dataclass

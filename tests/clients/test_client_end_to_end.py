@@ -16,11 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from devcluster.manifests import load_manifests
 from kubeupdate.client.cli import ExitCode, main
 
-from kubeupdate.demo import SAMPLES, load_manifests
+from devcluster import DevCluster
+from kubeupdate.demo import SAMPLES
 from kubeupdate.deployments import DeploymentImages
-from kubeupdate.devcluster import DevCluster
 from kubeupdate.kube.client import KubeClient
 from kubeupdate.kube.credentials import Credentials
 from kubeupdate.rollouts import Rollouts, RolloutSettings

@@ -20,10 +20,10 @@ import pytest
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
+from devcluster import DevCluster, faults
 from kubeupdate import logs
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.demo import write_demo_security
-from kubeupdate.devcluster import DevCluster, faults
 from tests.observed import Observed, observed_stack, sample
 
 WEB_APP = "/deployment/default/web/app"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from devcluster import DevCluster
 from kubeupdate.demo import write_demo_security
-from kubeupdate.devcluster import DevCluster
 from tests.observed import Observed, observed_stack
 from tests.stack import Stack
 

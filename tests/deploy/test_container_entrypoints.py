@@ -24,11 +24,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from devcluster.manifests import load_manifests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kubeupdate.client import DeploymentImageClient
 
-from kubeupdate.demo import SAMPLES, load_manifests, write_demo_security
-from kubeupdate.devcluster import DevCluster
+from devcluster import DevCluster
+from kubeupdate.demo import SAMPLES, write_demo_security
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "deploy" / "image" / "entrypoint"

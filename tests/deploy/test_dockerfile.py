@@ -112,5 +112,5 @@ def test_every_copied_source_exists_and_is_not_ignored() -> None:
         for source in sources:
             assert (ROOT / source).exists(), source
             assert not ignored(source.rstrip("/"), patterns), source
-    for private in (".git", ".venv", "tests", ".env"):
+    for private in (".git", ".venv", "tests", ".env", "devcluster"):
         assert ignored(private, patterns), private

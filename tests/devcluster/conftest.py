@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from kubeupdate.devcluster import DevCluster
+from devcluster import DevCluster
 
 
 def api_client_for(cluster: DevCluster) -> client.ApiClient:

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
+from devcluster.manifests import deployment
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from kubeupdate.devcluster import DevCluster
-from kubeupdate.devcluster.manifests import deployment
+from devcluster import DevCluster
 
 from .conftest import api_client_for
 

@@ -1,4 +1,4 @@
-"""``python -m kubeupdate.devcluster`` as a new user would run it."""
+"""``python -m devcluster`` as a new user would run it."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
-
-from kubeupdate.devcluster.manifests import deployment, namespace
+from devcluster.manifests import deployment, namespace
 
 from .test_devcluster_kubectl import kubectl_binary
 
@@ -24,7 +23,7 @@ def test_serves_the_seed_to_kubectl_and_stops_on_sigterm(tmp_path: Path) -> None
         [
             sys.executable,
             "-m",
-            "kubeupdate.devcluster",
+            "devcluster",
             "--port",
             "0",
             "--seed",
@@ -70,7 +69,7 @@ def test_an_unreadable_seed_exits_2(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "kubeupdate.devcluster",
+            "devcluster",
             "--port",
             "0",
             "--seed",

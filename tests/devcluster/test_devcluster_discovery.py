@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from kubeupdate.devcluster import DevCluster
+from devcluster import DevCluster
 
 
 def fetch(cluster: DevCluster, path: str, accept: str = "application/json") -> tuple[str, Any]:

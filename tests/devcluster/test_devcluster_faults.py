@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import urllib3
+from devcluster.manifests import deployment
 from kubernetes.client.exceptions import ApiException
 
-from kubeupdate.devcluster import DevCluster, faults
-from kubeupdate.devcluster.manifests import deployment
+from devcluster import DevCluster, faults
 
 DEPLOYMENT_PATH = "/apis/apps/v1/namespaces/*/deployments/*"
 SET_IMAGE = {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "x:2"}]}}}}

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from devcluster.manifests import deployment
 
-from kubeupdate.devcluster import DevCluster
-from kubeupdate.devcluster.manifests import deployment
+from devcluster import DevCluster
 
 
 def kubectl_binary() -> str:
@@ -187,7 +187,7 @@ def test_delete_removes_the_deployment_and_its_pods(running: DevCluster, kubectl
 
 
 def test_forbidden_fault_shows_the_rbac_message(running: DevCluster, kubectl: Kubectl) -> None:
-    from kubeupdate.devcluster import faults
+    from devcluster import faults
 
     running.faults.add(method="PATCH", path="*", action=faults.forbidden())
     result = kubectl("set", "image", "deployment/web", "app=x:1", check=False)

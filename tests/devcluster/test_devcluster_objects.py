@@ -9,11 +9,11 @@ import urllib.request
 from typing import Any
 
 import pytest
+from devcluster.manifests import deployment, namespace
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubeupdate.devcluster import ApiError, DevCluster
-from kubeupdate.devcluster.manifests import deployment, namespace
+from devcluster import ApiError, DevCluster
 
 
 def status_of(exc: pytest.ExceptionInfo[ApiException]) -> dict[str, Any]:

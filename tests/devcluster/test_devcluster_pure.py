@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
-from kubeupdate.devcluster.manifests import deployment
-from kubeupdate.devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS
-from kubeupdate.devcluster.selectors import FieldSelector, LabelSelector
-from kubeupdate.devcluster.server import parse_path
-from kubeupdate.devcluster.statuses import ApiError
-from kubeupdate.devcluster.tables import human_duration
-from kubeupdate.devcluster.validation import validate
+from devcluster.manifests import deployment
+from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS
+from devcluster.selectors import FieldSelector, LabelSelector
+from devcluster.server import parse_path
+from devcluster.statuses import ApiError
+from devcluster.tables import human_duration
+from devcluster.validation import validate
 
 
 @pytest.mark.parametrize(

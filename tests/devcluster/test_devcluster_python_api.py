@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from devcluster.manifests import deployment, namespace
 
-from kubeupdate.devcluster import ApiError, DevCluster
-from kubeupdate.devcluster.manifests import deployment, namespace
+from devcluster import ApiError, DevCluster
 
 
 def test_seed_creates_namespaces_and_finishes_rollouts() -> None:

@@ -8,11 +8,11 @@ import urllib.request
 from typing import Any
 
 import pytest
+from devcluster.manifests import deployment
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from kubeupdate.devcluster import DevCluster
-from kubeupdate.devcluster.manifests import deployment
+from devcluster import DevCluster
 
 
 def new_watch() -> Any:

@@ -1,4 +1,4 @@
-"""Tests for kubeupdate.devcluster.patches: PATCH bodies as kube-apiserver applies them."""
+"""Tests for devcluster.patches: PATCH bodies as kube-apiserver applies them."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from kubeupdate.devcluster.patches import (
+from devcluster.patches import (
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
@@ -24,6 +21,8 @@ from kubeupdate.devcluster.patches import (
     apply_patch,
     apply_strategic_merge_patch,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 Obj = dict[str, Any]
 CONTAINERS = "/spec/template/spec/containers"

@@ -2,7 +2,9 @@
 
 Each test owns a Store, a SimulatedClock at speed 0 and a RolloutController;
 "API writes" here do what the server does (bump generation on spec or
-annotation changes), then time moves only by ``clock.advance``.
+annotation changes), then time moves only by ``clock.advance``. The tests read
+the status fields the controller writes (what kubectl and kubeupdate judge a
+rollout by), never a client's verdict: the emulator stands on its own.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-
-from kubeupdate.devcluster.clock import SimulatedClock
-from kubeupdate.devcluster.rollout import (
+from devcluster.clock import SimulatedClock
+from devcluster.controllers import (
     CHANGE_CAUSE_ANNOTATION,
     CRASH_LOOP_BACK_OFF,
     IMAGE_PULL_BACK_OFF,
@@ -27,15 +28,13 @@ from kubeupdate.devcluster.rollout import (
     RolloutController,
     template_hash,
 )
-from kubeupdate.devcluster.store import Event, Store
-from kubeupdate.rollout_status import RolloutFailed, rollout_status
+from devcluster.store import Event, Store
 
 Object = dict[str, Any]
 
 START = 1_700_000_000.0
 NS = "default"
 STEP = 0.25
-WAIT = 'Waiting for deployment "web" rollout to finish: '
 
 
 @dataclass
@@ -88,10 +87,10 @@ class Cluster:
             self.tick(min(step, end - self.clock.now()))
 
     def run_until_done(self, name: str = "web", limit: float = 60.0) -> float:
-        """Simulated seconds until kubectl rollout status says done; fails past ``limit``."""
+        """Simulated seconds until the status says rolled out; fails past ``limit``."""
         begin = self.clock.now()
-        while not rollout_status(self.deployment(name))[1]:
-            assert self.clock.now() - begin <= limit, rollout_status(self.deployment(name))[0]
+        while not rolled_out(self.deployment(name)):
+            assert self.clock.now() - begin <= limit, self.deployment(name).get("status")
             self.tick()
         return self.clock.now() - begin
 
@@ -126,6 +125,32 @@ def make_deployment(
             **spec,
         },
     }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A rollout as the Deployment's status counts it (zero counts are omitted, as in Go)."""
+
+    updated: int
+    old: int
+    available: int
+
+
+def progress(deployment: Object) -> Progress:
+    status = deployment.get("status") or {}
+    updated = status.get("updatedReplicas", 0)
+    return Progress(
+        updated, status.get("replicas", 0) - updated, status.get("availableReplicas", 0)
+    )
+
+
+def rolled_out(deployment: Object) -> bool:
+    """The generation is observed, and every wanted replica is updated and available."""
+    wanted = deployment["spec"].get("replicas", 1)
+    observed = (deployment.get("status") or {}).get("observedGeneration", 0)
+    return observed >= deployment["metadata"]["generation"] and progress(deployment) == Progress(
+        wanted, 0, wanted
+    )
 
 
 def set_image(image: str) -> Callable[[Object], None]:
@@ -185,10 +210,6 @@ def test_first_rollout_completes_with_the_controllers_status(cluster: Cluster) -
     cluster.create(make_deployment())
     # The write's own reconcile has not observed the generation yet.
     assert "status" not in cluster.deployment()
-    assert rollout_status(cluster.deployment()) == (
-        "Waiting for deployment spec update to be observed...\n",
-        False,
-    )
     assert cluster.store.list("replicasets") == []
 
     elapsed = cluster.run_until_done()
@@ -234,7 +255,7 @@ def test_first_rollout_completes_with_the_controllers_status(cluster: Cluster) -
     ]
     assert deployment["metadata"]["annotations"][REVISION_ANNOTATION] == "1"
     assert deployment["metadata"]["generation"] == 1  # controller writes never bump it
-    assert rollout_status(deployment) == ('deployment "web" successfully rolled out\n', True)
+    assert rolled_out(deployment)
 
 
 def test_replica_set_and_pods_are_shaped_like_the_real_ones(cluster: Cluster) -> None:
@@ -308,7 +329,7 @@ def test_pods_become_ready_after_the_configured_delay(cluster: Cluster) -> None:
     assert not ready(cluster.pods()[0])
     cluster.tick(0.1)
     assert ready(cluster.pods()[0])
-    assert rollout_status(cluster.deployment())[1]
+    assert rolled_out(cluster.deployment())
 
 
 def test_min_ready_seconds_delay_availability(cluster: Cluster) -> None:
@@ -319,8 +340,8 @@ def test_min_ready_seconds_delay_availability(cluster: Cluster) -> None:
     assert deployment["status"]["readyReplicas"] == 2
     assert "availableReplicas" not in deployment["status"]  # zero is omitted, as in Go
     assert condition(deployment, "Available")["reason"] == "MinimumReplicasUnavailable"
-    assert rollout_status(deployment)[0] == WAIT + "0 of 2 updated replicas are available...\n"
-    elapsed, _ = follow_wakeups(cluster, lambda: rollout_status(cluster.deployment())[1])
+    assert progress(deployment) == Progress(updated=2, old=0, available=0)
+    elapsed, _ = follow_wakeups(cluster, lambda: rolled_out(cluster.deployment()))
     assert 3 < elapsed <= 5  # Ready at 1.1 s, available 5 s later (whole-second condition times)
     assert cluster.replica_sets()[0]["spec"]["minReadySeconds"] == 5
 
@@ -335,7 +356,6 @@ def test_observed_generation_lags_the_write(cluster: Cluster) -> None:
     deployment = cluster.deployment()
     assert deployment["metadata"]["generation"] == 2
     assert deployment["status"]["observedGeneration"] == 1
-    assert rollout_status(deployment)[0] == "Waiting for deployment spec update to be observed...\n"
     cluster.tick(0.05)
     assert cluster.deployment()["status"]["observedGeneration"] == 1
     cluster.tick(0.05)
@@ -348,25 +368,26 @@ def test_rolling_update_moves_one_surge_at_a_time(cluster: Cluster) -> None:
     cluster.events.clear()
     cluster.change("web", set_image("nginx:1.26"))
 
-    messages: list[str] = []
+    steps: list[Progress] = []
     begin = cluster.clock.now()
-    while not rollout_status(cluster.deployment())[1]:
+    while not rolled_out(cluster.deployment()):
         cluster.tick()
         pods = cluster.pods()
         # 3 replicas, 25 %/25 %: maxSurge rounds up to 1, maxUnavailable down to 0.
         assert len(pods) <= 4
         assert sum(ready(p) for p in pods) >= 3
-        message = rollout_status(cluster.deployment())[0]
-        if not messages or messages[-1] != message:
-            messages.append(message)
+        step = progress(cluster.deployment())
+        if not steps or steps[-1] != step:
+            steps.append(step)
         assert cluster.clock.now() - begin < 10
     # observe_delay, then three steps of ready_after (1 s) each.
     assert cluster.clock.now() - begin == pytest.approx(3.25)
-    assert messages == [
-        WAIT + "1 out of 3 new replicas have been updated...\n",
-        WAIT + "2 out of 3 new replicas have been updated...\n",
-        WAIT + "1 old replicas are pending termination...\n",
-        'deployment "web" successfully rolled out\n',
+    # One new Pod up, one old Pod down, never fewer than 3 available.
+    assert steps == [
+        Progress(updated=1, old=3, available=3),
+        Progress(updated=2, old=2, available=3),
+        Progress(updated=3, old=1, available=3),
+        Progress(updated=3, old=0, available=3),
     ]
 
     old, new = cluster.replica_sets()
@@ -417,7 +438,7 @@ def test_percentages_round_like_the_controller(cluster: Cluster) -> None:
     # needed, which frees room for 2 more new Pods at once.
     assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (8, 5)
     assert condition(cluster.deployment(), "Available")["status"] == "True"
-    while not rollout_status(cluster.deployment())[1]:
+    while not rolled_out(cluster.deployment()):
         cluster.tick()
         assert len(cluster.pods()) <= 13
         assert sum(ready(p) for p in cluster.pods()) >= 8
@@ -518,12 +539,7 @@ def test_failed_pull_ends_in_progress_deadline_exceeded(cluster: Cluster) -> Non
     assert pod["status"]["phase"] == "Pending"
     waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
     assert waiting["message"] == 'Back-off pulling image "nginx:1.26-bad"'
-    message, done = rollout_status(cluster.deployment(), pods=cluster.pods())
-    assert not done
-    assert message == (
-        WAIT + "1 out of 3 new replicas have been updated..."
-        ' (Warning: ImagePullBackOff - Back-off pulling image "nginx:1.26-bad")\n'
-    )
+    assert progress(cluster.deployment()) == Progress(updated=1, old=3, available=3)
 
     # The default deadline is 600 s of no progress; nothing times out before it.
     cluster.run(598 - (cluster.clock.now() - changed_at), step=10.0)
@@ -536,8 +552,6 @@ def test_failed_pull_ends_in_progress_deadline_exceeded(cluster: Cluster) -> Non
         "ProgressDeadlineExceeded",
         f'ReplicaSet "{new["metadata"]["name"]}" has timed out progressing.',
     )
-    with pytest.raises(RolloutFailed, match='deployment "web" exceeded its progress deadline'):
-        rollout_status(cluster.deployment())
     # The old Pods keep serving.
     old, new = cluster.replica_sets()
     assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (3, 1)
@@ -624,9 +638,7 @@ def test_paused_deployment_does_not_roll_until_resumed(cluster: Cluster) -> None
         "DeploymentPaused",
         "Deployment is paused",
     )
-    assert rollout_status(deployment)[0] == (
-        WAIT + "0 out of 3 new replicas have been updated...\n"
-    )
+    assert progress(deployment) == Progress(updated=0, old=3, available=3)
     # Scaling still works while paused.
     cluster.change("web", lambda d: d["spec"].update(replicas=4))
     cluster.run(2)
@@ -651,9 +663,7 @@ def test_scale_up_and_down(cluster: Cluster) -> None:
     cluster.change("web", lambda d: d["spec"].update(replicas=5))
     cluster.tick(0.1)
     assert len(cluster.pods()) == 5
-    assert rollout_status(cluster.deployment())[0] == (
-        WAIT + "2 of 5 updated replicas are available...\n"
-    )
+    assert progress(cluster.deployment()) == Progress(updated=5, old=0, available=2)
     cluster.run_until_done()
     (rs,) = cluster.replica_sets()
     assert rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "5"
@@ -661,7 +671,7 @@ def test_scale_up_and_down(cluster: Cluster) -> None:
     cluster.change("web", lambda d: d["spec"].update(replicas=1))
     cluster.tick(0.1)
     assert len(cluster.pods()) == 1
-    assert rollout_status(cluster.deployment())[1]
+    assert rolled_out(cluster.deployment())
     cluster.change("web", lambda d: d["spec"].update(replicas=0))
     cluster.tick(0.1)
     assert cluster.pods() == []
@@ -669,7 +679,7 @@ def test_scale_up_and_down(cluster: Cluster) -> None:
         "observedGeneration": 4,
         "conditions": cluster.deployment()["status"]["conditions"],
     }
-    assert rollout_status(cluster.deployment())[1]
+    assert rolled_out(cluster.deployment())
 
 
 def test_scaling_mid_rollout_is_proportional(cluster: Cluster) -> None:
@@ -780,12 +790,12 @@ def follow_wakeups(cluster: Cluster, done: Callable[[], bool]) -> tuple[float, i
 
 def test_next_wakeup_drives_a_rollout_without_polling(cluster: Cluster) -> None:
     cluster.create(make_deployment())
-    elapsed, wakeups = follow_wakeups(cluster, lambda: rollout_status(cluster.deployment())[1])
+    elapsed, wakeups = follow_wakeups(cluster, lambda: rolled_out(cluster.deployment()))
     assert elapsed == pytest.approx(1.1)
     assert wakeups == 2
     cluster.change("web", set_image("nginx:1.26"))
     # observe_delay, then three steps of ready_after: 0.1 + 3 × 1 s.
-    elapsed, wakeups = follow_wakeups(cluster, lambda: rollout_status(cluster.deployment())[1])
+    elapsed, wakeups = follow_wakeups(cluster, lambda: rolled_out(cluster.deployment()))
     assert elapsed == pytest.approx(3.1)
     assert wakeups == 4
 
@@ -809,111 +819,6 @@ def test_no_progress_deadline_means_no_progressing_condition(cluster: Cluster) -
     cluster.run_until_done()
     types = [c["type"] for c in cluster.deployment()["status"]["conditions"]]
     assert types == ["Available"]
-
-
-# --- kubectl's rollout status, ported ---------------------------------------------------------
-
-
-def status_case(
-    generation: int = 2,
-    spec_replicas: int | None = 3,
-    annotations: Object | None = None,
-    **status: Any,
-) -> Object:
-    spec = {} if spec_replicas is None else {"replicas": spec_replicas}
-    return {
-        "metadata": {"name": "web", "generation": generation, "annotations": annotations or {}},
-        "spec": spec,
-        "status": status,
-    }
-
-
-@pytest.mark.parametrize(
-    ("deployment", "expected"),
-    [
-        (
-            status_case(observedGeneration=1, replicas=3, updatedReplicas=3, availableReplicas=3),
-            ("Waiting for deployment spec update to be observed...\n", False),
-        ),
-        (
-            status_case(observedGeneration=2, replicas=3, updatedReplicas=1, availableReplicas=3),
-            (
-                WAIT + "1 out of 3 new replicas have been updated...\n",
-                False,
-            ),
-        ),
-        (
-            status_case(observedGeneration=2, replicas=4, updatedReplicas=3, availableReplicas=3),
-            (
-                WAIT + "1 old replicas are pending termination...\n",
-                False,
-            ),
-        ),
-        (
-            status_case(observedGeneration=2, replicas=3, updatedReplicas=3, availableReplicas=2),
-            (
-                WAIT + "2 of 3 updated replicas are available...\n",
-                False,
-            ),
-        ),
-        (
-            status_case(observedGeneration=2, replicas=3, updatedReplicas=3, availableReplicas=3),
-            ('deployment "web" successfully rolled out\n', True),
-        ),
-        (
-            status_case(spec_replicas=None, observedGeneration=2),
-            ('deployment "web" successfully rolled out\n', True),
-        ),
-        (
-            status_case(generation=3, observedGeneration=4),
-            (
-                WAIT + "0 out of 3 new replicas have been updated...\n",
-                False,
-            ),
-        ),
-    ],
-)
-def test_rollout_status_messages(deployment: Object, expected: tuple[str, bool]) -> None:
-    assert rollout_status(deployment) == expected
-
-
-def test_rollout_status_errors() -> None:
-    timed_out = status_case(
-        observedGeneration=2,
-        conditions=[
-            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
-        ],
-    )
-    with pytest.raises(RolloutFailed, match=r'^deployment "web" exceeded its progress deadline$'):
-        rollout_status(timed_out)
-    # An unobserved generation wins over an old timeout, as in kubectl.
-    timed_out["metadata"]["generation"] = 3
-    assert not rollout_status(timed_out)[1]
-    revised = status_case(annotations={REVISION_ANNOTATION: "4"}, observedGeneration=2)
-    with pytest.raises(
-        RolloutFailed, match=r"desired revision \(3\) is different from the running revision \(4\)"
-    ):
-        rollout_status(revised, revision=3)
-    assert rollout_status(revised, revision=4)[1] is False
-
-
-def test_rollout_status_warns_about_unschedulable_pods() -> None:
-    pending = status_case(observedGeneration=2, replicas=3, updatedReplicas=3, availableReplicas=1)
-    pod = {
-        "status": {
-            "conditions": [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "reason": "Unschedulable",
-                    "message": "0/1 nodes are available",
-                }
-            ]
-        }
-    }
-    assert rollout_status(pending, pods=[pod])[0] == (
-        WAIT + "1 of 3 updated replicas are available... (Warning: 0/1 nodes are available)\n"
-    )
 
 
 def test_template_hash_is_stable_and_short() -> None:
@@ -956,7 +861,7 @@ def crowded_cluster(others: int) -> tuple[Cluster, CountingStore]:
     cluster.create(make_deployment())
     cluster.run_until_done()
     for index in range(others):
-        assert rollout_status(cluster.deployment(f"other-{index}"))[1]
+        assert rolled_out(cluster.deployment(f"other-{index}"))
     return cluster, store
 
 

@@ -16,7 +16,7 @@ from kubeupdate.deployments import (
 )
 from kubeupdate.kube import errors as kube_errors
 from kubeupdate.kube.api import JsonObject
-from kubeupdate.kube.memory import InMemoryDeploymentApi
+from tests.kubeupdate.kube.memory import InMemoryDeploymentApi
 
 
 @pytest.fixture

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 import grpc.aio
 import pytest
+from devcluster.journal import Entry
 from google.protobuf import duration_pb2
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
+from devcluster import DevCluster, faults
 from kubeupdate.deployments import DeploymentImages
-from kubeupdate.devcluster import DevCluster, faults
-from kubeupdate.devcluster.journal import Entry
 from kubeupdate.kube.client import KubeClient
 from kubeupdate.kube.credentials import Credentials
 from kubeupdate.rollouts import Rollouts, RolloutSettings

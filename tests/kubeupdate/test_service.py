@@ -16,8 +16,8 @@ from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from kubeupdate.deployments import DeploymentImages
 from kubeupdate.kube import errors as kube_errors
-from kubeupdate.kube.memory import InMemoryDeploymentApi
 from kubeupdate.server import SERVICE_NAME, ServiceServer
+from tests.kubeupdate.kube.memory import InMemoryDeploymentApi
 
 
 @pytest.fixture

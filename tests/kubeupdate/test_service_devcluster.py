@@ -21,8 +21,8 @@ import pytest
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
+from devcluster import DevCluster, faults
 from kubeupdate.deployments import DeploymentImages
-from kubeupdate.devcluster import DevCluster, faults
 from kubeupdate.kube.client import KubeClient
 from kubeupdate.kube.credentials import Credentials
 from kubeupdate.server import ServiceServer

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from devcluster.manifests import deployment
 
+from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
-from kubeupdate.devcluster import DevCluster
-from kubeupdate.devcluster.manifests import deployment
 from kubeupdate.server import ServerConfig
 from tests.certificates import make_cert, pem
 from tests.stack import StackThread

@@ -13,8 +13,8 @@ import grpc
 import pytest
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
+from devcluster import DevCluster
 from kubeupdate.auth.config import AuthConfig
-from kubeupdate.devcluster import DevCluster
 from tests.stack import Stack, running_stack
 
 #: The gateway's deadline for every forwarded call, in seconds.

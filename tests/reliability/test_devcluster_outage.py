@@ -11,11 +11,11 @@ import time
 
 import grpc
 import pytest
+from devcluster.journal import Entry
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
-from kubeupdate.devcluster import DevCluster
-from kubeupdate.devcluster.journal import Entry
+from devcluster import DevCluster
 from tests.stack import Stack
 
 ROUTE = "/deployment/default/web/app"

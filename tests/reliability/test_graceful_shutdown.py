@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 from bench.processes import ServeProcess, serve_command
-from kubeupdate.devcluster import DevCluster
+from devcluster import DevCluster
 from tests.stack import seed_samples
 
 WEB = "/apis/apps/v1/namespaces/default/deployments/web"

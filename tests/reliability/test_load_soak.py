@@ -16,7 +16,7 @@ import pytest
 
 from bench.processes import ServeProcess, serve_command
 from bench.soak import Owner, Tally, lost_updates, run_clients
-from kubeupdate.devcluster import DevCluster
+from devcluster import DevCluster
 
 DEPLOYMENTS = 10
 CONTAINERS = 5  # per Deployment: one client each, 50 clients in all

@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from kubeupdate.devcluster.clock import SimulatedClock
-from kubeupdate.devcluster.credentials import (
+from devcluster.clock import SimulatedClock
+from devcluster.controllers import FailureRules, RolloutController
+from devcluster.credentials import (
     Pki,
     Tokens,
     development_pki,
@@ -32,14 +33,13 @@ from kubeupdate.devcluster.credentials import (
     write_kubeconfig,
     write_private,
 )
-from kubeupdate.devcluster.faults import Faults
-from kubeupdate.devcluster.journal import Journal
-from kubeupdate.devcluster.registry import Registry
-from kubeupdate.devcluster.resources import BY_KIND, BY_NAME, NAMESPACES, ResourceType
-from kubeupdate.devcluster.rollout import FailureRules, RolloutController
-from kubeupdate.devcluster.selectors import Selection
-from kubeupdate.devcluster.server import ApiServer
-from kubeupdate.devcluster.store import Object, Store
+from devcluster.faults import Faults
+from devcluster.journal import Journal
+from devcluster.registry import Registry
+from devcluster.resources import BY_KIND, BY_NAME, NAMESPACES, ResourceType
+from devcluster.selectors import Selection
+from devcluster.server import ApiServer
+from devcluster.store import Object, Store
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 from typing import Any
 
-from kubeupdate.devcluster.resources import ALL, ResourceType
+from devcluster.resources import ALL, ResourceType
 
 _QUERY_PARAMETERS = ("dryRun", "fieldManager", "fieldValidation", "force")
 

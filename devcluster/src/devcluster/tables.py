@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubeupdate.devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, ResourceType
+from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, ResourceType
 
 Object = dict[str, Any]
 Column = tuple[str, str, int]  # name, type, priority (1: only with -o wide)

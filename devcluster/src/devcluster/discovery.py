@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeupdate.devcluster.resources import ALL, SCALE, ResourceType
+from devcluster.resources import ALL, SCALE, ResourceType
 
 #: The Kubernetes minor version the devcluster imitates (kubectl warns on a skew > 1).
 MAJOR, MINOR = "1", "37"

@@ -2,7 +2,7 @@
 
 Only what matters to the project is checked (names, containers and their
 images, replicas, the Deployment selector); everything else is accepted as
-given. Each problem becomes a :class:`~kubeupdate.devcluster.statuses.Cause`
+given. Each problem becomes a :class:`~devcluster.statuses.Cause`
 of a 422 Invalid.
 """
 
@@ -12,8 +12,8 @@ import json
 import re
 from typing import Any
 
-from kubeupdate.devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, ResourceType
-from kubeupdate.devcluster.statuses import Cause
+from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, ResourceType
+from devcluster.statuses import Cause
 
 Object = dict[str, Any]
 

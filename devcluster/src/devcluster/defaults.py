@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeupdate.devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, ResourceType
+from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, ResourceType
 
 Object = dict[str, Any]
 

@@ -1,27 +1,42 @@
-"""``kubeupdate devcluster``: the Kubernetes API emulator as a standalone server.
+"""``devcluster``: the Kubernetes API emulator as a standalone server.
 
-    kubeupdate devcluster --seed kubeupdate/demo-deployments.yaml --kubeconfig-out dc.kubeconfig
+    devcluster --seed kubeupdate/demo-deployments.yaml --kubeconfig-out dc.kubeconfig
     kubectl --kubeconfig dc.kubeconfig get deployments -A
 
-Runs until SIGINT or SIGTERM, then exits 0.
+Runs until SIGINT or SIGTERM, then exits 0. ``kubeupdate devcluster`` runs the
+same command when this distribution is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import yaml
 
-from kubeupdate.devcluster.cluster import DevCluster
+from devcluster.cluster import DevCluster
+from devcluster.manifests import load_manifests
 
 #: kube-apiserver's secure port; ``--port 0`` picks a free one.
 DEFAULT_PORT = 6443
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``devcluster`` console script."""
+    logging.basicConfig(level=logging.WARNING)
+    return run(build_parser().parse_args(argv))
+
+
+def build_parser(prog: str = "devcluster") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Run the Kubernetes API emulator.")
+    add_arguments(parser)
+    return parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,20 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_seed(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as stream:
-        documents = [doc for doc in yaml.safe_load_all(stream) if doc]
-    for document in documents:
-        if not isinstance(document, dict) or "kind" not in document:
-            raise ValueError(f"{path}: every document must be a Kubernetes object with a kind")
-    return documents
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, prog: str = "devcluster") -> int:
     try:
-        seed = load_seed(args.seed) if args.seed else []
+        seed = load_manifests(args.seed) if args.seed else []
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        print(f"kubeupdate devcluster: cannot read the seed: {exc}", file=sys.stderr)
+        print(f"{prog}: cannot read the seed: {exc}", file=sys.stderr)
         return 2
     cluster = DevCluster(
         tls=not args.insecure_http, speed=args.speed, seed=seed, host=args.host, port=args.port
@@ -73,11 +79,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         cluster.start()
     except OSError as exc:
-        print(f"kubeupdate devcluster: cannot listen: {exc}", file=sys.stderr)
+        print(f"{prog}: cannot listen: {exc}", file=sys.stderr)
         print("Another program may hold the port: try --port 0.", file=sys.stderr)
         return 2
     except Exception as exc:  # a bad seed object: say which, as kubectl would
-        print(f"kubeupdate devcluster: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
 

@@ -1,6 +1,6 @@
 """The ``devcluster`` pytest fixture: a fresh emulator per test.
 
-Enable with ``pytest_plugins = ["kubeupdate.devcluster.pytest_plugin"]``.
+Enable with ``pytest_plugins = ["devcluster.pytest_plugin"]``.
 The CA and serving key are made once per process, so each start costs a
 few milliseconds. A test that needs other options (plain HTTP, a speed, a
 seed) builds its own ``DevCluster`` in a ``with`` block.
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubeupdate.devcluster.cluster import DevCluster
+from devcluster.cluster import DevCluster
 
 
 @pytest.fixture

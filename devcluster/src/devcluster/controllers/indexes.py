@@ -1,8 +1,8 @@
-"""What the rollout controller keeps so that finding its work never scans the store.
+"""What the controllers keep so that finding their work never scans the store.
 
 kube-controller-manager does not list every object on every change: informers
 keep indexes current from watch events and put the objects an event touched on
-a work queue. The devcluster's controller does the same with the store's
+a work queue. The devcluster's controllers do the same with the store's
 events, so the cost of a write does not grow with the objects stored:
 
 - :class:`Ownership` answers "which objects does this uid control?" and

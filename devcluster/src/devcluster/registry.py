@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from kubeupdate.devcluster import patches
-from kubeupdate.devcluster.defaults import apply_defaults
-from kubeupdate.devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, SCALE, ResourceType
-from kubeupdate.devcluster.selectors import Selection
-from kubeupdate.devcluster.statuses import (
+from devcluster import patches
+from devcluster.defaults import apply_defaults
+from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, SCALE, ResourceType
+from devcluster.selectors import Selection
+from devcluster.statuses import (
     ApiError,
     already_exists,
     bad_request,
@@ -34,8 +34,8 @@ from kubeupdate.devcluster.statuses import (
     not_found,
     unsupported_media_type,
 )
-from kubeupdate.devcluster.store import Object, Store, timestamp
-from kubeupdate.devcluster.validation import invalid_value, validate
+from devcluster.store import Object, Store, timestamp
+from devcluster.validation import invalid_value, validate
 
 log = logging.getLogger(__name__)
 

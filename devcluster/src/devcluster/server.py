@@ -20,13 +20,13 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubeupdate.devcluster import discovery, openapi, tables
-from kubeupdate.devcluster.clock import SimulatedClock
-from kubeupdate.devcluster.credentials import Tokens
-from kubeupdate.devcluster.faults import Action, Faults
-from kubeupdate.devcluster.journal import Entry, Journal
-from kubeupdate.devcluster.registry import Registry
-from kubeupdate.devcluster.resources import (
+from devcluster import discovery, openapi, tables
+from devcluster.clock import SimulatedClock
+from devcluster.credentials import Tokens
+from devcluster.faults import Action, Faults
+from devcluster.journal import Entry, Journal
+from devcluster.registry import Registry
+from devcluster.resources import (
     BY_NAME,
     DEPLOYMENTS,
     NAMESPACES,
@@ -34,8 +34,8 @@ from kubeupdate.devcluster.resources import (
     ResourceType,
     by_path,
 )
-from kubeupdate.devcluster.selectors import Selection
-from kubeupdate.devcluster.statuses import (
+from devcluster.selectors import Selection
+from devcluster.statuses import (
     ApiError,
     bad_request,
     conflict,
@@ -50,7 +50,7 @@ from kubeupdate.devcluster.statuses import (
     unauthorized,
     unsupported_media_type,
 )
-from kubeupdate.devcluster.store import Event, Object
+from devcluster.store import Event, Object
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""An in-memory :class:`~kubeupdate.kube.api.DeploymentApi`, for tests and demos.
+"""An in-memory :class:`~kubeupdate.kube.api.DeploymentApi`: a test double for unit tests.
+
+The demo and the tests that cross layers use the devcluster instead; this one
+is for tests of a single layer (the domain, the servicer) that want to queue
+errors or change an object between a read and a patch.
 
 It behaves like kube-apiserver where the domain depends on it: 404 Status
 details name the missing resource (``deployments`` even when the namespace is

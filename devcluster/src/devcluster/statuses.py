@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kubeupdate.devcluster.resources import NAMESPACES, ResourceType
+from devcluster.resources import NAMESPACES, ResourceType
 
 Status = dict[str, Any]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubeupdate.devcluster.statuses import bad_request
+from devcluster.statuses import bad_request
 
 Object = dict[str, Any]
 

@@ -1,10 +1,23 @@
-"""Builders for the manifests tests and the demo create (plain dicts, as YAML would load)."""
+"""Manifests: read from multi-document YAML, or built for tests (plain dicts, as YAML loads)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 Object = dict[str, Any]
+
+
+def load_manifests(path: Path) -> list[Object]:
+    """The objects of a multi-document YAML file (a seed); raises ValueError on a non-object."""
+    with path.open(encoding="utf-8") as stream:
+        documents = [doc for doc in yaml.safe_load_all(stream) if doc]
+    for document in documents:
+        if not isinstance(document, dict) or "kind" not in document:
+            raise ValueError(f"{path}: every document must be a Kubernetes object with a kind")
+    return documents
 
 
 def deployment(

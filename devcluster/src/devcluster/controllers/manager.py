@@ -1,0 +1,208 @@
+"""The loop that runs the controllers and the kubelet, as kube-controller-manager runs its own.
+
+:class:`RolloutController` watches the store (an observer: every write,
+whoever made it), keeps the ownership index current, queues what each change
+touches, and on ``reconcile`` runs, until nothing changes: garbage collection,
+the kubelet, the ReplicaSet controller, the deployment controller.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+from typing import Final
+
+from devcluster.clock import SimulatedClock
+from devcluster.controllers.deployment import DeploymentController
+from devcluster.controllers.kubelet import FailureRules, Kubelet
+from devcluster.controllers.objects import Object, controller_of
+from devcluster.controllers.replicaset import ReplicaSetController
+from devcluster.controllers.work import CONTROLLED, Work, drain
+from devcluster.store import Event, Store
+
+log = logging.getLogger(__name__)
+
+# How long after a deadline next_wakeup asks for a reconcile (the deadline check is strict).
+_TICK: Final = 0.001
+# A reconcile repeats its passes until nothing changes; this bounds a bug, not a rollout.
+_MAX_PASSES: Final = 200
+# Garbage collection: (controller kind, its resource) whose loss makes each one garbage.
+_OWNER_OF: Final = {
+    "replicasets": ("Deployment", "deployments"),
+    "pods": ("ReplicaSet", "replicasets"),
+}
+
+
+class RolloutController:
+    """Drives every Deployment toward its goal at the time ``clock.now()`` says.
+
+    Call ``reconcile`` after every API write and whenever ``next_wakeup()`` comes
+    due (or periodically); it is idempotent. It must run on the thread that owns
+    the store.
+
+    Like kube-controller-manager, it never scans the store for work: a store
+    observer indexes ownership and queues what each change touches (the object,
+    and the ReplicaSet or Deployment that controls it), and timers hold when each
+    object's next change is due. A reconcile visits only what is queued or due,
+    so its cost does not grow with the objects stored; ``visits`` counts what it
+    looked at.
+
+    Timings (simulated seconds): a Pod is Ready ``ready_after`` after it was
+    created (see :mod:`devcluster.controllers.kubelet` for failing images); a new
+    generation is acted on ``observe_delay`` after the first reconcile that saw
+    it (0 acts at once).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: SimulatedClock,
+        rules: FailureRules | None = None,
+        *,
+        ready_after: float = 1.0,
+        observe_delay: float = 0.1,
+        seed: int | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._work = Work(store)
+        self.kubelet = Kubelet(
+            self._work, rules if rules is not None else FailureRules(), ready_after
+        )
+        self.replica_sets = ReplicaSetController(self._work, random.Random(seed))
+        self.deployments = DeploymentController(self._work, observe_delay)
+        # ReplicaSets and Pods whose controller may be gone (garbage collection's queue).
+        self._orphans: dict[str, set[tuple[str, str]]] = {r: set() for r in _OWNER_OF}
+        self._settings = self._current_settings()
+        store.add_observer(self._observe)
+        # Objects stored before this controller existed: index them and look at each once.
+        for resource in CONTROLLED:
+            for obj in store.list(resource):
+                self._observe(Event("ADDED", resource, obj, 0))
+
+    @property
+    def rules(self) -> FailureRules:
+        return self.kubelet.rules
+
+    @property
+    def ready_after(self) -> float:
+        return self.kubelet.ready_after
+
+    @property
+    def observe_delay(self) -> float:
+        return self.deployments.observe_delay
+
+    @property
+    def visits(self) -> collections.Counter[str]:
+        """Objects each phase looked at, by resource, since the controller was made."""
+        return self._work.visits
+
+    # --- the loop ----------------------------------------------------------
+
+    def reconcile(self) -> None:
+        now = self._clock.now()
+        work = self._work
+        if self._settings != self._current_settings():
+            # Rules or timings changed: every memo may be stale.
+            self._settings = self._current_settings()
+            self._queue_everything()
+        for timers in (work.due_at, work.due_after):
+            for resource, namespace, name in timers.due(now):
+                work.queued[resource].add((namespace, name))
+        try:
+            for _ in range(_MAX_PASSES):
+                work.changed = False
+                self._collect_garbage()
+                self.kubelet.run(now)
+                self.replica_sets.run(now)
+                self.deployments.run(now)
+                if not work.changed:
+                    return
+        except BaseException:
+            # The queues may have lost work mid-pass: the next reconcile looks at everything.
+            self._queue_everything()
+            raise
+        log.warning("rollout controller: no steady state after %d passes", _MAX_PASSES)
+
+    def next_wakeup(self) -> float | None:
+        """The earliest simulated time at which ``reconcile`` has something new to do."""
+        now = self._clock.now()
+        work = self._work
+        # Written since the last reconcile (or rules changed): reconcile at once.
+        if self._settings != self._current_settings():
+            return now
+        if any(work.queued.values()) or any(self._orphans.values()):
+            return now
+        at, after = work.due_at.next(), work.due_after.next()
+        times = [t for t in (at, None if after is None else after + _TICK) if t is not None]
+        return min(times) if times else None
+
+    def _current_settings(self) -> tuple[FailureRules, int, float, float]:
+        return (self.rules, self.rules.generation, self.ready_after, self.observe_delay)
+
+    def _queue_everything(self) -> None:
+        for resource in CONTROLLED:
+            for obj in self._store.list(resource):
+                meta = obj["metadata"]
+                self._work.queued[resource].add((meta.get("namespace", ""), meta["name"]))
+                if resource in _OWNER_OF:
+                    self._orphans[resource].add((meta.get("namespace", ""), meta["name"]))
+
+    def _observe(self, event: Event) -> None:
+        """Store observer: keeps the indexes current and queues what the change touches."""
+        work = self._work
+        resource = event.resource
+        if resource not in work.queued:
+            return
+        meta = event.object["metadata"]
+        uid = meta["uid"]
+        namespace, name = meta.get("namespace", ""), meta["name"]
+        key = (resource, namespace, name)
+        owners: list[str | None]
+        if event.type == "DELETED":
+            owners = [work.owners.deleted(key, uid)]
+            work.queued[resource].discard((namespace, name))
+            work.due_at.discard(key)
+            work.due_after.discard(key)
+            work.pod_created.pop(uid, None)
+            self.kubelet.forget(uid)
+            self.deployments.forget(uid)
+            # What it controlled is garbage now.
+            for child, child_namespace, child_name in work.owners.children(uid):
+                if child in self._orphans:
+                    self._orphans[child].add((child_namespace, child_name))
+        else:
+            owner = controller_of(event.object)
+            owner_uid = owner["uid"] if owner is not None else None
+            owners = [work.owners.stored(key, uid, owner_uid), owner_uid]
+            work.queued[resource].add((namespace, name))
+            if owner is not None and self._owner_gone(resource, owner):
+                self._orphans[resource].add((namespace, name))
+        # A change to a Pod concerns its ReplicaSet; one to a ReplicaSet, its Deployment.
+        for owner_uid in owners:
+            owner_key = work.owners.key_of(owner_uid) if owner_uid is not None else None
+            if owner_key is not None:
+                work.queued[owner_key[0]].add(owner_key[1:])
+
+    def _owner_gone(self, resource: str, owner: Object) -> bool:
+        """Whether a ReplicaSet's Deployment (or a Pod's ReplicaSet) is no longer stored."""
+        kind, owner_resource = _OWNER_OF[resource]
+        if owner.get("kind") != kind:
+            return False
+        key = self._work.owners.key_of(owner["uid"])
+        return key is None or key[0] != owner_resource
+
+    # --- garbage collection -----------------------------------------------
+
+    def _collect_garbage(self) -> None:
+        """Deletes ReplicaSets whose Deployment is gone, then Pods whose ReplicaSet is gone."""
+        for resource in _OWNER_OF:  # ReplicaSets first: deleting one queues its Pods
+            for namespace, name in drain(self._orphans[resource]):
+                obj = self._store.get(resource, namespace, name)
+                if obj is None:
+                    continue
+                self._work.visits["garbage"] += 1
+                owner = controller_of(obj)
+                if owner is not None and self._owner_gone(resource, owner):
+                    self._work.delete(resource, namespace, name)

@@ -1,0 +1,93 @@
+"""What the controllers and the kubelet share: the store, their queues and their timers.
+
+Each of them looks only at what :class:`Work` has queued for it (an object a
+change touched) or what came due (a timer), and writes only through it, so
+the loop in :mod:`devcluster.controllers.manager` knows whether a pass
+changed anything.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Final
+
+from devcluster.controllers.indexes import Ownership, Timers
+from devcluster.controllers.objects import parse_time
+from devcluster.store import ObjectNotFound, Store
+
+Object = dict[str, Any]
+
+#: What the controllers run, in the order owners come before what they own.
+CONTROLLED: Final = ("deployments", "replicasets", "pods")
+
+
+class Work:
+    """The store written through, the work queues, the timers and the ownership index."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.owners = Ownership()
+        #: (namespace, name) queued for a look, by resource.
+        self.queued: dict[str, set[tuple[str, str]]] = {r: set() for r in CONTROLLED}
+        #: A Pod's next status change, a ReplicaSet's next availability, a Deployment's
+        #: observe delay: due at that time.
+        self.due_at = Timers()
+        #: Progress deadlines: due once they have passed.
+        self.due_after = Timers(strict=True)
+        #: Objects each phase looked at, by resource, since the controllers were made.
+        self.visits: collections.Counter[str] = collections.Counter()
+        #: Whether anything was written since the loop last cleared it.
+        self.changed = False
+        #: Sub-second creation times of Pods (creationTimestamp keeps whole seconds only).
+        self.pod_created: dict[str, float] = {}
+
+    def take(self, resource: str) -> list[tuple[str, str]]:
+        """Empties the queue of ``resource``, in the store's list order."""
+        return drain(self.queued[resource])
+
+    def created(self, pod: Object) -> float:
+        """When a Pod was created, to the sub-second when this process created it."""
+        meta = pod["metadata"]
+        created = self.pod_created.get(meta["uid"])
+        return created if created is not None else parse_time(meta["creationTimestamp"])
+
+    def owned(self, owner: Object, resource: str, *, same_namespace: bool) -> list[Object]:
+        """Stored objects of ``resource`` that ``owner`` controls, in the store's list order."""
+        namespace = owner["metadata"].get("namespace", "")
+        owned: list[Object] = []
+        for child_resource, child_namespace, child_name in self.owners.children(
+            owner["metadata"]["uid"]
+        ):
+            if child_resource != resource or (same_namespace and child_namespace != namespace):
+                continue
+            obj = self.store.get(resource, child_namespace, child_name)
+            if obj is not None:
+                owned.append(obj)
+        return owned
+
+    def update(self, resource: str, obj: Object) -> Object:
+        meta = obj["metadata"]
+        before = self.store.get(resource, meta.get("namespace", ""), meta["name"])
+        stored = self.store.update(resource, obj)
+        if stored is not before:
+            self.changed = True
+        return stored
+
+    def create(self, resource: str, obj: Object) -> Object:
+        stored = self.store.create(resource, obj)
+        self.changed = True
+        return stored
+
+    def delete(self, resource: str, namespace: str, name: str) -> None:
+        try:
+            self.store.delete(resource, namespace, name)
+        except ObjectNotFound:
+            return
+        self.changed = True  # the store's observer forgets the object's memos
+
+
+def drain(queue: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Empties a queue, in the store's list order (so writes come in the same order)."""
+    keys = sorted(queue)
+    queue.clear()
+    return keys
