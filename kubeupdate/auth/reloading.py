@@ -1,4 +1,4 @@
-"""Files that are re-read when they change: the policy and the tokens.
+"""Files that are re-read when they change: the policy, the tokens, the registry credentials.
 
 A change is noticed by polling the file's status at most once per
 ``interval`` (one ``stat``, cheap enough to do on the request path) or
@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 class WatchedFile(Generic[T]):
-    """The parsed value of a YAML file, kept current."""
+    """The parsed value of a YAML file (or another format, see ``decode``), kept current."""
 
     def __init__(
         self,
@@ -33,9 +33,14 @@ class WatchedFile(Generic[T]):
         what: str,
         interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        decode: Callable[[str], Any] = yaml.safe_load,
     ) -> None:
+        """``decode`` turns the text into data for ``parse``; JSON files that may be
+        indented with tabs (Docker's ``config.json``) need ``json.loads``, as YAML
+        refuses tabs. Its errors must be ``ValueError`` or YAML errors."""
         self.path = path
         self._parse = parse
+        self._decode = decode
         self._what = what
         self._interval = interval
         self._clock = clock
@@ -80,5 +85,4 @@ class WatchedFile(Generic[T]):
         return (status.st_mtime_ns, status.st_size, status.st_ino)
 
     def _load(self) -> T:
-        with self.path.open(encoding="utf-8") as stream:
-            return self._parse(yaml.safe_load(stream))
+        return self._parse(self._decode(self.path.read_text(encoding="utf-8")))
