@@ -269,6 +269,8 @@ class RegistryClient:
                 continue
             if 200 <= answer.status < 300 or answer.status == 404:
                 return answer
+            if answer.status in (401, 403):
+                raise _access_denied(location, self._credential(location.registry), answer)
             raise _status_error(answer, location, method, what)
 
     def _authorization(self, key: str, scope: str) -> str | None:
@@ -573,7 +575,11 @@ def _access_denied(
     location: ImageLocation, credential: Credential | None, answer: _Answer
 ) -> errors.AccessDenied:
     if credential is None:
-        why = f"no credentials are configured for {location.registry}"
+        # Registries hide private repositories from anonymous callers behind a 401.
+        why = (
+            f"no credentials are configured for {location.registry} "
+            "(or the repository does not exist)"
+        )
     else:
         why = f"the credentials configured for {location.registry} were refused"
     return errors.AccessDenied(
@@ -586,14 +592,7 @@ def _status_error(
     answer: _Answer, location: ImageLocation | None, method: str, what: str
 ) -> errors.RegistryError:
     where = f"registry {location.registry}" if location else "the registry's token service"
-    about = f" about {location.repository}" if location else ""
-    if answer.status in (401, 403):
-        codes = _error_codes(answer.body)
-        return errors.AccessDenied(
-            f"{where} refused to let kubeupdate read{about} (HTTP {answer.status}"
-            + (f", {', '.join(codes)}" if codes else "")
-            + ")"
-        )
+    about = f" for {location.repository}" if location else ""
     if answer.status >= 500:
         return errors.ServerError(f"{where} failed{about} (HTTP {answer.status})")
     return errors.ProtocolError(

@@ -94,6 +94,12 @@ class ImageVerifier:
         self._client = client
         self._resolver = Resolver(client, ttl=ttl)
 
+    async def __aenter__(self) -> ImageVerifier:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         await self._client.close()
 
