@@ -51,6 +51,7 @@ contract: $(BIN)/.installed ## buf lint/format/breaking, generated code is fresh
 	scripts/check-breaking
 
 test-only: $(BIN)/.installed ## the tests alone (pytest)
+	scripts/install-test-tools
 	pytest -q --timeout=300
 
 # Not part of `make test`: about two minutes of load on this machine. Needs wrk

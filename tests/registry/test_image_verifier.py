@@ -36,7 +36,9 @@ def other_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-@pytest.mark.parametrize("media_type", ["application/vnd.oci.image.index.v1+json", DOCKER_MANIFEST_LIST])
+@pytest.mark.parametrize(
+    "media_type", ["application/vnd.oci.image.index.v1+json", DOCKER_MANIFEST_LIST]
+)
 async def test_an_index_with_the_required_platforms_passes_and_lists_them(
     registry: LiveRegistry, repository: str, media_type: str
 ) -> None:
@@ -154,7 +156,8 @@ async def test_a_signature_copied_from_another_image_does_not_count(
         with pytest.raises(errors.SignatureInvalid) as caught:
             await verifier.check(parse_image(f"{registry.host}/{repository}:b"), rule)
     assert caught.value.found == (
-        f"a cosign signature that does not count: it signs another image digest ({signed['digest']})",
+        "a cosign signature that does not count: "
+        f"it signs another image digest ({signed['digest']})",
     )
 
 

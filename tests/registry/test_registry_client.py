@@ -97,7 +97,7 @@ async def test_a_private_repository_needs_the_basic_credentials(
             await verifier.check(image, NO_PLATFORMS)
     wrong = basic_registry.credentials(password="wrong")
     async with ImageVerifier(basic_registry.client(wrong)) as verifier:
-        with pytest.raises(errors.AccessDenied, match="credentials configured .* were refused"):
+        with pytest.raises(errors.AccessDenied, match=r"credentials configured .* were refused"):
             await verifier.check(image, NO_PLATFORMS)
 
 
@@ -120,7 +120,7 @@ async def test_tls_with_an_unknown_ca_is_refused_as_unavailable(
 ) -> None:
     client = RegistryClient(credentials=basic_registry.credentials)
     async with client:
-        with pytest.raises(errors.ConnectionFailed, match="certificate .* is not trusted"):
+        with pytest.raises(errors.ConnectionFailed, match=r"certificate .* is not trusted"):
             await client.head_manifest(at(basic_registry, repository, "1.0"), "1.0")
 
 
@@ -143,7 +143,9 @@ async def test_an_identity_token_is_traded_for_an_access_token(
     token_registry: LiveRegistry, repository: str
 ) -> None:
     pushed = token_registry.publisher.image(repository, "1.0")
-    credentials = RegistryCredentials({token_registry.host: Credential(identity_token=REFRESH_TOKEN)})
+    credentials = RegistryCredentials(
+        {token_registry.host: Credential(identity_token=REFRESH_TOKEN)}
+    )
     async with token_registry.client(credentials) as client:
         head = await client.head_manifest(at(token_registry, repository, "1.0"), "1.0")
     assert head.digest == pushed["digest"]
@@ -211,9 +213,7 @@ async def test_an_index_resolves_to_the_index_digest(
     assert (verified.digest, verified.media_type) == (pushed["digest"], OCI_INDEX)
 
 
-async def test_a_deadline_in_the_past_is_a_timeout(
-    registry: LiveRegistry, repository: str
-) -> None:
+async def test_a_deadline_in_the_past_is_a_timeout(registry: LiveRegistry, repository: str) -> None:
     async with registry.client() as client:
         with pytest.raises(errors.Timeout):
             await client.head_manifest(
@@ -226,4 +226,3 @@ def test_the_test_ca_is_what_makes_tls_work(basic_registry: LiveRegistry) -> Non
     assert basic_registry.running.scheme == "https"
     assert basic_registry.running.ca_file is not None
     ssl.create_default_context(cafile=str(basic_registry.running.ca_file))
-
