@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import yaml
 
@@ -33,10 +33,10 @@ class WatchedFile(Generic[T]):
         what: str,
         interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
-        decode: Callable[[str], Any] = yaml.safe_load,
+        decode: Callable[[IO[str]], Any] = yaml.safe_load,
     ) -> None:
-        """``decode`` turns the text into data for ``parse``; JSON files that may be
-        indented with tabs (Docker's ``config.json``) need ``json.loads``, as YAML
+        """``decode`` reads the open file into data for ``parse``; JSON files that may
+        be indented with tabs (Docker's ``config.json``) need ``json.load``, as YAML
         refuses tabs. Its errors must be ``ValueError`` or YAML errors."""
         self.path = path
         self._parse = parse
@@ -85,4 +85,6 @@ class WatchedFile(Generic[T]):
         return (status.st_mtime_ns, status.st_size, status.st_ino)
 
     def _load(self) -> T:
-        return self._parse(self._decode(self.path.read_text(encoding="utf-8")))
+        # The open file, not its text: YAML errors then name the file.
+        with self.path.open(encoding="utf-8") as stream:
+            return self._parse(self._decode(stream))

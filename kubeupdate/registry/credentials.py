@@ -98,7 +98,7 @@ def watch_credentials(path: Path, *, interval: float = 1.0) -> WatchedFile[Regis
         parse_docker_config,
         what="registry credentials file",
         interval=interval,
-        decode=json.loads,
+        decode=json.load,
     )
 
 

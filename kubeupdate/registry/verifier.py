@@ -195,26 +195,34 @@ class ImageVerifier:
             payload = await self._resolver.blob(location, layer.digest, deadline=deadline)
             try:
                 signature = _base64(signature_text)
-                check_simple_signing(payload, digest)
             except ValueError as exc:
                 seen.append(f"a cosign signature that does not count: {exc}")
                 continue
+            # The signature is verified before the payload is read, so what a
+            # refusal says about the payload was said by a known signer.
+            verdict: SignatureVerdict | str | None = None
             for key in rule.keys:
                 if key.verifies(signature, payload):
-                    return SignatureVerdict(f"key {key.name} ({key.fingerprint})", "cosign")
+                    verdict = SignatureVerdict(f"key {key.name} ({key.fingerprint})", "cosign")
+                    break
             certificate_pem = layer.annotations.get(CERTIFICATE_ANNOTATION)
-            if certificate_pem is not None and rule.identities:
-                outcome = _keyless(
+            if verdict is None and certificate_pem is not None and rule.identities:
+                verdict = _keyless(
                     rule, certificate_pem, layer.annotations.get(CHAIN_ANNOTATION, ""),
                     signature, payload,
                 )  # fmt: skip
-                if isinstance(outcome, SignatureVerdict):
-                    return outcome
-                seen.append(outcome)
-            elif certificate_pem is not None:
-                seen.append("a keyless cosign signature (the rule names keys only)")
-            else:
-                seen.append("a cosign signature by another key")
+            elif verdict is None and certificate_pem is not None:
+                verdict = "a keyless cosign signature (the rule names keys only)"
+            elif verdict is None:
+                verdict = "a cosign signature by another key"
+            if isinstance(verdict, SignatureVerdict):
+                try:
+                    check_simple_signing(payload, digest)
+                except ValueError as exc:
+                    verdict = f"a cosign signature by {verdict.signer} that does not count: {exc}"
+                else:
+                    return verdict
+            seen.append(verdict)
         return None
 
     async def _bundles(
@@ -278,13 +286,16 @@ def _bundle_verdict(rule: SignatureRule, data: bytes, digest: str) -> SignatureV
         return f"a sigstore bundle kubeupdate cannot verify: {exc}"
     if bundle.payload_type != IN_TOTO_PAYLOAD:
         return f"a sigstore bundle with the payload type {bundle.payload_type!r}"
-    try:
-        check_in_toto_statement(bundle.payload, digest)
-    except ValueError as exc:
-        return f"a sigstore bundle that does not count: {exc}"
-    return _judge_certificate(
+    verdict = _judge_certificate(
         rule, bundle.certificate, bundle.chain, "sigstore-bundle", bundle.signed_by
     )
+    if isinstance(verdict, SignatureVerdict):
+        # Read only once the signer is known (see _cosign_signatures).
+        try:
+            check_in_toto_statement(bundle.payload, digest)
+        except ValueError as exc:
+            return f"a sigstore bundle by {verdict.signer} that does not count: {exc}"
+    return verdict
 
 
 def _judge_certificate(

@@ -155,8 +155,9 @@ async def test_a_signature_copied_from_another_image_does_not_count(
     async with ImageVerifier(registry.client()) as verifier:
         with pytest.raises(errors.SignatureInvalid) as caught:
             await verifier.check(parse_image(f"{registry.host}/{repository}:b"), rule)
+    key = public_key(release_key, "release.pub")
     assert caught.value.found == (
-        "a cosign signature that does not count: "
+        f"a cosign signature by key release.pub ({key.fingerprint}) that does not count: "
         f"it signs another image digest ({signed['digest']})",
     )
 

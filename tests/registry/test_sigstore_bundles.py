@@ -114,8 +114,8 @@ async def test_a_bundle_about_another_image_does_not_count(
         with pytest.raises(errors.SignatureInvalid) as caught:
             await verifier.check(image, rule(fulcio, Identity(ISSUER, WORKFLOW)))
     assert caught.value.found == (
-        "a sigstore bundle that does not count: its in-toto statement is about another "
-        "image digest",
+        f"a sigstore bundle by identity {WORKFLOW} (issuer {ISSUER}) that does not count: "
+        "its in-toto statement is about another image digest",
     )
 
 
