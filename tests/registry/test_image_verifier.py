@@ -1,18 +1,27 @@
-"""ImageVerifier.check against a real registry: platforms and cosign-format signatures."""
+"""ImageVerifier.check against a real registry: platforms and cosign-format signatures
+(made here with our own keys and stand-in Fulcio)."""
 
 from __future__ import annotations
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from kubeupdate.images import parse_image
 from kubeupdate.registry import errors
 from kubeupdate.registry.manifests import DOCKER_MANIFEST_LIST
 from kubeupdate.registry.platforms import Platform
-from kubeupdate.registry.signatures import PublicKey, SignatureRule
+from kubeupdate.registry.signatures import (
+    CERTIFICATE_ANNOTATION,
+    CHAIN_ANNOTATION,
+    CertificateAuthority,
+    Identity,
+    PublicKey,
+    SignatureRule,
+)
 from kubeupdate.registry.verifier import ImageVerifier, Requirements
 from tests.registry.conftest import LiveRegistry
+from tests.registry.fulcio import FulcioStandIn, identity_token
 
 
 def platforms(*names: str) -> Requirements:
@@ -174,3 +183,38 @@ async def test_signatures_work_behind_bearer_auth(
             parse_image(f"{token_registry.host}/{repository}:1.0"), rule
         )
     assert verified.signature is not None
+
+
+async def test_a_keyless_cosign_signature_is_judged_by_its_certificate(
+    registry: LiveRegistry, repository: str
+) -> None:
+    # cosign's older keyless format: the signature tag, plus the Fulcio certificate
+    # and chain as layer annotations. Made here with our own stand-in Fulcio.
+    fulcio = FulcioStandIn()
+    ephemeral = ec.generate_private_key(ec.SECP256R1())
+    subject, issuer = "release@acme.example", "https://accounts.acme.example"
+    public_pem = ephemeral.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    proof = ephemeral.sign(subject.encode(), ec.ECDSA(hashes.SHA256()))
+    leaf, root = fulcio.issue(identity_token(issuer, subject), public_pem.decode(), proof)
+    pushed = registry.publisher.image(repository, "1.0")
+    registry.publisher.sign(
+        repository,
+        pushed["digest"],
+        ephemeral,
+        annotations={CERTIFICATE_ANNOTATION: leaf, CHAIN_ANNOTATION: root},
+    )
+    authority = CertificateAuthority.from_pem(fulcio.root_pem, "stand-in fulcio")
+    image = parse_image(f"{registry.host}/{repository}:1.0")
+
+    def wanting(*identities: Identity) -> Requirements:
+        return Requirements(signature=SignatureRule(identities=identities, authority=authority))
+
+    async with ImageVerifier(registry.client()) as verifier:
+        verified = await verifier.check(image, wanting(Identity(issuer, subject)))
+        assert verified.signature is not None
+        assert verified.signature.signer == f"identity {subject} (issuer {issuer})"
+        with pytest.raises(errors.SignatureInvalid) as caught:
+            await verifier.check(image, wanting(Identity("https://other.example", subject)))
+    assert caught.value.found == (f"a cosign signature by {subject} (issuer {issuer})",)
