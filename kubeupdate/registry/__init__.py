@@ -16,7 +16,25 @@ Layers, from the entry point down:
 
 Nothing here imports gRPC, the policy or Kubernetes: the set path calls
 :meth:`ImageVerifier.check` and translates :mod:`kubeupdate.registry.errors`
-into domain errors with ErrorInfo reasons.
+into domain errors with ErrorInfo reasons. The proposed table (not wired yet):
+
+    ImageNotFound         NOT_FOUND            IMAGE_NOT_FOUND
+    PlatformMissing       FAILED_PRECONDITION  IMAGE_PLATFORM_MISSING
+    SignatureMissing      FAILED_PRECONDITION  IMAGE_SIGNATURE_MISSING
+    SignatureInvalid      FAILED_PRECONDITION  IMAGE_SIGNATURE_INVALID
+    AccessDenied          UNAVAILABLE          REGISTRY_ACCESS_DENIED  (our credentials:
+                                                an operator problem, not the caller's)
+    RegistryUnavailable   UNAVAILABLE          REGISTRY_UNAVAILABLE    (retry_after kept)
+    ProtocolError         UNAVAILABLE          REGISTRY_PROTOCOL_ERROR
+    ConfigurationError    at start-up: the service refuses to start
+
+Keyless signatures are verified against a CA the operator names (a private
+Fulcio), at the time of the check. The public Sigstore instance issues
+10-minute certificates whose signing time is proven by the transparency log
+(Rekor) and whose issuance by SCTs; verifying those is what sigstore-python
+(``sigstore`` on PyPI) does, and is the follow-up for public-good keyless
+signatures: its ``Verifier`` requires exactly that log entry and SCT, so it
+cannot verify the log-less bundles of a private CA that this package accepts.
 """
 
 from kubeupdate.registry.client import RegistryClient

@@ -4,7 +4,8 @@ Names are normalised the way containerd does before comparing, so a rule
 written ``linux/x86_64`` matches an index entry ``linux/amd64``, and
 ``linux/arm64`` matches ``linux/arm64/v8`` (v8 is arm64's only variant in
 practice, and images are published both ways). A required platform without a
-variant accepts any variant of its architecture; with one, only that variant.
+variant accepts any variant of its architecture (except arm64, which always
+means arm64/v8); with one, only that variant.
 Index entries for ``unknown/unknown`` (build attestations that buildx adds)
 are not platforms and are never listed.
 """
