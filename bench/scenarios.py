@@ -38,8 +38,9 @@ from bench.cluster import (
 from bench.loadgen import POST_SCRIPT, Run, closed_loop, run_wrk
 from bench.processes import ServeProcess, serve_command
 from bench.soak import Owner, Tally, lost_updates, run_clients
-from kubeupdate.deployments import ChangeRecord, change_cause, find_container, image_patch
 from kubeupdate.kube.api import JsonObject
+from kubeupdate.patches import ChangeRecord, change_cause, image_patch
+from kubeupdate.workloads.templates import find_container
 
 _run_tags = itertools.count()
 

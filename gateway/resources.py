@@ -6,9 +6,7 @@ transcoder, the settings) and keep no per-request state.
 
 from __future__ import annotations
 
-import contextvars
 import re
-import secrets
 
 import falcon
 import falcon.asgi
@@ -18,19 +16,15 @@ from gateway.errors import BadRequest, PayloadTooLarge, UpstreamError
 from gateway.settings import GatewaySettings
 from gateway.transcoding import JSON_CONTENT_TYPE, Transcoder, encode_document
 from gateway.upstream import SERVING, Metadata, UnaryCall, Upstream
+from kubeupdate import request_ids
 
 REQUEST_ID_HEADER = "X-Request-Id"
-
-#: The id of the request being answered, for log lines (each request runs in its own task).
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("gateway_request_id", default="-")
 
 # The original service's answer to GET /, byte for byte (Go's encoder adds "\n").
 ROOT_BODY = encode_document({"Status": "okay", "Detail": "server is running"})
 LIVE_BODY = encode_document({"Status": "okay", "Detail": "gateway is running"})
 READY_BODY = encode_document({"Status": "okay", "Detail": "service is serving"})
 
-# A caller's request id is kept when it is 1-128 visible ASCII characters.
-_SANE_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 # gRPC metadata values must be printable ASCII.
 _METADATA_VALUE = re.compile(r"[\x20-\x7e]*")
 
@@ -39,10 +33,8 @@ class RequestIdMiddleware:
     """Gives every request an id, echoed in the response, even on errors."""
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        rid = req.get_header(REQUEST_ID_HEADER)
-        if rid is None or not _SANE_REQUEST_ID.fullmatch(rid):
-            rid = secrets.token_hex(16)
-        request_id.set(rid)
+        rid = request_ids.kept(req.get_header(REQUEST_ID_HEADER))
+        request_ids.current.set(rid)
         req.context.request_id = rid
         resp.set_header(REQUEST_ID_HEADER, rid)
 
@@ -105,7 +97,7 @@ def _too_large(limit: int) -> str:
 
 def call_metadata(req: falcon.asgi.Request) -> Metadata:
     """The gRPC metadata forwarded with a call: request id, client, credentials."""
-    metadata: list[tuple[str, str]] = [("x-request-id", req.context.request_id)]
+    metadata: list[tuple[str, str]] = [(request_ids.METADATA_KEY, req.context.request_id)]
     # The ASGI peer, which uvicorn replaces by the client a trusted proxy names;
     # Falcon's remote_addr would also believe forwarding headers from anyone.
     client = req.scope.get("client")

@@ -13,11 +13,11 @@ from typing import Any
 import grpc
 
 from gateway.settings import GatewaySettings
-from kubeupdate import logs, server
+from kubeupdate import logs, service
 from kubeupdate.auth import cli as token_cli
 from kubeupdate.auth.config import SecurityConfigError
 from kubeupdate.kube.errors import CredentialsError
-from kubeupdate.server import ServerConfig
+from kubeupdate.service import ServerConfig
 
 log = logging.getLogger("kubeupdate")
 
@@ -107,7 +107,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["grpc", "gateway"],
         help="run just the gRPC service or just the REST gateway (default: both)",
     )
-    server.add_arguments(parser)
+    service.add_arguments(parser)
     parser.add_argument(
         "--external",
         action="store_true",
@@ -162,14 +162,14 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.external and args.kubeconfig is None:
         args.kubeconfig = Path.home() / ".kube" / "config"
     try:
-        service = server.config_from(args) if args.only != "gateway" else None
+        config = service.config_from(args) if args.only != "gateway" else None
     except ValueError as exc:
         print(f"kubeupdate serve: {exc}", file=sys.stderr)
         return 2
     gateway = None
     if args.only != "grpc":
         # An empty upstream means the service started alongside.
-        upstream = args.upstream or ("" if service else f"127.0.0.1:{ServerConfig.port}")
+        upstream = args.upstream or ("" if config else f"127.0.0.1:{ServerConfig.port}")
         gateway = GatewaySettings(
             upstream=upstream,
             host=args.http_host,
@@ -186,10 +186,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     try:
         channel_credentials = upstream_credentials(args)
-        asyncio.run(serve_all(service, gateway, channel_credentials=channel_credentials))
+        asyncio.run(serve_all(config, gateway, channel_credentials=channel_credentials))
     except CredentialsError as exc:
         print(f"kubeupdate: {exc}", file=sys.stderr)  # it says which credentials
-        if service is not None and service.kubeconfig is None:
+        if config is not None and config.kubeconfig is None:
             print(
                 "Outside a cluster, give --kubeconfig PATH (or --external for ~/.kube/config).",
                 file=sys.stderr,

@@ -29,7 +29,7 @@ from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.auth.tokens import create_token
-from kubeupdate.server import ServerConfig
+from kubeupdate.service import ServerConfig
 from kubeupdate.serving import Listening, serve_all
 
 SAMPLES = Path(__file__).with_name("demo-deployments.yaml")

@@ -1,9 +1,10 @@
 """What can go wrong in kubeupdate, as the domain sees it.
 
-The service layer maps each class to one gRPC status code in a single table
-(``kubeupdate.status``); the gateway maps that code to HTTP. Kubernetes errors
-never cross this boundary raw: ``kubeupdate.kube`` has its own hierarchy and
-the domain translates it (``raise NotFound(...) from exc``).
+The gRPC adapter maps each class to one gRPC status code in a single table
+(:mod:`kubeupdate.protocol.grpc.statuses`); the gateway maps that code to HTTP.
+Kubernetes errors never cross this boundary raw: :mod:`kubeupdate.kube` has its
+own hierarchy, translated at the boundary
+(:func:`kubeupdate.kube.translation.translate_error`).
 
     KubeupdateError
     ├── InvalidArgument      the request itself is wrong        INVALID_ARGUMENT

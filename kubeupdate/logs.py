@@ -6,11 +6,12 @@
      "message": "GET /deployment/default/web/app 200 1.2ms", "request_id": "4f2c...",
      "method": "GET", "path": "/deployment/default/web/app", "status": 200, ...}
 
-``request_id`` is there inside a request: the id the gateway gave it (or took
-from ``X-Request-Id``), which the service receives as ``x-request-id``
-metadata, so one grep follows a request through both processes. Fields passed
-with ``extra=`` are added when they are plain JSON values; nothing else from
-the request is logged (no headers, so no credentials).
+``request_id`` is there inside a request (:mod:`kubeupdate.request_ids`): the
+id the gateway gave it (or took from ``X-Request-Id``), which the service
+receives as ``x-request-id`` metadata, so one grep follows a request through
+both processes. Fields passed with ``extra=`` are added when they are plain
+JSON values; nothing else from the request is logged (no headers, so no
+credentials).
 """
 
 from __future__ import annotations
@@ -21,15 +22,21 @@ import sys
 import time
 from typing import Any, Final, TextIO
 
-from gateway.resources import request_id as gateway_request_id
-from kubeupdate.status import RequestIdFilter
-from kubeupdate.status import request_id as service_request_id
+from kubeupdate import request_ids
 
 FORMATS: Final = ("text", "json")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 
 # What every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every log record, for formats that show it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_ids.current.get()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,8 +51,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        rid = getattr(record, "request_id", "-")
-        if rid != "-":
+        rid = getattr(record, "request_id", request_ids.NONE)
+        if rid != request_ids.NONE:
             document["request_id"] = rid
         for key, value in record.__dict__.items():
             if key not in _STANDARD and isinstance(value, str | int | float | bool):
@@ -66,8 +73,7 @@ def handler(log_format: str, stream: TextIO | None = None) -> logging.Handler:
         raise ValueError(f"unknown log format {log_format!r}; use one of {', '.join(FORMATS)}")
     output = logging.StreamHandler(stream if stream is not None else sys.stderr)
     output.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
-    # The service's id first: in `kubeupdate serve` both servers share the process.
-    output.addFilter(RequestIdFilter(service_request_id, gateway_request_id))
+    output.addFilter(RequestIdFilter())
     return output
 
 

@@ -43,7 +43,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-from kubeupdate.rollouts import RolloutState, SetImageOutcome
+from kubeupdate.rollouts.judgement import RolloutState
+from kubeupdate.updates import SetImageOutcome
 
 log = logging.getLogger(__name__)
 

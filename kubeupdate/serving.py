@@ -18,7 +18,7 @@ import grpc
 
 from gateway.server import GatewayServer
 from gateway.settings import GatewaySettings
-from kubeupdate.server import ServerConfig, serve
+from kubeupdate.service import ServerConfig, serve
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.demo import SAMPLES
-from kubeupdate.server import ServerConfig
+from kubeupdate.service import ServerConfig
 from kubeupdate.serving import Listening, serve_all
 
 

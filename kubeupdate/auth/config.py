@@ -2,7 +2,7 @@
 
 :class:`AuthConfig` is what the flags say; :class:`Auth` is the running
 whole (the interceptor, the TLS credentials, the watched files, SIGHUP
-reloading) that :func:`kubeupdate.server.serve` installs and closes.
+reloading) that :func:`kubeupdate.service.serve` installs and closes.
 """
 
 from __future__ import annotations

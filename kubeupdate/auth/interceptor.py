@@ -7,15 +7,15 @@ those fields the message has. Methods in :data:`READ_METHODS` need ``read``;
 every other method, including ones added later, needs ``write``. Health
 checking and reflection stay open (probes, tooling); nothing else does.
 
-Refusals abort the call here with the code of :mod:`kubeupdate.status`, so
-streams get the same answers as unary calls.
+Refusals abort the call here with the code of
+:mod:`kubeupdate.protocol.grpc.statuses`, so streams get the same answers as
+unary calls.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Final, TypeAlias, cast
 
@@ -23,14 +23,15 @@ import grpc
 import grpc.aio
 
 from kubeupdate import caller as current_caller
-from kubeupdate import errors
+from kubeupdate import errors, request_ids
 from kubeupdate.auth.audit import AuditLog, AuditRecord
 from kubeupdate.auth.authenticator import WWW_AUTHENTICATE, Authenticator, credentials_of, method_of
 from kubeupdate.auth.policy import Access, Policy, Request
 from kubeupdate.auth.ratelimit import RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.caller import ANONYMOUS, Caller
-from kubeupdate.status import REQUEST_ID_KEY, HandlerWrappingInterceptor, request_id, status_for
+from kubeupdate.protocol.grpc.interceptors import HandlerWrappingInterceptor
+from kubeupdate.protocol.grpc.statuses import status_for
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         """Authenticate, limit and authorise, or audit the refusal and abort the call."""
         metadata = tuple(context.invocation_metadata() or ())
         rid = _request_id(metadata)
-        request_id.set(rid)
+        request_ids.current.set(rid)
         record = AuditRecord(rid, method, self._source(metadata, context.peer()))
         record.target = {f: v for f in TARGET_FIELDS if (v := _field(request, f))}
         if access == "write":
@@ -311,14 +312,8 @@ def _peer_host(peer: str) -> str:
 
 
 def _request_id(metadata: tuple[tuple[str, Any], ...]) -> str:
-    current = request_id.get()
-    if current != "-":  # the error interceptor already chose it (unary calls)
+    """The call's id, as the error interceptor (outside this one) chose it."""
+    current = request_ids.current.get()
+    if current != request_ids.NONE:
         return current
-    for key, value in metadata:
-        if key == REQUEST_ID_KEY and isinstance(value, str):
-            cleaned = value[:64]
-            if not cleaned.isprintable():
-                cleaned = "".join(ch for ch in cleaned if ch.isprintable())
-            if cleaned:
-                return cleaned
-    return uuid.uuid4().hex[:16]
+    return request_ids.from_metadata(metadata)  # run without the error interceptor

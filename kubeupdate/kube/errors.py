@@ -1,8 +1,9 @@
 """What can go wrong when kubeupdate talks to the Kubernetes API.
 
-These errors never leave the Kubernetes boundary raw: the domain
-(``kubeupdate.deployments``) translates each one into a
-``kubeupdate.errors`` class.
+These errors never leave the Kubernetes boundary raw: each one is translated
+into a :mod:`kubeupdate.errors` class (:mod:`kubeupdate.kube.translation`;
+a 404 by :class:`kubeupdate.workloads.access.WorkloadAccess`, which knows what
+was missing).
 
     KubeError
     ├── ApiError                 the API server answered with an error Status

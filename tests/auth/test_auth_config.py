@@ -27,8 +27,9 @@ from kubeupdate.auth.interceptor import AuthInterceptor
 from kubeupdate.auth.policy import Decision, Policy, Request
 from kubeupdate.auth.tokens import TokenStore, create_token
 from kubeupdate.caller import Caller
-from kubeupdate.deployments import DeploymentImages
-from kubeupdate.server import ServerConfig, ServiceServer, add_arguments, config_from, serve
+from kubeupdate.operations import operations
+from kubeupdate.protocol.grpc.server import ServiceServer
+from kubeupdate.service import ServerConfig, add_arguments, config_from, serve
 from tests.kubeupdate.kube.memory import InMemoryDeploymentApi
 
 
@@ -201,7 +202,7 @@ async def demo_stub(
     api.add_deployment("default", "web", {"app": "nginx:1.25", "sidecar": "envoy:1"})
     api.add_deployment("kube-system", "dns", {"dns": "coredns:1"})
     auth = Auth(config)
-    server = ServiceServer(DeploymentImages(api), port=0, interceptors=[auth.interceptor])
+    server = ServiceServer(operations(api), port=0, interceptors=[auth.interceptor])
     port = await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield pb_grpc.DeploymentImageServiceStub(channel), secret
@@ -258,7 +259,7 @@ async def test_no_auth_serves_anonymous_callers_and_still_audits(tmp_path: Path)
     api = InMemoryDeploymentApi()
     api.add_deployment("default", "web", {"app": "nginx:1.25"})
     auth = Auth(AuthConfig(enabled=False, audit_log=str(tmp_path / "audit.jsonl")))
-    server = ServiceServer(DeploymentImages(api), port=0, interceptors=[auth.interceptor])
+    server = ServiceServer(operations(api), port=0, interceptors=[auth.interceptor])
     port = await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -294,9 +295,7 @@ async def test_an_unexpected_failure_denies_and_audits() -> None:
         policy=ExplodingPolicy(),
         audit=AuditLog.to_stream(audit),
     )
-    server = ServiceServer(
-        DeploymentImages(InMemoryDeploymentApi()), port=0, interceptors=[interceptor]
-    )
+    server = ServiceServer(operations(InMemoryDeploymentApi()), port=0, interceptors=[interceptor])
     port = await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

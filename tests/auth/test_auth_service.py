@@ -37,8 +37,8 @@ from kubeupdate.auth.ratelimit import RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.auth.tokens import create_token, hash_text, parse_tokens
 from kubeupdate.caller import Caller
-from kubeupdate.deployments import DeploymentImages
-from kubeupdate.server import ServiceServer
+from kubeupdate.operations import operations
+from kubeupdate.protocol.grpc.server import ServiceServer
 from tests.kubeupdate.kube.memory import InMemoryDeploymentApi
 
 DIGEST = "sha256:" + "b" * 64
@@ -154,9 +154,7 @@ async def stack(tmp_path: Path, issuer: Any, jwks_server: Any, burst: int) -> As
         limiter=RateLimiter(rate=0.001, burst=burst),
     )
     spy = CallerSpy()
-    server = ServiceServer(
-        DeploymentImages(api, backoff=0), port=0, interceptors=[interceptor, spy]
-    )
+    server = ServiceServer(operations(api, backoff=0), port=0, interceptors=[interceptor, spy])
     port = await server.start()
     gateway = GatewayServer(GatewaySettings(upstream=f"127.0.0.1:{port}", port=0, access_log=False))
     await gateway.start()

@@ -22,8 +22,8 @@ from kubeupdate.auth.authenticator import Authenticator
 from kubeupdate.auth.interceptor import AuthInterceptor
 from kubeupdate.auth.mtls import server_credentials
 from kubeupdate.auth.policy import parse_policy
-from kubeupdate.deployments import DeploymentImages
-from kubeupdate.server import ServiceServer
+from kubeupdate.operations import operations
+from kubeupdate.protocol.grpc.server import ServiceServer
 from tests.certificates import Pem, make_cert, pem
 from tests.kubeupdate.kube.memory import InMemoryDeploymentApi
 
@@ -82,7 +82,7 @@ async def port(pki: Pki) -> AsyncIterator[tuple[int, io.StringIO]]:
         pki.directory / "server.pem", pki.directory / "server.key", pki.directory / "ca.pem"
     )
     server = ServiceServer(
-        DeploymentImages(api), port=0, interceptors=[interceptor], server_credentials=credentials
+        operations(api), port=0, interceptors=[interceptor], server_credentials=credentials
     )
     yield await server.start(), audit
     await server.stop(None)

@@ -21,11 +21,11 @@ from kubeupdate.client.cli import ExitCode, main
 
 from devcluster import DevCluster
 from kubeupdate.demo import SAMPLES
-from kubeupdate.deployments import DeploymentImages
 from kubeupdate.kube.client import KubeClient
 from kubeupdate.kube.credentials import Credentials
-from kubeupdate.rollouts import Rollouts, RolloutSettings
-from kubeupdate.server import ServiceServer
+from kubeupdate.operations import operations
+from kubeupdate.protocol.grpc.server import ServiceServer
+from kubeupdate.rollouts.settings import RolloutSettings
 
 # A guard against a hung call, not a measured time.
 GUARD = 60.0
@@ -59,8 +59,7 @@ def service() -> Iterator[Service]:
             client = await stack.enter_async_context(
                 KubeClient(Credentials.from_kubeconfig(cluster.kubeconfig_path))
             )
-            images = DeploymentImages(client)
-            server = ServiceServer(images, rollouts=Rollouts(images, client, FAST), port=0)
+            server = ServiceServer(operations(client, client, FAST), port=0)
             port = await server.start()
             stack.push_async_callback(server.stop, None)
             return port

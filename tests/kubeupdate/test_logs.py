@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -9,9 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.resources import request_id as gateway_request_id
-from kubeupdate import logs
-from kubeupdate.status import request_id as service_request_id
+from kubeupdate import logs, request_ids
 
 
 @pytest.fixture
@@ -46,23 +45,33 @@ def test_json_lines_hold_time_level_logger_message(logger: logging.Logger) -> No
     }
 
 
-def test_the_request_id_comes_from_the_service_or_the_gateway(logger: logging.Logger) -> None:
+def test_lines_inside_a_request_carry_its_id(logger: logging.Logger) -> None:
     output = lines(logger, "json")
-    gateway_token = gateway_request_id.set("from-gateway")
+    token = request_ids.current.set("r-1")
     try:
-        logger.info("in the gateway")
-        service_token = service_request_id.set("from-service")
-        try:
-            logger.info("in the service")
-        finally:
-            service_request_id.reset(service_token)
+        logger.info("inside")
     finally:
-        gateway_request_id.reset(gateway_token)
+        request_ids.current.reset(token)
     logger.info("outside")
-    first, second, third = (json.loads(line) for line in output.getvalue().splitlines())
-    assert first["request_id"] == "from-gateway"
-    assert second["request_id"] == "from-service"
-    assert "request_id" not in third
+    first, second = (json.loads(line) for line in output.getvalue().splitlines())
+    assert first["request_id"] == "r-1"
+    assert "request_id" not in second
+
+
+async def test_requests_in_their_own_tasks_keep_their_own_ids(logger: logging.Logger) -> None:
+    # `kubeupdate serve` runs the gateway and the service in one process: one variable,
+    # one value per task.
+    output = lines(logger, "json")
+    both_set = asyncio.Barrier(2)
+
+    async def handle(rid: str) -> None:
+        request_ids.current.set(rid)
+        await both_set.wait()
+        logger.info("handling")
+
+    await asyncio.gather(handle("from-gateway"), handle("from-service"))
+    seen = sorted(json.loads(line)["request_id"] for line in output.getvalue().splitlines())
+    assert seen == ["from-gateway", "from-service"]
 
 
 def test_exceptions_stay_inside_one_json_line(logger: logging.Logger) -> None:
@@ -79,11 +88,11 @@ def test_exceptions_stay_inside_one_json_line(logger: logging.Logger) -> None:
 
 def test_text_lines_show_the_request_id(logger: logging.Logger) -> None:
     output = lines(logger, "text")
-    token = service_request_id.set("abc123")
+    token = request_ids.current.set("abc123")
     try:
         logger.warning("careful")
     finally:
-        service_request_id.reset(token)
+        request_ids.current.reset(token)
     assert output.getvalue().rstrip().endswith("WARNING tests.logs [abc123]: careful")
 
 

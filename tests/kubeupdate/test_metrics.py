@@ -9,9 +9,10 @@ import urllib.request
 import grpc
 import pytest
 
-from kubeupdate.deployments import ImageChange
+from kubeupdate.containers import ImageChange
 from kubeupdate.metrics import MetricsListener, ServiceMetrics
-from kubeupdate.rollouts import RolloutReport, RolloutState, SetImageOutcome
+from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
+from kubeupdate.updates import SetImageOutcome
 from tests.observed import sample
 
 

@@ -22,10 +22,10 @@ from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from devcluster import DevCluster, faults
-from kubeupdate.deployments import DeploymentImages
 from kubeupdate.kube.client import KubeClient
 from kubeupdate.kube.credentials import Credentials
-from kubeupdate.server import ServiceServer
+from kubeupdate.operations import operations
+from kubeupdate.protocol.grpc.server import ServiceServer
 
 if TYPE_CHECKING:
     # Only the stubs know the asyncio flavour of the generated stub class.
@@ -37,7 +37,7 @@ _namespaces = itertools.count()
 @asynccontextmanager
 async def running_service(credentials: Credentials) -> AsyncIterator[Stub]:
     async with KubeClient(credentials, timeout=10) as client:
-        server = ServiceServer(DeploymentImages(client), host="127.0.0.1", port=0)
+        server = ServiceServer(operations(client, client), host="127.0.0.1", port=0)
         port = await server.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -143,7 +143,7 @@ async def test_get_set_list_via_kubeconfig(cluster: DevCluster, stub: Stub) -> N
         {"op": "test", "path": "/spec/template/spec/containers/1/image", "value": "envoy:1.30"},
         {"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": "envoy:1.31"},
     ]
-    # The same patch records the change (tests/kubeupdate/test_rollouts.py looks closer).
+    # The same patch records the change (tests/kubeupdate/rollouts/test_rollouts.py looks closer).
     assert operations[-1]["path"].startswith("/metadata/annotations")
     assert stored["metadata"]["annotations"]["kubernetes.io/change-cause"].startswith(
         "kubeupdate: container sidecar envoy:1.30 → envoy:1.31 by "

@@ -14,7 +14,7 @@ from devcluster.manifests import deployment
 from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
-from kubeupdate.server import ServerConfig
+from kubeupdate.service import ServerConfig
 from tests.certificates import make_cert, pem
 from tests.stack import StackThread
 

@@ -16,7 +16,7 @@ from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from devcluster import DevCluster, faults
-from kubeupdate.deployments import DEFAULT_ATTEMPTS
+from kubeupdate.containers import DEFAULT_ATTEMPTS
 from tests.stack import Stack
 
 WEB = "/apis/apps/v1/namespaces/default/deployments/web"

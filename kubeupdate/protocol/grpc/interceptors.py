@@ -1,109 +1,34 @@
-"""Domain errors → gRPC status codes: the one table and the one place it is applied.
+"""The interceptor base class, and the interceptor that turns exceptions into statuses.
 
-:class:`ErrorStatusInterceptor` wraps every unary and server-streaming handler. A
-:class:`~kubeupdate.errors.KubeupdateError` becomes its code with its message
-as is; anything else becomes INTERNAL with a generic message naming the
-request id, and the traceback goes to the log. It also reads the caller's
-``x-request-id`` (or makes one up) so that every log line of the request and
-the INTERNAL message carry it.
+:class:`ErrorStatusInterceptor` is the outermost layer of every call: it reads
+the caller's ``x-request-id`` (or makes one, :mod:`kubeupdate.request_ids`) so
+that every log line of the call and an INTERNAL message carry it, turns
+whatever a unary or server-streaming handler raises into its status with the
+table of :mod:`kubeupdate.protocol.grpc.statuses`, and, with metrics, counts
+and times each call by its final code.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-import math
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
 import grpc.aio
 
-from kubeupdate import errors
+from kubeupdate import request_ids
+from kubeupdate.protocol.grpc.statuses import logged_status
 
 if TYPE_CHECKING:
     from kubeupdate.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
-STATUS_CODES: dict[type[errors.KubeupdateError], grpc.StatusCode] = {
-    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.NotFound: grpc.StatusCode.NOT_FOUND,
-    errors.Aborted: grpc.StatusCode.ABORTED,
-    errors.Rejected: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.PermissionMissing: grpc.StatusCode.PERMISSION_DENIED,
-    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
-    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    errors.Denied: grpc.StatusCode.PERMISSION_DENIED,
-    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
-
-REQUEST_ID_KEY = "x-request-id"
-RETRY_AFTER_KEY = "retry-after"
-
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-
-Metadata = tuple[tuple[str, str], ...]
 # Generic only in the type stubs, so the alias is a string.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-
-
-def status_for(exc: BaseException, rid: str) -> tuple[grpc.StatusCode, str, Metadata]:
-    """The code, message and trailing metadata reported for ``exc``."""
-    if isinstance(exc, errors.KubeupdateError):
-        # The nearest mapped class wins, so a subclass added later maps like its parent.
-        for cls in type(exc).__mro__:
-            if cls in STATUS_CODES:
-                trailers: Metadata = ()
-                retry_after = (
-                    exc.retry_after
-                    if isinstance(exc, errors.Unavailable | errors.RateLimited)
-                    else None
-                )
-                if retry_after is not None:
-                    # Whole seconds, rounded up, as HTTP's Retry-After.
-                    trailers = ((RETRY_AFTER_KEY, str(max(0, math.ceil(retry_after)))),)
-                return STATUS_CODES[cls], exc.message, trailers
-    return grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", ()
-
-
-class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` to every log record, for formats that show it.
-
-    ``sources`` are read in order and the first one set wins: by default the
-    service's id; ``kubeupdate serve`` adds the gateway's, as both may run in
-    one process.
-    """
-
-    def __init__(self, *sources: contextvars.ContextVar[str]) -> None:
-        super().__init__()
-        self._sources = sources or (request_id,)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        rid = "-"
-        for source in self._sources:
-            rid = source.get()
-            if rid != "-":
-                break
-        record.request_id = rid
-        return True
-
-
-def _failure(exc: Exception, method: str, rid: str) -> tuple[grpc.StatusCode, str, Metadata]:
-    """The status for a handler's exception, logged: domain errors briefly, others in full.
-
-    Called from an ``except`` block, so the traceback is at hand for the log.
-    """
-    if isinstance(exc, errors.KubeupdateError):
-        code, message, trailers = status_for(exc, rid)
-        log.info("%s [%s] -> %s: %s", method, rid, code.name, message)
-        return code, message, trailers
-    log.exception("%s [%s] failed unexpectedly", method, rid)
-    return status_for(Exception(), rid)
 
 
 class HandlerWrappingInterceptor(grpc.aio.ServerInterceptor):
@@ -158,8 +83,8 @@ class ErrorStatusInterceptor(HandlerWrappingInterceptor):
         timing = self._metrics.call(method, streaming=False) if self._metrics else None
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            rid = _request_id(context.invocation_metadata())
-            request_id.set(rid)
+            rid = request_ids.from_metadata(context.invocation_metadata())
+            request_ids.current.set(rid)
             started = time.perf_counter()
             try:
                 response = await behavior(request, cast(Any, context))
@@ -178,7 +103,7 @@ class ErrorStatusInterceptor(HandlerWrappingInterceptor):
                     timing.done(grpc.StatusCode.CANCELLED, time.perf_counter() - started)
                 raise
             except Exception as exc:
-                code, message, trailers = _failure(exc, method, rid)
+                code, message, trailers = logged_status(exc, method, rid)
             if timing is not None:
                 timing.done(code, time.perf_counter() - started)
             # abort() raises; calling it outside the except keeps it from being caught.
@@ -196,8 +121,8 @@ class ErrorStatusInterceptor(HandlerWrappingInterceptor):
         timing = self._metrics.call(method, streaming=True) if self._metrics else None
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            rid = _request_id(context.invocation_metadata())
-            request_id.set(rid)
+            rid = request_ids.from_metadata(context.invocation_metadata())
+            request_ids.current.set(rid)
             started = time.perf_counter()
             try:
                 async for response in behavior(request, cast(Any, context)):
@@ -216,7 +141,7 @@ class ErrorStatusInterceptor(HandlerWrappingInterceptor):
                     timing.done(grpc.StatusCode.CANCELLED, time.perf_counter() - started)
                 raise
             except Exception as exc:
-                code, message, trailers = _failure(exc, method, rid)
+                code, message, trailers = logged_status(exc, method, rid)
             if timing is not None:
                 timing.done(code, time.perf_counter() - started)
             await context.abort(code, message, trailing_metadata=trailers)
@@ -238,15 +163,3 @@ def _code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
 
 
 _CODES_BY_VALUE: dict[object, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
-
-
-def _request_id(metadata: Any) -> str:
-    for key, value in metadata or ():
-        if key == REQUEST_ID_KEY and isinstance(value, str):
-            # Shown in logs and messages: keep it short and printable.
-            cleaned = value[:64]
-            if not cleaned.isprintable():
-                cleaned = "".join(ch for ch in cleaned if ch.isprintable())
-            if cleaned:
-                return cleaned
-    return uuid.uuid4().hex[:16]

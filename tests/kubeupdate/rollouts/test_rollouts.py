@@ -28,11 +28,12 @@ from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from devcluster import DevCluster, faults
-from kubeupdate.deployments import DeploymentImages
 from kubeupdate.kube.client import KubeClient
 from kubeupdate.kube.credentials import Credentials
-from kubeupdate.rollouts import Rollouts, RolloutSettings
-from kubeupdate.server import ServiceServer
+from kubeupdate.operations import operations
+from kubeupdate.protocol.grpc.server import ServiceServer
+from kubeupdate.rollouts.settings import RolloutSettings
+from kubeupdate.rollouts.tracking import RolloutTracking
 
 if TYPE_CHECKING:
     Stub = pb_grpc.DeploymentImageServiceAsyncStub
@@ -51,15 +52,14 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 @asynccontextmanager
 async def service(
     cluster: DevCluster, settings: RolloutSettings = FAST
-) -> AsyncIterator[tuple[Stub, Rollouts]]:
+) -> AsyncIterator[tuple[Stub, RolloutTracking]]:
     async with KubeClient(Credentials.from_kubeconfig(cluster.kubeconfig_path)) as client:
-        images = DeploymentImages(client)
-        rollouts = Rollouts(images, client, settings)
-        server = ServiceServer(images, rollouts=rollouts, port=0)
+        domain = operations(client, client, settings)
+        server = ServiceServer(domain, port=0)
         port = await server.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                yield pb_grpc.DeploymentImageServiceStub(channel), rollouts
+                yield pb_grpc.DeploymentImageServiceStub(channel), domain.tracking
         finally:
             await server.stop(None)
 

@@ -1,9 +1,11 @@
-"""The gRPC server: DeploymentImageService, health checking and reflection.
+"""The service process: its settings and flags, and :func:`serve`, which wires it together.
 
-:class:`ServiceServer` is the server as an object (start, port, stop) for
-tests and for embedding; :func:`serve` is the process entry point: it loads
-credentials, serves Prometheus metrics on their own port if asked, runs until
-SIGTERM or SIGINT, then stops gracefully.
+:func:`serve` is the composition root: it loads the Kubernetes credentials,
+builds the Kubernetes client, the domain's use cases
+(:func:`kubeupdate.operations.operations`), security
+(:mod:`kubeupdate.auth`) and metrics, runs the gRPC server
+(:class:`~kubeupdate.protocol.grpc.server.ServiceServer`) until SIGTERM or
+SIGINT, then stops it gracefully.
 """
 
 from __future__ import annotations
@@ -12,25 +14,18 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
-import grpc.aio
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-from kubeupdate.v1 import deployment_image_service_pb2 as pb
-from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
-
 from kubeupdate.auth import config as auth_config
-from kubeupdate.deployments import DEFAULT_ATTEMPTS, DeploymentImages
+from kubeupdate.containers import DEFAULT_ATTEMPTS
 from kubeupdate.kube.api import DEFAULT_TIMEOUT
 from kubeupdate.kube.credentials import SERVICE_ACCOUNT_DIR, Credentials
-from kubeupdate.rollouts import Rollouts, RolloutSettings
-from kubeupdate.servicer import DeploymentImageServicer
-from kubeupdate.status import ErrorStatusInterceptor
+from kubeupdate.operations import operations
+from kubeupdate.protocol.grpc.server import ServiceServer
+from kubeupdate.rollouts.settings import RolloutSettings
 
 if TYPE_CHECKING:
     # aiohttp's client and web server: imported by serve(), so that reading
@@ -38,8 +33,6 @@ if TYPE_CHECKING:
     from kubeupdate.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
-
-SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["DeploymentImageService"].full_name
 
 #: ``kubeupdate serve``'s metrics port (Prometheus' own default is 9090 too, but
 #: Prometheus does not run in the service's Pod).
@@ -173,82 +166,6 @@ def load_credentials(config: ServerConfig) -> Credentials:
     return Credentials.in_cluster(config.serviceaccount_dir)
 
 
-class ServiceServer:
-    """A ``grpc.aio`` server with the service, health checking and reflection.
-
-    ``interceptors`` run inside the error interceptor, so a domain error they
-    raise (e.g. from authentication) is reported like any other.
-    """
-
-    def __init__(
-        self,
-        images: DeploymentImages,
-        *,
-        rollouts: Rollouts | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-        server_credentials: grpc.ServerCredentials | None = None,
-        metrics: ServiceMetrics | None = None,
-    ) -> None:
-        """``metrics`` counts and times every call (exposing them is the caller's job)."""
-        self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self._server = grpc.aio.server(
-            interceptors=[ErrorStatusInterceptor(metrics), *interceptors]
-        )
-        pb_grpc.add_DeploymentImageServiceServicer_to_server(
-            DeploymentImageServicer(images, rollouts, metrics=metrics), self._server
-        )
-        self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
-        )
-        self._port: int | None = None
-        # TLS (and client certificates) when given; plaintext otherwise.
-        self._credentials = server_credentials
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with port 0); only after :meth:`start`."""
-        if self._port is None:
-            raise RuntimeError("the server is not started")
-        return self._port
-
-    async def start(self) -> int:
-        """Bind, start serving, report SERVING; returns the bound port."""
-        if self._credentials is not None:
-            self._port = self._server.add_secure_port(self._address, self._credentials)
-        else:
-            self._port = self._server.add_insecure_port(self._address)
-        if self._port == 0:
-            raise OSError(f"cannot listen on {self._address}")
-        await self._server.start()
-        for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        return self._port
-
-    async def stop(self, grace: float | None = None) -> None:
-        """Report NOT_SERVING, let running calls finish within ``grace`` seconds, stop."""
-        await self._health.enter_graceful_shutdown()
-        await self._server.stop(grace)
-
-    async def wait_for_termination(self) -> None:
-        await self._server.wait_for_termination()
-
-    async def __aenter__(self) -> ServiceServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop(None)
-
-
 async def serve(
     config: ServerConfig,
     *,
@@ -282,13 +199,11 @@ async def serve(
     observe = metrics.kubernetes_call if metrics is not None else None
     kube = KubeClient(credentials, timeout=config.kube_timeout, observe=observe)
     async with auth, kube as client:
-        images = DeploymentImages(client, attempts=config.update_attempts)
-        rollouts = Rollouts(images, client, config.rollouts)
+        domain = operations(client, client, config.rollouts, attempts=config.update_attempts)
         if metrics is not None:
-            metrics.count_watches(lambda: rollouts.open_watches)
+            metrics.count_watches(lambda: domain.tracking.open_watches)
         server = ServiceServer(
-            images,
-            rollouts=rollouts,
+            domain,
             host=config.host,
             port=config.port,
             interceptors=[auth.interceptor],

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kubeupdate.rollout_status import REVISION_ANNOTATION, RolloutFailed, rollout_status
+from kubeupdate.workloads.deployments import REVISION_ANNOTATION, RolloutFailed, rollout_status
 
 Object = dict[str, Any]
 

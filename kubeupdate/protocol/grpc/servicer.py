@@ -1,7 +1,7 @@
 """The gRPC face of the domain: protobuf in, domain call, protobuf out.
 
 Nothing else happens here. Errors are raised as domain errors and turned into
-statuses by :class:`kubeupdate.status.ErrorStatusInterceptor`.
+statuses by :class:`~kubeupdate.protocol.grpc.interceptors.ErrorStatusInterceptor`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from kubeupdate import caller, errors
-from kubeupdate.deployments import DeploymentImages
-from kubeupdate.rollouts import RolloutReport, Rollouts, RolloutState, SetImageOutcome
+from kubeupdate.operations import Operations
+from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
+from kubeupdate.updates import SetImageOutcome
 
 if TYPE_CHECKING:
     from kubeupdate.metrics import ServiceMetrics
@@ -37,21 +38,14 @@ _MAX_DURATION_SECONDS = 315_576_000_000
 
 
 class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
-    """Implements ``kubeupdate.v1.DeploymentImageService`` with the domain classes."""
+    """Implements ``kubeupdate.v1.DeploymentImageService`` with the domain's use cases."""
 
-    def __init__(
-        self,
-        images: DeploymentImages,
-        rollouts: Rollouts | None = None,
-        *,
-        metrics: ServiceMetrics | None = None,
-    ) -> None:
-        """Without ``rollouts``, changes work but waits and rollout calls are UNAVAILABLE.
-
-        ``metrics`` counts what each SetContainerImage call did.
-        """
-        self._images = images
-        self._rollouts = rollouts or Rollouts(images, None)
+    def __init__(self, operations: Operations, *, metrics: ServiceMetrics | None = None) -> None:
+        """``metrics`` counts what each SetContainerImage call did."""
+        self._images = operations.images
+        self._updates = operations.updates
+        self._status = operations.status
+        self._history = operations.history
         self._metrics = metrics
 
     async def GetContainerImage(
@@ -96,7 +90,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
     async def _set_container_image(
         self, request: pb.SetContainerImageRequest, context: Context
     ) -> SetImageOutcome:
-        return await self._rollouts.set_container_image(
+        return await self._updates.set_container_image(
             request.namespace,
             request.deployment,
             request.container,
@@ -128,7 +122,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
     async def GetRolloutStatus(
         self, request: pb.GetRolloutStatusRequest, context: Context
     ) -> pb.GetRolloutStatusResponse:
-        report = await self._rollouts.status(
+        report = await self._status.now(
             request.namespace, request.deployment, deadline=_deadline(context)
         )
         return pb.GetRolloutStatusResponse(
@@ -138,7 +132,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
     async def WatchRollout(
         self, request: pb.WatchRolloutRequest, context: Context
     ) -> AsyncIterator[pb.WatchRolloutResponse]:
-        reports = self._rollouts.watch(
+        reports = self._status.watch(
             request.namespace, request.deployment, deadline=_deadline(context)
         )
         async for report in reports:
@@ -149,7 +143,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
     async def ListRevisions(
         self, request: pb.ListRevisionsRequest, context: Context
     ) -> pb.ListRevisionsResponse:
-        revisions = await self._rollouts.revisions(
+        revisions = await self._history.revisions(
             request.namespace, request.deployment, deadline=_deadline(context)
         )
         response = pb.ListRevisionsResponse(
@@ -158,7 +152,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
         for revision in revisions:
             entry = response.revisions.add(
                 revision=revision.revision,
-                replica_set=revision.replica_set,
+                replica_set=revision.name,
                 change_cause=revision.change_cause,
                 containers=[
                     pb.ContainerImage(name=c.name, image=c.image, init_container=c.init_container)

@@ -1,4 +1,4 @@
-"""The domain logic against an in-memory Kubernetes (no network, no grpc)."""
+"""Reading and changing container images, against an in-memory Kubernetes (no network, no grpc)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ from typing import Any
 import pytest
 
 from kubeupdate import errors
-from kubeupdate.deployments import (
-    ContainerImage,
-    ContainerSlot,
-    DeploymentImages,
-    ImageChange,
-    image_patch,
-)
+from kubeupdate.containers import ContainerImages, ImageChange
 from kubeupdate.kube import errors as kube_errors
 from kubeupdate.kube.api import JsonObject
+from kubeupdate.operations import operations
+from kubeupdate.patches import image_patch
+from kubeupdate.workloads.templates import ContainerImage, ContainerSlot
 from tests.kubeupdate.kube.memory import InMemoryDeploymentApi
 
 
@@ -33,8 +30,8 @@ def api() -> InMemoryDeploymentApi:
 
 
 @pytest.fixture
-def images(api: InMemoryDeploymentApi) -> DeploymentImages:
-    return DeploymentImages(api, attempts=5, backoff=0)
+def images(api: InMemoryDeploymentApi) -> ContainerImages:
+    return operations(api, attempts=5, backoff=0).images
 
 
 def _api_error(cls: type[kube_errors.ApiError], code: int, **kwargs: Any) -> kube_errors.ApiError:
@@ -59,15 +56,15 @@ def test_image_patch_pins_position_name_and_previous_image(
     ]
 
 
-async def test_get_container_image(images: DeploymentImages) -> None:
+async def test_get_container_image(images: ContainerImages) -> None:
     assert await images.get_container_image("prod", "web", "sidecar") == "envoy:1.30"
 
 
-async def test_get_finds_init_containers(images: DeploymentImages) -> None:
+async def test_get_finds_init_containers(images: ContainerImages) -> None:
     assert await images.get_container_image("prod", "web", "migrate") == "acme/migrate:1.0"
 
 
-async def test_list_gives_init_containers_first(images: DeploymentImages) -> None:
+async def test_list_gives_init_containers_first(images: ContainerImages) -> None:
     assert await images.list_container_images("prod", "web") == [
         ContainerImage("migrate", "acme/migrate:1.0", True),
         ContainerImage("app", "acme/web:1.0", False),
@@ -76,7 +73,7 @@ async def test_list_gives_init_containers_first(images: DeploymentImages) -> Non
 
 
 async def test_set_sends_one_patch_and_reports_the_change(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     change = await images.set_container_image("prod", "web", "sidecar", "envoy:1.31")
     assert change == ImageChange("prod", "web", "sidecar", "envoy:1.31", "envoy:1.30", True, 2)
@@ -87,14 +84,14 @@ async def test_set_sends_one_patch_and_reports_the_change(
     assert api.image("prod", "web", "app") == "acme/web:1.0"
 
 
-async def test_set_init_container(images: DeploymentImages, api: InMemoryDeploymentApi) -> None:
+async def test_set_init_container(images: ContainerImages, api: InMemoryDeploymentApi) -> None:
     change = await images.set_container_image("prod", "web", "migrate", "acme/migrate:2.0")
     assert change.previous_image == "acme/migrate:1.0"
     assert api.patches[0][-1]["path"] == "/spec/template/spec/initContainers/0/image"
 
 
 async def test_same_image_writes_nothing(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     change = await images.set_container_image("prod", "web", "app", "acme/web:1.0")
     assert change == ImageChange("prod", "web", "app", "acme/web:1.0", "acme/web:1.0", False, 1)
@@ -102,7 +99,7 @@ async def test_same_image_writes_nothing(
 
 
 async def test_failed_test_is_retried_on_a_fresh_read(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     def someone_else_writes_first(current: JsonObject) -> None:
         api.before_patch = None
@@ -118,7 +115,7 @@ async def test_failed_test_is_retried_on_a_fresh_read(
 
 
 async def test_container_moved_meanwhile_is_found_at_its_new_index(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     def reorder(current: JsonObject) -> None:
         api.before_patch = None
@@ -132,7 +129,7 @@ async def test_container_moved_meanwhile_is_found_at_its_new_index(
 
 
 async def test_aborted_after_bounded_attempts(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     counter = iter(range(1000))
 
@@ -148,7 +145,7 @@ async def test_aborted_after_bounded_attempts(
 
 
 async def test_container_removed_meanwhile_is_not_found(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     def remove(current: JsonObject) -> None:
         del current["spec"]["template"]["spec"]["containers"][0]
@@ -159,7 +156,7 @@ async def test_container_removed_meanwhile_is_not_found(
 
 
 async def test_validation_422_is_rejected_not_retried(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     api.fail_next(
         "patch_deployment",
@@ -191,7 +188,7 @@ async def test_validation_422_is_rejected_not_retried(
     ],
 )
 async def test_not_found_names_the_missing_level(
-    images: DeploymentImages, namespace: str, deployment: str, container: str, message: str
+    images: ContainerImages, namespace: str, deployment: str, container: str, message: str
 ) -> None:
     with pytest.raises(errors.NotFound) as get_info:
         await images.get_container_image(namespace, deployment, container)
@@ -202,7 +199,7 @@ async def test_not_found_names_the_missing_level(
 
 
 async def test_namespace_unreadable_means_deployment_not_found(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     api.fail_next("get_namespace", _api_error(kube_errors.Forbidden, 403, message="no"))
     with pytest.raises(errors.NotFound, match='deployment "web" not found in namespace "x"'):
@@ -220,7 +217,7 @@ async def test_namespace_unreadable_means_deployment_not_found(
     ],
 )
 async def test_invalid_input_never_reaches_kubernetes(
-    images: DeploymentImages,
+    images: ContainerImages,
     api: InMemoryDeploymentApi,
     namespace: str,
     deployment: str,
@@ -259,7 +256,7 @@ async def test_invalid_input_never_reaches_kubernetes(
     ],
 )
 async def test_kubernetes_errors_on_read(
-    images: DeploymentImages,
+    images: ContainerImages,
     api: InMemoryDeploymentApi,
     failure: kube_errors.KubeError,
     expected: type[errors.KubeupdateError],
@@ -272,7 +269,7 @@ async def test_kubernetes_errors_on_read(
 
 
 async def test_retry_after_is_kept_for_the_caller(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     api.fail_next(
         "get_deployment", kube_errors.TooManyRequests(429, retry_after=7, method="GET", path="/x")
@@ -283,7 +280,7 @@ async def test_retry_after_is_kept_for_the_caller(
 
 
 async def test_forbidden_patch_names_the_verb(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     api.fail_next(
         "patch_deployment",
@@ -299,7 +296,7 @@ async def test_forbidden_patch_names_the_verb(
 
 
 async def test_unknown_status_is_not_disguised(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     failure = _api_error(kube_errors.UnexpectedStatus, 415, message="unsupported media type")
     api.fail_next("patch_deployment", failure)
@@ -308,7 +305,7 @@ async def test_unknown_status_is_not_disguised(
 
 
 async def test_lost_patch_answer_is_success_when_the_image_is_set(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     # The patch lands, then the answer is lost: re-reading shows our image.
     def land_then_drop(current: JsonObject) -> None:
@@ -323,7 +320,7 @@ async def test_lost_patch_answer_is_success_when_the_image_is_set(
 
 
 async def test_lost_patch_is_sent_again_when_it_did_not_land(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     api.fail_next("patch_deployment", kube_errors.Timeout("slow", outcome_unknown=True))
     change = await images.set_container_image("prod", "web", "app", "acme/web:2.0")
@@ -333,7 +330,7 @@ async def test_lost_patch_is_sent_again_when_it_did_not_land(
 
 
 async def test_patch_whose_connection_always_breaks_is_unavailable(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     broken = [kube_errors.ConnectionFailed("reset", outcome_unknown=True) for _ in range(5)]
     api.fail_next("patch_deployment", *broken)
@@ -345,7 +342,7 @@ async def test_patch_whose_connection_always_breaks_is_unavailable(
 
 
 async def test_rollback_is_a_compare_and_swap(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     await images.set_container_image("prod", "web", "app", "acme/web:2.0")
     restored = await images.restore_container_image(
@@ -366,7 +363,7 @@ async def test_rollback_is_a_compare_and_swap(
 
 
 async def test_rollback_loses_a_race_to_a_newer_change(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     await images.set_container_image("prod", "web", "app", "acme/web:2.0")
 
@@ -383,7 +380,7 @@ async def test_rollback_loses_a_race_to_a_newer_change(
 
 
 async def test_patch_that_was_never_sent_is_unavailable(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     api.fail_next("patch_deployment", kube_errors.ConnectionFailed("refused"))
     with pytest.raises(errors.Unavailable, match="refused"):
@@ -391,16 +388,14 @@ async def test_patch_that_was_never_sent_is_unavailable(
     assert api.image("prod", "web", "app") == "acme/web:1.0"
 
 
-async def test_dry_run_changes_nothing(
-    images: DeploymentImages, api: InMemoryDeploymentApi
-) -> None:
+async def test_dry_run_changes_nothing(images: ContainerImages, api: InMemoryDeploymentApi) -> None:
     change = await images.set_container_image("prod", "web", "app", "acme/web:2.0", dry_run=True)
     assert change.changed
     assert api.image("prod", "web", "app") == "acme/web:1.0"
 
 
 async def test_conflict_is_retried_on_a_fresh_read(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     api.fail_next("patch_deployment", _api_error(kube_errors.Conflict, 409, message="changed"))
     change = await images.set_container_image("prod", "web", "app", "acme/web:2.0")
@@ -414,7 +409,7 @@ async def test_conflict_is_retried_on_a_fresh_read(
 
 
 async def test_lost_patch_and_failed_reread_say_the_outcome_is_unknown(
-    images: DeploymentImages, api: InMemoryDeploymentApi
+    images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
     def drop_and_go_away(current: JsonObject) -> None:
         api.fail_next(

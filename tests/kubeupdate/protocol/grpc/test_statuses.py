@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from kubeupdate import errors
-from kubeupdate.status import STATUS_CODES, status_for
+from kubeupdate.protocol.grpc.statuses import STATUS_CODES, status_for
 
 
 @pytest.mark.parametrize(

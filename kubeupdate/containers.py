@@ -1,0 +1,295 @@
+"""The images of a workload's containers: reading them, and changing one safely.
+
+Names and images are checked before any Kubernetes call. A change is a GET,
+then one compare-and-swap JSON patch (:func:`kubeupdate.patches.image_patch`).
+A failed ``test`` is answered with 422: we read again and retry with jittered
+backoff, a bounded number of times, then report
+:class:`~kubeupdate.errors.Aborted`. A patch whose answer was lost is checked
+by reading back: setting an image is idempotent, and the pinned previous image
+makes sending it again safe. Never PUT.
+
+This module does not know gRPC; it raises :mod:`kubeupdate.errors` classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from kubeupdate import errors, images, names
+from kubeupdate.kube import errors as kube_errors
+from kubeupdate.kube.api import JsonObject
+from kubeupdate.kube.translation import api_message, translate_error
+from kubeupdate.patches import ChangeRecord, change_cause, image_patch
+from kubeupdate.workloads.access import WorkloadAccess
+from kubeupdate.workloads.templates import (
+    ContainerImage,
+    ContainerSlot,
+    container_at,
+    container_images,
+    find_container,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ATTEMPTS = 5
+DEFAULT_BACKOFF = 0.05
+
+
+@dataclass(frozen=True)
+class ImageChange:
+    """The outcome of :meth:`ContainerImages.set_container_image`."""
+
+    namespace: str
+    deployment: str
+    container: str
+    image: str
+    previous_image: str
+    changed: bool
+    generation: int
+
+
+class ContainerImages:
+    """Get, list and set container images of one kind of workload.
+
+    ``deadline`` arguments are absolute ``time.monotonic()`` values.
+    """
+
+    def __init__(
+        self,
+        access: WorkloadAccess,
+        *,
+        attempts: int = DEFAULT_ATTEMPTS,
+        backoff: float = DEFAULT_BACKOFF,
+    ) -> None:
+        """``attempts`` bounds the patches tried when the object keeps changing."""
+        self.access = access
+        self._kind = access.kind
+        self._attempts = max(1, attempts)
+        self._backoff = backoff
+
+    async def get_container_image(
+        self, namespace: str, deployment: str, container: str, *, deadline: float | None = None
+    ) -> str:
+        names.check_namespace(namespace)
+        names.check_deployment(deployment)
+        names.check_container(container)
+        obj = await self.access.read(namespace, deployment, deadline=deadline)
+        return self._slot(obj, namespace, deployment, container).image
+
+    async def list_container_images(
+        self, namespace: str, deployment: str, *, deadline: float | None = None
+    ) -> list[ContainerImage]:
+        names.check_namespace(namespace)
+        names.check_deployment(deployment)
+        obj = await self.access.read(namespace, deployment, deadline=deadline)
+        return container_images(obj, self._kind.pod_spec)
+
+    async def set_container_image(
+        self,
+        namespace: str,
+        deployment: str,
+        container: str,
+        image: str,
+        *,
+        deadline: float | None = None,
+        dry_run: bool = False,
+        record: ChangeRecord | None = None,
+    ) -> ImageChange:
+        """Set the image; with ``record``, the same patch writes the change-cause."""
+        names.check_namespace(namespace)
+        names.check_deployment(deployment)
+        names.check_container(container)
+        images.parse_image(image)
+        change = await self._swap(
+            namespace, deployment, container, image, None, record, dry_run, deadline
+        )
+        assert change is not None  # only a swap with an expected image can be skipped
+        return change
+
+    async def restore_container_image(
+        self,
+        namespace: str,
+        deployment: str,
+        container: str,
+        *,
+        expected: str,
+        image: str,
+        record: ChangeRecord | None = None,
+        deadline: float | None = None,
+    ) -> tuple[bool, str]:
+        """Set ``image`` again only while the container still runs ``expected``.
+
+        A compare-and-swap (the patch tests the image value), so a newer
+        change made by someone else is never undone. Returns (restored, the
+        container's image now).
+        """
+        change = await self._swap(
+            namespace,
+            deployment,
+            container,
+            image,
+            expected,
+            record,
+            False,
+            deadline,
+            rollback=True,
+        )
+        if change is None:
+            current = await self.get_container_image(
+                namespace, deployment, container, deadline=deadline
+            )
+            return False, current
+        return True, change.image
+
+    async def _swap(
+        self,
+        namespace: str,
+        deployment: str,
+        container: str,
+        image: str,
+        expected: str | None,
+        record: ChangeRecord | None,
+        dry_run: bool,
+        deadline: float | None,
+        *,
+        rollback: bool = False,
+    ) -> ImageChange | None:
+        def outcome(previous: str, changed: bool, obj: JsonObject) -> ImageChange:
+            return ImageChange(
+                namespace, deployment, container, image, previous, changed, _generation(obj)
+            )
+
+        kind = self._kind.name
+        obj = await self.access.read(namespace, deployment, deadline=deadline)
+        broken: kube_errors.KubeError | None = None  # the last attempt's connection failure
+        for attempt in range(1, self._attempts + 1):
+            broken = None
+            slot = self._slot(obj, namespace, deployment, container)
+            if slot.image == image:
+                return outcome(image, False, obj)
+            if expected is not None and slot.image != expected:
+                return None
+            cause = None
+            if record is not None:
+                cause = change_cause(container, slot.image, image, record, rollback=rollback)
+            try:
+                patched = await self.access.patch(
+                    namespace,
+                    deployment,
+                    image_patch(slot, container, image, cause, target=obj),
+                    dry_run=dry_run,
+                    deadline=deadline,
+                )
+                return outcome(slot.image, True, patched)
+            except kube_errors.Invalid as exc:
+                pinned = _resource_version(obj) if cause and not _has_annotations(obj) else None
+                obj = await self.access.read(namespace, deployment, deadline=deadline)
+                if not _test_failed(exc, obj, slot, container, pinned):
+                    raise errors.Rejected(
+                        f'Kubernetes refused to set the image of container "{container}" '
+                        f"in {kind} {namespace}/{deployment}: {api_message(exc)}"
+                    ) from exc
+                log.info(
+                    "%s %s/%s changed during the update (attempt %d of %d)",
+                    kind,
+                    namespace,
+                    deployment,
+                    attempt,
+                    self._attempts,
+                )
+            except kube_errors.Conflict:
+                # Not expected without a resourceVersion, but if something in
+                # front of the API server says so, the answer is the same: read again.
+                obj = await self.access.read(namespace, deployment, deadline=deadline)
+            except (kube_errors.ConnectionFailed, kube_errors.Timeout) as exc:
+                if not exc.outcome_unknown:
+                    raise translate_error(exc, "patch", namespace) from exc
+                # The patch may have landed: setting an image is idempotent, so
+                # finding it set means success; otherwise trying again is safe
+                # because the patch pins the previous image.
+                obj = await self.access.read(namespace, deployment, deadline=deadline, after=exc)
+                current = self._slot(obj, namespace, deployment, container)
+                if current.image == image:
+                    return outcome(slot.image, True, obj)
+                broken = exc
+            except kube_errors.NotFound as exc:
+                raise await self.access.not_found(namespace, deployment, deadline) from exc
+            except kube_errors.KubeError as exc:
+                raise translate_error(exc, "patch", namespace) from exc
+            if attempt < self._attempts:
+                await self._pause(attempt, deadline)
+        if broken is not None:
+            # The connection broke, not the object: that is unavailability.
+            raise errors.Unavailable(
+                f"the connection to the Kubernetes API kept breaking while patching {kind} "
+                f"{namespace}/{deployment} ({self._attempts} attempts); the image of container "
+                f'"{container}" was read back after each and is unchanged'
+            ) from broken
+        raise errors.Aborted(
+            f"{kind} {namespace}/{deployment} kept changing while setting the image of "
+            f'container "{container}"; gave up after {self._attempts} attempts, '
+            "nothing was changed by this request; retrying later is safe"
+        )
+
+    def _slot(
+        self, obj: JsonObject, namespace: str, deployment: str, container: str
+    ) -> ContainerSlot:
+        slot = find_container(obj, container, self._kind.pod_spec)
+        if slot is not None:
+            return slot
+        present = container_images(obj, self._kind.pod_spec)
+        regular = [c.name for c in present if not c.init_container]
+        init = [c.name for c in present if c.init_container]
+        has = f"it has containers: {', '.join(regular) or 'none'}"
+        if init:
+            has += f"; init containers: {', '.join(init)}"
+        raise errors.NotFound(
+            f'container "{container}" not found in {self._kind.name} {namespace}/{deployment}; '
+            f"{has}"
+        )
+
+    async def _pause(self, attempt: int, deadline: float | None) -> None:
+        # Full jitter, so that concurrent writers retrying together spread out.
+        delay = random.uniform(0, self._backoff * 2 ** (attempt - 1))
+        if deadline is not None:
+            delay = min(delay, max(0.0, deadline - time.monotonic()))
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def _test_failed(
+    exc: kube_errors.Invalid,
+    fresh: JsonObject,
+    slot: ContainerSlot,
+    container: str,
+    resource_version: str | None = None,
+) -> bool:
+    """Whether a 422 came from one of our ``test`` ops rather than validation."""
+    now = container_at(fresh, slot)
+    if now is None or now.get("name") != container or now.get("image") != slot.image:
+        return True  # what we pinned has changed: a conflict
+    if resource_version is not None and _resource_version(fresh) != resource_version:
+        return True
+    # Changed and changed back since: the server's words are the only clue left.
+    text = " ".join([exc.message, *exc.causes]).lower()
+    return "test" in text and "fail" in text
+
+
+def _resource_version(obj: JsonObject) -> str:
+    metadata = obj.get("metadata")
+    return str(metadata.get("resourceVersion", "")) if isinstance(metadata, dict) else ""
+
+
+def _has_annotations(obj: JsonObject) -> bool:
+    metadata = obj.get("metadata")
+    return isinstance(metadata, dict) and isinstance(metadata.get("annotations"), dict)
+
+
+def _generation(obj: JsonObject) -> int:
+    metadata = obj.get("metadata")
+    generation = metadata.get("generation", 0) if isinstance(metadata, dict) else 0
+    return generation if isinstance(generation, int) else 0

@@ -1,0 +1,63 @@
+"""Everything the contract offers, as domain calls over one Kubernetes access.
+
+:func:`operations` wires the use cases together for one kind of workload (the
+Deployment today); the gRPC servicer calls them and knows nothing else. A test
+or an embedder builds one over any :class:`~kubeupdate.kube.api.DeploymentApi`;
+without a :class:`~kubeupdate.kube.api.WatchApi` (an API that cannot list or
+watch), reads and unwaited changes work and rollout calls are UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubeupdate.containers import DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, ContainerImages
+from kubeupdate.kube.api import DeploymentApi, WatchApi
+from kubeupdate.rollouts.history import RolloutHistory
+from kubeupdate.rollouts.settings import RolloutSettings
+from kubeupdate.rollouts.status import RolloutStatus
+from kubeupdate.rollouts.tracking import RolloutTracking
+from kubeupdate.rollouts.waits import RolloutWaits
+from kubeupdate.updates import ImageUpdates
+from kubeupdate.workloads.access import WorkloadAccess
+from kubeupdate.workloads.deployments import DEPLOYMENT
+from kubeupdate.workloads.kinds import WorkloadKind
+
+
+@dataclass(frozen=True)
+class Operations:
+    """The use cases, one per group of RPCs."""
+
+    #: GetContainerImage, ListContainerImages.
+    images: ContainerImages
+    #: SetContainerImage (the plain write, or waited and maybe rolled back).
+    updates: ImageUpdates
+    #: GetRolloutStatus, WatchRollout.
+    status: RolloutStatus
+    #: ListRevisions.
+    history: RolloutHistory
+    #: The watches every rollout call holds (``open_watches`` counts them).
+    tracking: RolloutTracking
+
+
+def operations(
+    api: DeploymentApi,
+    watch_api: WatchApi | None = None,
+    settings: RolloutSettings | None = None,
+    *,
+    kind: WorkloadKind = DEPLOYMENT,
+    attempts: int = DEFAULT_ATTEMPTS,
+    backoff: float = DEFAULT_BACKOFF,
+) -> Operations:
+    """The use cases over ``api`` (and ``watch_api`` for rollouts) for one kind of workload."""
+    settings = settings or RolloutSettings()
+    access = WorkloadAccess(api, kind, watch_api)
+    images = ContainerImages(access, attempts=attempts, backoff=backoff)
+    tracking = RolloutTracking(access, settings)
+    return Operations(
+        images=images,
+        updates=ImageUpdates(images, RolloutWaits(tracking, images), settings),
+        status=RolloutStatus(tracking),
+        history=RolloutHistory(access),
+        tracking=tracking,
+    )

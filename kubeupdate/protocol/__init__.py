@@ -1,0 +1,1 @@
+"""The protocols kubeupdate is served over; gRPC is the one (the REST gateway calls it)."""

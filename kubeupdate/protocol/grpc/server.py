@@ -1,0 +1,103 @@
+"""The gRPC server: DeploymentImageService, health checking and reflection.
+
+:class:`ServiceServer` is the server as an object (start, port, stop), for
+:func:`kubeupdate.service.serve`, for tests and for embedding. Interceptors
+run inside the error interceptor, so a domain error they raise (e.g. from
+authentication) is reported like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from kubeupdate.v1 import deployment_image_service_pb2 as pb
+from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
+
+from kubeupdate.operations import Operations
+from kubeupdate.protocol.grpc.interceptors import ErrorStatusInterceptor
+from kubeupdate.protocol.grpc.servicer import DeploymentImageServicer
+
+if TYPE_CHECKING:
+    from kubeupdate.metrics import ServiceMetrics
+
+SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["DeploymentImageService"].full_name
+
+
+class ServiceServer:
+    """A ``grpc.aio`` server with the service, health checking and reflection.
+
+    ``interceptors`` run inside the error interceptor, so a domain error they
+    raise (e.g. from authentication) is reported like any other.
+    """
+
+    def __init__(
+        self,
+        operations: Operations,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        server_credentials: grpc.ServerCredentials | None = None,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
+        """``metrics`` counts and times every call (exposing them is the caller's job)."""
+        self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self._server = grpc.aio.server(
+            interceptors=[ErrorStatusInterceptor(metrics), *interceptors]
+        )
+        pb_grpc.add_DeploymentImageServiceServicer_to_server(
+            DeploymentImageServicer(operations, metrics=metrics), self._server
+        )
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+        )
+        self._port: int | None = None
+        # TLS (and client certificates) when given; plaintext otherwise.
+        self._credentials = server_credentials
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0); only after :meth:`start`."""
+        if self._port is None:
+            raise RuntimeError("the server is not started")
+        return self._port
+
+    async def start(self) -> int:
+        """Bind, start serving, report SERVING; returns the bound port."""
+        if self._credentials is not None:
+            self._port = self._server.add_secure_port(self._address, self._credentials)
+        else:
+            self._port = self._server.add_insecure_port(self._address)
+        if self._port == 0:
+            raise OSError(f"cannot listen on {self._address}")
+        await self._server.start()
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return self._port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, let running calls finish within ``grace`` seconds, stop."""
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> ServiceServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop(None)

@@ -1,0 +1,128 @@
+"""SetContainerImage as a use case: check the options, change the image, maybe wait.
+
+Without ``wait`` this is the plain write (:meth:`ContainerImages.set_container_image`);
+with it, the rollout is followed to its end (:class:`~kubeupdate.rollouts.waits.RolloutWaits`)
+and, with ``rollback_on_failure``, a failed or timed-out rollout is rolled back.
+The options are checked before anything is written. Who asks and why goes into
+the change-cause (:class:`~kubeupdate.patches.ChangeRecord`).
+
+This module does not know gRPC.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Final
+
+from kubeupdate import errors
+from kubeupdate.containers import ContainerImages, ImageChange
+from kubeupdate.patches import ChangeRecord
+from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
+from kubeupdate.rollouts.settings import RolloutSettings
+from kubeupdate.rollouts.waits import RolloutWaits
+
+MAX_REASON_LENGTH: Final = 256
+
+
+@dataclass(frozen=True)
+class SetImageOutcome:
+    """What :meth:`ImageUpdates.set_container_image` did."""
+
+    change: ImageChange
+    dry_run: bool
+    rollout: RolloutReport | None
+
+
+def check_options(
+    *,
+    wait: bool,
+    timeout: float | None,
+    rollback_on_failure: bool,
+    dry_run: bool,
+    reason: str,
+    settings: RolloutSettings,
+) -> float | None:
+    """Check the options of a change; the wait's timeout in seconds (None: no wait)."""
+    if wait and dry_run:
+        raise errors.InvalidArgument(
+            "Wait cannot be combined with DryRun: a dry run stores nothing, so no rollout starts"
+        )
+    if rollback_on_failure and not wait:
+        raise errors.InvalidArgument(
+            "RollbackOnFailure needs Wait: kubeupdate can only roll back a rollout it waited for"
+        )
+    if timeout is not None and not wait:
+        raise errors.InvalidArgument("Timeout needs Wait: it bounds how long the call waits")
+    if timeout is not None and timeout <= 0:
+        raise errors.InvalidArgument(
+            f"Timeout must be positive (got {timeout:g}s); leave it unset for the default "
+            f"of {settings.default_timeout:g}s"
+        )
+    if len(reason) > MAX_REASON_LENGTH:
+        raise errors.InvalidArgument(
+            f"Reason is {len(reason)} characters long; at most {MAX_REASON_LENGTH} are allowed"
+        )
+    if not reason.isprintable():
+        raise errors.InvalidArgument(
+            "Reason must be printable text on one line: no control or formatting characters"
+        )
+    if not wait:
+        return None
+    if timeout is None:
+        return min(settings.default_timeout, settings.max_timeout)
+    return min(timeout, settings.max_timeout)
+
+
+class ImageUpdates:
+    """Changes a container's image; with a wait, follows the rollout and may roll it back."""
+
+    def __init__(
+        self, images: ContainerImages, waits: RolloutWaits, settings: RolloutSettings
+    ) -> None:
+        self._images = images
+        self._waits = waits
+        self.settings = settings
+
+    async def set_container_image(
+        self,
+        namespace: str,
+        deployment: str,
+        container: str,
+        image: str,
+        *,
+        identity: str,
+        wait: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 - the contract's Timeout option
+        rollback_on_failure: bool = False,
+        dry_run: bool = False,
+        reason: str = "",
+        deadline: float | None = None,
+    ) -> SetImageOutcome:
+        """Set the image, recording who and why; with ``wait``, follow the rollout."""
+        start = time.monotonic()
+        wait_for = check_options(
+            wait=wait,
+            timeout=timeout,
+            rollback_on_failure=rollback_on_failure,
+            dry_run=dry_run,
+            reason=reason,
+            settings=self.settings,
+        )
+        change = await self._images.set_container_image(
+            namespace,
+            deployment,
+            container,
+            image,
+            deadline=deadline,
+            dry_run=dry_run,
+            record=ChangeRecord(identity, reason),
+        )
+        if wait_for is None:
+            return SetImageOutcome(change, dry_run, None)
+        report = await self._waits.wait(
+            namespace, deployment, until=start + wait_for, deadline=deadline, start=start
+        )
+        if rollback_on_failure and report.state in (RolloutState.FAILED, RolloutState.TIMED_OUT):
+            report = await self._waits.roll_back(change, report, identity, deadline)
+        return SetImageOutcome(change, dry_run, replace(report, duration=time.monotonic() - start))

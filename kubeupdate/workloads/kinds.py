@@ -1,0 +1,124 @@
+"""What kubeupdate needs to know about a kind of workload, so that a new kind is a new module.
+
+A workload has a pod template whose containers kubeupdate reads and changes, a
+rule that says how far its rollout is (kubectl's, which differs per kind), and
+a history of revisions. The use cases (:mod:`kubeupdate.containers`,
+:mod:`kubeupdate.updates`, :mod:`kubeupdate.rollouts`) are written against
+:class:`WorkloadKind`; :mod:`kubeupdate.workloads.deployments` is the
+Deployment's. A StatefulSet or a DaemonSet is one more module beside it: its
+own rule (kubectl's ``StatefulSetStatusViewer`` / ``DaemonSetStatusViewer``),
+its revisions (ControllerRevisions instead of ReplicaSets), the label that
+finds the Pods of a revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from kubeupdate.kube.api import DeploymentApi, JsonObject, JsonPatch, Resource
+from kubeupdate.workloads.templates import ContainerImage
+
+if TYPE_CHECKING:
+    from kubeupdate.workloads.access import WorkloadAccess
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a kind's rollout rule reads from one object of that kind.
+
+    ``message`` and ``done`` are kubectl's (``kubectl rollout status``);
+    ``failed`` is where kubectl exits with an error (the message then is that
+    error). ``reason`` is the controller's word for where it stands (for a
+    Deployment, the reason of its Progressing condition); ``observed`` whether
+    the controller has seen the latest spec.
+    """
+
+    message: str
+    done: bool
+    reason: str
+    observed: bool
+    replicas: int
+    updated_replicas: int
+    ready_replicas: int
+    available_replicas: int
+    revision: int
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One revision of a workload, as ``kubectl rollout history`` lists it."""
+
+    revision: int
+    #: The object that holds the revision (a Deployment's: its ReplicaSet).
+    name: str
+    change_cause: str
+    containers: list[ContainerImage]
+    created: str  # RFC 3339, as Kubernetes writes creationTimestamp
+    replicas: int
+
+
+@dataclass(frozen=True)
+class RevisionPods:
+    """Where the Pods of a workload's current revision are."""
+
+    #: The name of the object that owns them (a Deployment's: the new ReplicaSet).
+    owner: str
+    #: A label selector that finds them (and maybe others, filtered by ``owner``).
+    selector: str
+
+
+class WorkloadKind(Protocol):
+    """One kind of workload: where its objects are, its pod template, its rollout rule."""
+
+    @property
+    def name(self) -> str:
+        """As kubectl and messages name it ("deployment")."""
+        ...
+
+    @property
+    def resource(self) -> Resource:
+        """Its collection in the API (watched by name while a rollout is followed)."""
+        ...
+
+    @property
+    def pod_spec(self) -> tuple[str, ...]:
+        """The keys from the object to its pod spec (for a Deployment: spec, template, spec)."""
+        ...
+
+    async def get(
+        self, api: DeploymentApi, namespace: str, name: str, *, deadline: float | None
+    ) -> JsonObject:
+        """The object, as the API server returns it (raises Kubernetes errors)."""
+        ...
+
+    async def patch(
+        self,
+        api: DeploymentApi,
+        namespace: str,
+        name: str,
+        operations: JsonPatch,
+        *,
+        dry_run: bool,
+        deadline: float | None,
+    ) -> JsonObject:
+        """Apply a JSON patch; the object after it (raises Kubernetes errors)."""
+        ...
+
+    def progress(self, obj: JsonObject, pods: Sequence[JsonObject] = ()) -> Progress:
+        """The kind's rollout rule applied to ``obj`` (and the Pods of its current revision)."""
+        ...
+
+    async def revisions(
+        self, access: WorkloadAccess, namespace: str, obj: JsonObject, *, deadline: float | None
+    ) -> list[Revision]:
+        """Every revision kept, newest first."""
+        ...
+
+    async def current_pods(
+        self, access: WorkloadAccess, namespace: str, obj: JsonObject, *, deadline: float | None
+    ) -> RevisionPods | None:
+        """Where the Pods of the current revision are, once the controller made it."""
+        ...
