@@ -188,3 +188,133 @@ def test_journal_records_unauthorized_requests(devcluster: DevCluster) -> None:
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(request, context=context)  # noqa: S310
     assert devcluster.journal.entries()[-1].status == 401
+
+
+# -- admission refusals: 403s (and 422s) that are not RBAC --------------------------
+
+
+@pytest.mark.usefixtures("web")
+def test_a_webhook_denial_is_403_without_details_as_gatekeeper_answers(
+    devcluster: DevCluster, apps: Any
+) -> None:
+    devcluster.faults.add(
+        method="PATCH",
+        path=DEPLOYMENT_PATH,
+        action=faults.webhook_denied(
+            "validation.gatekeeper.sh", "[pinned-images] images must be pinned by digest"
+        ),
+    )
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment("web", "default", SET_IMAGE)
+    assert exc.value.status == 403
+    assert status_of(exc) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'admission webhook "validation.gatekeeper.sh" denied the request:'
+        " [pinned-images] images must be pinned by digest",
+        "reason": "Forbidden",
+        "code": 403,
+    }
+    got = devcluster.get("deployments", "default", "web") or {}
+    assert got["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
+
+
+@pytest.mark.usefixtures("web")
+def test_a_webhook_that_sets_no_code_or_reason_is_answered_400(
+    devcluster: DevCluster, apps: Any
+) -> None:
+    # Kyverno answers with a message only: the apiserver raises the code to 400.
+    devcluster.faults.add(
+        path=DEPLOYMENT_PATH,
+        action=faults.webhook_denied("validate.kyverno.svc-fail", "blocked", code=0, reason=""),
+    )
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment("web", "default", SET_IMAGE)
+    assert exc.value.status == 400
+    assert "reason" not in status_of(exc)
+    assert status_of(exc)["message"] == (
+        'admission webhook "validate.kyverno.svc-fail" denied the request: blocked'
+    )
+
+
+@pytest.mark.usefixtures("web")
+def test_a_policy_denial_is_422_invalid_by_default_with_its_message_as_a_cause(
+    devcluster: DevCluster, apps: Any
+) -> None:
+    devcluster.faults.add(
+        path=DEPLOYMENT_PATH,
+        action=faults.policy_denied(
+            "pinned-images", "test of the image failed", binding="pinned-images-binding"
+        ),
+    )
+    with pytest.raises(ApiException) as exc:
+        apps.patch_namespaced_deployment("web", "default", SET_IMAGE)
+    denial = (
+        "ValidatingAdmissionPolicy 'pinned-images' with binding 'pinned-images-binding'"
+        " denied request: test of the image failed"
+    )
+    assert exc.value.status == 422
+    assert status_of(exc) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f'deployments.apps "web" is forbidden: {denial}',
+        "reason": "Invalid",
+        "details": {
+            "name": "web",
+            "group": "apps",
+            "kind": "deployments",
+            "causes": [{"message": denial}],
+        },
+        "code": 422,
+    }
+
+
+def test_a_policy_with_reason_forbidden_is_403_and_names_a_created_object(
+    devcluster: DevCluster, apps: Any
+) -> None:
+    devcluster.faults.add(
+        method="POST",
+        path="*",
+        action=faults.policy_denied("no-web", "not here", reason="Forbidden"),
+    )
+    with pytest.raises(ApiException) as exc:
+        apps.create_namespaced_deployment("default", deployment("web"))
+    assert exc.value.status == 403
+    assert status_of(exc)["message"] == (
+        "deployments.apps \"web\" is forbidden: ValidatingAdmissionPolicy 'no-web' denied"
+        " request: not here"
+    )
+    assert devcluster.get("deployments", "default", "web") is None
+
+
+@pytest.mark.usefixtures("web")
+def test_admission_runs_after_the_patch_applies_and_never_on_reads(
+    devcluster: DevCluster, apps: Any
+) -> None:
+    devcluster.faults.add(path="*", action=faults.webhook_denied("hook", "no"), count=1)
+    apps.read_namespaced_deployment("web", "default")
+    apps.list_namespaced_deployment("default")
+    with pytest.raises(ApiException) as missing:
+        apps.patch_namespaced_deployment("nope", "default", SET_IMAGE)
+    assert missing.value.status == 404
+    failed_test = [{"op": "test", "path": "/metadata/name", "value": "other"}]
+    with pytest.raises(ApiException) as invalid:
+        apps.patch_namespaced_deployment(
+            "web", "default", failed_test, _content_type="application/json-patch+json"
+        )
+    assert invalid.value.status == 422
+    assert len(devcluster.faults) == 1  # none of these reached admission
+    with pytest.raises(ApiException) as denied:
+        apps.patch_namespaced_deployment("web", "default", SET_IMAGE, dry_run="All")
+    assert denied.value.status == 403  # a dry run is admitted too
+    assert len(devcluster.faults) == 0
+    apps.patch_namespaced_deployment("web", "default", SET_IMAGE)
+
+
+def test_an_unknown_policy_reason_is_refused() -> None:
+    with pytest.raises(ValueError, match="reason"):
+        faults.policy_denied("p", "m", reason="Conflict")

@@ -7,7 +7,11 @@ with ``^``), for the next ``count`` matching requests or until cleared::
                        action=faults.forbidden(), count=1)
 
 Faults are checked after authentication (a forbidden fault imitates RBAC,
-which runs after it) and before the request is handled.
+which runs after it) and before the request is handled. Admission refusals
+(:func:`webhook_denied`, :func:`policy_denied`) are different: they fire where
+kube-apiserver runs validating admission, after the object was read, patched
+and validated and just before it would be stored, so a 404 or a failed patch
+comes first and leaves them armed; reads never reach them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import re
 import threading
 from dataclasses import dataclass, field
 
+from devcluster.statuses import POLICY_REASON_CODES
+
 #: The service account kubeupdate runs as in deploy/; the default subject of a 403.
 DEFAULT_USER = "system:serviceaccount:kubeupdate:kubeupdate"
 
@@ -25,12 +31,24 @@ DEFAULT_USER = "system:serviceaccount:kubeupdate:kubeupdate"
 class Action:
     """What a fault does. Build one with the functions below."""
 
-    kind: str  # forbidden, too_many_requests, error, delay, drop, conflict
+    kind: str  # forbidden, too_many_requests, error, delay, drop, conflict, or ADMISSION
     code: int = 0
     retry_after: int = 0
     delay_ms: int = 0
     user: str = DEFAULT_USER
     message: str = ""
+    reason: str = ""
+    webhook: str = ""
+    policy: str = ""
+    binding: str | None = None
+
+    @property
+    def at_admission(self) -> bool:
+        return self.kind in ADMISSION
+
+
+#: Kinds of fault that fire at validating admission rather than on arrival.
+ADMISSION = frozenset({"webhook_denied", "policy_denied"})
 
 
 def forbidden(user: str = DEFAULT_USER) -> Action:
@@ -66,6 +84,43 @@ def drop_connection() -> Action:
 def conflict() -> Action:
     """409 Conflict, as if the object had changed since the client read it."""
     return Action("conflict", code=409)
+
+
+def webhook_denied(
+    webhook: str, message: str, *, code: int = 403, reason: str = "Forbidden"
+) -> Action:
+    """A validating admission webhook refuses the write.
+
+    The defaults are what controller-runtime's ``admission.Denied`` (so Gatekeeper)
+    answers: 403 Forbidden, ``admission webhook "<webhook>" denied the request:
+    <message>``, no details. Kyverno sets no code or reason: ``code=0, reason=""``
+    (kube-apiserver then answers 400).
+    """
+    return Action("webhook_denied", code=code, reason=reason, webhook=webhook, message=message)
+
+
+def policy_denied(
+    policy: str, message: str, *, binding: str | None = None, reason: str = "Invalid"
+) -> Action:
+    """A ValidatingAdmissionPolicy refuses the write.
+
+    ``<resource> "<name>" is forbidden: ValidatingAdmissionPolicy '<policy>' with binding
+    '<binding>' denied request: <message>``; the code follows ``reason``: Invalid (the
+    default when a validation sets none) is 422, Forbidden 403, Unauthorized 401,
+    RequestEntityTooLarge 413.
+    """
+    if reason not in POLICY_REASON_CODES:
+        raise ValueError(
+            f"a policy's reason is one of {', '.join(POLICY_REASON_CODES)}, not {reason!r}"
+        )
+    return Action(
+        "policy_denied",
+        code=POLICY_REASON_CODES[reason],
+        reason=reason,
+        policy=policy,
+        binding=binding,
+        message=message,
+    )
 
 
 @dataclass
@@ -121,12 +176,18 @@ class Faults:
         with self._lock:
             return len(self._faults)
 
-    def take(self, method: str, path: str) -> Action | None:
-        """The action for this request, using up one of its fault's count."""
+    def take(self, method: str, path: str, *, admission: bool = False) -> Action | None:
+        """The action for this request, using up one of its fault's count.
+
+        ``admission`` False: a fault that acts on arrival; True: an admission refusal
+        (asked for only by writes that reached validating admission).
+        """
         if not self._faults:  # the common case, without taking the lock
             return None
         with self._lock:
             for fault in self._faults:
+                if fault.action.at_admission != admission:
+                    continue
                 if fault.matches(method, path):
                     if fault.remaining is not None:
                         fault.remaining -= 1

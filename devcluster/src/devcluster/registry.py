@@ -32,6 +32,7 @@ from devcluster.statuses import (
     invalid,
     namespace_not_found,
     not_found,
+    rejected_request,
     unsupported_media_type,
 )
 from devcluster.store import Object, Store, timestamp
@@ -45,6 +46,15 @@ _NAMESPACE_MISMATCH = (
     "the namespace of the provided object does not match the namespace sent on the request"
 )
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+#: Validating admission: shown the object about to be stored (or deleted), it may refuse
+#: by raising ApiError. It runs after defaults, validation and preconditions, and for dry
+#: runs too, as kube-apiserver's validating webhooks and policies do.
+Admission = Callable[[Object], None]
+
+
+def _admit_all(obj: Object) -> None:
+    """The admission chain of a cluster without webhooks or policies."""
 
 
 def _meta(obj: Object) -> dict[str, Any]:
@@ -88,7 +98,12 @@ class Registry:
     # -- writes ----------------------------------------------------------------
 
     def create(
-        self, resource: ResourceType, namespace: str, body: Object, dry_run: bool = False
+        self,
+        resource: ResourceType,
+        namespace: str,
+        body: Object,
+        dry_run: bool = False,
+        admit: Admission = _admit_all,
     ) -> Object:
         obj = self._typed(resource, body)
         meta = _meta(obj)
@@ -114,6 +129,7 @@ class Registry:
             obj["status"] = {"phase": "Pending"}
         elif resource is not NAMESPACES:
             obj["status"] = {}  # the strategies reset status on create
+        admit(obj)
         if dry_run:
             meta["uid"] = str(uuid.uuid4())
             meta["creationTimestamp"] = timestamp(self._now())
@@ -133,6 +149,7 @@ class Registry:
         subresource: str = "",
         dry_run: bool = False,
         check_resource_version: bool = True,
+        admit: Admission = _admit_all,
     ) -> Object:
         current = self.get(resource, namespace, name)
         obj = self._typed(resource, body)
@@ -171,6 +188,7 @@ class Registry:
                 if self._bumps_generation(resource, current, new):
                     generation += 1
                 new_meta["generation"] = generation
+        admit(new)
         if dry_run:
             preview = copy.deepcopy(new)
             preview["metadata"].update(
@@ -191,11 +209,12 @@ class Registry:
         content_type: str,
         subresource: str = "",
         dry_run: bool = False,
+        admit: Admission = _admit_all,
     ) -> Object:
         current = self.get(resource, namespace, name)
         if subresource == "scale":
             patched_scale = self._apply_patch(self._scale_view(current), body, content_type)
-            return self.update_scale(resource, namespace, name, patched_scale, dry_run)
+            return self.update_scale(resource, namespace, name, patched_scale, dry_run, admit)
         patched = self._apply_patch(current, body, content_type)
         wanted = patched["metadata"].get("resourceVersion")
         if wanted and wanted != current["metadata"]["resourceVersion"]:
@@ -210,17 +229,18 @@ class Registry:
             subresource=subresource,
             dry_run=dry_run,
             check_resource_version=False,
+            admit=admit,
         )
 
-    @classmethod
-    def _apply_patch(cls, current: Object, body: bytes, content_type: str) -> Object:
+    @staticmethod
+    def _apply_patch(current: Object, body: bytes, content_type: str) -> Object:
         try:
             patched = patches.apply_patch(current, body, content_type)
         except patches.UnsupportedPatchType as exc:
             raise unsupported_media_type() from exc
         except patches.PatchError as exc:
             if exc.code == 422:
-                raise cls.rejected_patch(str(exc)) from exc
+                raise rejected_request() from exc
             raise bad_request(str(exc)) from exc
         if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
             raise bad_request("the patched object has no metadata")
@@ -232,7 +252,13 @@ class Registry:
         return self._scale_view(self.get(resource, namespace, name))
 
     def update_scale(
-        self, resource: ResourceType, namespace: str, name: str, body: Object, dry_run: bool = False
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        body: Object,
+        dry_run: bool = False,
+        admit: Admission = _admit_all,
     ) -> Object:
         current = self.get(resource, namespace, name)
         meta = body.get("metadata") or {}
@@ -246,7 +272,13 @@ class Registry:
         new = copy.deepcopy(current)
         new["spec"]["replicas"] = replicas
         updated = self.update(
-            resource, namespace, name, new, dry_run=dry_run, check_resource_version=False
+            resource,
+            namespace,
+            name,
+            new,
+            dry_run=dry_run,
+            check_resource_version=False,
+            admit=admit,
         )
         return self._scale_view(updated)
 
@@ -270,18 +302,6 @@ class Registry:
             },
         }
 
-    @staticmethod
-    def rejected_patch(detail: str) -> ApiError:
-        """kube-apiserver's answer to a patch that does not apply (e.g. a failed JSON test)."""
-        return ApiError(
-            failure(
-                422,
-                "Invalid",
-                "the server rejected our request due to an error in our request",
-                {"causes": [{"reason": "UnexpectedServerResponse", "message": detail}]},
-            )
-        )
-
     def delete(
         self,
         resource: ResourceType,
@@ -290,6 +310,7 @@ class Registry:
         dry_run: bool = False,
         preconditions: dict[str, Any] | None = None,
         cascade: bool = True,
+        admit: Admission = _admit_all,
     ) -> Object:
         current = self.get(resource, namespace, name)
         preconditions = preconditions or {}
@@ -310,6 +331,7 @@ class Registry:
             and preconditions["resourceVersion"] != meta["resourceVersion"]
         ):
             raise conflict(resource, name)
+        admit(current)
         if dry_run:
             return current
         gone = self.store.delete(resource.name, namespace, name)

@@ -25,7 +25,7 @@ from devcluster.clock import SimulatedClock
 from devcluster.credentials import Tokens
 from devcluster.faults import Action, Faults
 from devcluster.journal import Entry, Journal
-from devcluster.registry import Registry
+from devcluster.registry import Admission, Registry
 from devcluster.resources import (
     BY_NAME,
     DEPLOYMENTS,
@@ -44,11 +44,13 @@ from devcluster.statuses import (
     internal_error,
     method_not_allowed,
     page_not_found,
+    policy_denied,
     service_unavailable,
     success,
     too_many_requests,
     unauthorized,
     unsupported_media_type,
+    webhook_denied,
 )
 from devcluster.store import Event, Object
 
@@ -64,7 +66,12 @@ _BODY_TYPES = frozenset({"application/json", "application/yaml", "application/oc
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    """JSON as Go's ``json.Encoder`` writes an API body: compact, ending with a newline.
+
+    Objects, lists, Status, Tables, discovery documents and each watch event all go
+    through apimachinery's JSON serializer, which encodes with ``json.NewEncoder``.
+    """
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
 
 @dataclass(frozen=True)
@@ -208,6 +215,25 @@ class ApiServer:
             raise service_unavailable(action.message)
         raise internal_error(action.message)
 
+    def _admission(self, request: web.Request, target: Target) -> Admission:
+        """Validating admission for one write: the admission faults armed for it."""
+        method, path = request.method, request.path
+
+        def admit(obj: Object) -> None:
+            action = self.faults.take(method, path, admission=True)
+            if action is None:
+                return
+            if action.kind == "webhook_denied":
+                raise webhook_denied(action.webhook, action.message, action.code, action.reason)
+            meta = obj.get("metadata") or {}
+            # admission.NewForbidden names a new object by generateName until it has a name.
+            name = target.name or meta.get("name") or meta.get("generateName") or "Unknown"
+            raise policy_denied(
+                target.resource, name, action.policy, action.binding, action.message, action.reason
+            )
+
+        return admit
+
     @staticmethod
     def _error(exc: ApiError) -> web.Response:
         return web.Response(
@@ -244,7 +270,9 @@ class ApiServer:
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok", content_type="text/plain")
         if path == "/version":
-            return self._json(discovery.version())
+            # responsewriters.WriteRawJSON: indented, and no newline at the end.
+            version = json.dumps(discovery.version(), indent=2).encode()
+            return web.Response(body=version, content_type=JSON)
         if path == "/api":
             return self._json(discovery.api_versions(self.server_address))
         if path == "/apis":
@@ -341,7 +369,11 @@ class ApiServer:
             raise method_not_allowed(target.resource, "create")
         body = await self._body(request)
         obj = self.registry.create(
-            target.resource, target.store_namespace, body, dry_run=self._dry_run(request)
+            target.resource,
+            target.store_namespace,
+            body,
+            dry_run=self._dry_run(request),
+            admit=self._admission(request, target),
         )
         return self._object(request, target, obj, status=201)
 
@@ -354,6 +386,7 @@ class ApiServer:
                 target.name,
                 body,
                 dry_run=self._dry_run(request),
+                admit=self._admission(request, target),
             )
             return self._json(scale)
         obj = self.registry.update(
@@ -363,6 +396,7 @@ class ApiServer:
             body,
             subresource=target.subresource,
             dry_run=self._dry_run(request),
+            admit=self._admission(request, target),
         )
         return self._object(request, target, obj)
 
@@ -376,6 +410,7 @@ class ApiServer:
             request.content_type,
             subresource=target.subresource,
             dry_run=self._dry_run(request),
+            admit=self._admission(request, target),
         )
         if target.subresource == "scale":
             return self._json(obj)
@@ -394,6 +429,7 @@ class ApiServer:
             dry_run=dry_run,
             preconditions=options.get("preconditions"),
             cascade=policy != "Orphan",
+            admit=self._admission(request, target),
         )
         if target.resource in (DEPLOYMENTS, REPLICASETS):
             return self._json(success(target.resource, target.name, gone["metadata"]["uid"]))
@@ -438,7 +474,7 @@ class ApiServer:
             if as_table:  # kubectl get --watch asks for one-row Tables
                 rv = obj["metadata"].get("resourceVersion", "")
                 obj = tables.table(resource, [obj], rv, self.clock.now())
-            return dumps({"type": type_, "object": obj}) + b"\n"
+            return dumps({"type": type_, "object": obj})
 
         # Registering and reading the state happen with no await between them, so no
         # change can fall in the gap.
@@ -487,7 +523,7 @@ class ApiServer:
             response.enable_chunked_encoding()
             await response.prepare(request)
             if too_old is not None:
-                await response.write(dumps({"type": "ERROR", "object": too_old}) + b"\n")
+                await response.write(dumps({"type": "ERROR", "object": too_old}))
                 await response.write_eof()
                 return response
             for type_, obj in backlog:
@@ -498,7 +534,6 @@ class ApiServer:
                     dumps(
                         {"type": "BOOKMARK", "object": self._bookmark(resource, initial_end=True)}
                     )
-                    + b"\n"
                 )
             await self._stream(
                 request,
@@ -545,7 +580,7 @@ class ApiServer:
                 except TimeoutError:
                     if bookmarks and loop.time() >= next_bookmark:
                         mark = self._bookmark(resource)
-                        await response.write(dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
+                        await response.write(dumps({"type": "BOOKMARK", "object": mark}))
                         next_bookmark = loop.time() + self.bookmark_interval
                     continue
                 type_ = self._visible_type(event, visible, selection, in_scope)

@@ -9,6 +9,7 @@ clients parse and show.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,15 +52,21 @@ class ApiError(Exception):
 
 
 def failure(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> Status:
+    """A Failure Status; like Go's omitempty, an empty reason and None details are left out.
+
+    ``details={}`` is written as ``"details":{}``: apimachinery's generic answers carry a
+    non-nil details pointer with nothing in it.
+    """
     status: Status = {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": reason,
     }
-    if details:
+    if reason:
+        status["reason"] = reason
+    if details is not None:
         status["details"] = details
     status["code"] = code
     return status
@@ -131,6 +138,62 @@ def invalid(resource: ResourceType, name: str, causes: list[Cause]) -> ApiError:
     ]
     return ApiError(
         failure(422, "Invalid", f'{resource.qualified_kind} "{name}" is invalid: {joined}', details)
+    )
+
+
+def rejected_request() -> ApiError:
+    """apimachinery's ``NewGenericServerResponse(422, ...)`` without causes.
+
+    What the patch handler answers when a patch does not apply (a failed JSON-patch
+    ``test``, a path that does not exist): the library's own words are dropped, and
+    ``details`` is present but empty.
+    """
+    message = "the server rejected our request due to an error in our request"
+    return ApiError(failure(422, "Invalid", message, {}))
+
+
+def webhook_denied(webhook: str, message: str, code: int, reason: str) -> ApiError:
+    """A validating admission webhook's refusal, as the webhook's ``ToStatusErr`` builds it.
+
+    The webhook chooses code and reason (controller-runtime's ``Denied``, so Gatekeeper:
+    403 Forbidden; Kyverno sets neither); the apiserver raises a code below 400 to 400
+    and prefixes the message. No details: nothing names the object or an RBAC rule.
+    """
+    denied_by = f"admission webhook {json.dumps(webhook)} denied the request"
+    if message:
+        text = f"{denied_by}: {message}"
+    elif reason:
+        text = f"{denied_by}: {reason}"
+    else:
+        text = f"{denied_by} without explanation"
+    return ApiError(failure(max(code, 400), reason, text))
+
+
+#: The reasons a ValidatingAdmissionPolicy validation may give, and the code each answers.
+POLICY_REASON_CODES = {
+    "Invalid": 422,
+    "Forbidden": 403,
+    "Unauthorized": 401,
+    "RequestEntityTooLarge": 413,
+}
+
+
+def policy_denied(
+    resource: ResourceType, name: str, policy: str, binding: str | None, message: str, reason: str
+) -> ApiError:
+    """A ValidatingAdmissionPolicy's refusal: ``admission.NewForbidden`` with the policy's reason.
+
+    The message always says "is forbidden", but the code follows the validation's
+    ``reason`` (Invalid, the default, is 422); the denial is repeated as the one cause.
+    """
+    via = f" with binding '{binding}'" if binding else ""
+    denial = f"ValidatingAdmissionPolicy '{policy}'{via} denied request: {message}"
+    subject = f"{resource.qualified} {json.dumps(name)}" if name else resource.qualified
+    details = _details(resource, name) | {"causes": [{"message": denial}]}
+    if not name:
+        del details["name"]
+    return ApiError(
+        failure(POLICY_REASON_CODES[reason], reason, f"{subject} is forbidden: {denial}", details)
     )
 
 
