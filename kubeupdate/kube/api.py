@@ -25,13 +25,18 @@ JsonPatch = list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class Resource:
-    """A namespaced resource type: where its collection lives in the API."""
+    """A resource type: where its collection lives in the API."""
 
     group_version: str  # "apps/v1", or "v1" for the core group
     plural: str
+    #: False for cluster-scoped resources (Namespaces, Nodes): no namespace in the path.
+    namespaced: bool = True
 
-    def collection(self, namespace: str) -> str:
+    def collection(self, namespace: str | None) -> str:
+        """The collection in ``namespace``; in all namespaces when it is None."""
         prefix = "/api" if "/" not in self.group_version else "/apis"
+        if namespace is None or not self.namespaced:
+            return f"{prefix}/{self.group_version}/{self.plural}"
         return f"{prefix}/{self.group_version}/namespaces/{namespace}/{self.plural}"
 
 
@@ -83,7 +88,7 @@ def remaining(deadline: float | None) -> float | None:
 
 
 class WatchApi(Protocol):
-    """List and watch namespaced objects (Deployments, ReplicaSets, Pods).
+    """List and watch objects of any resource, in one namespace or in all (``None``).
 
     Every method raises :mod:`kubeupdate.kube.errors` classes only; a watch
     whose resourceVersion is too old raises ``Expired`` (410).
@@ -92,7 +97,7 @@ class WatchApi(Protocol):
     async def list_objects(
         self,
         resource: Resource,
-        namespace: str,
+        namespace: str | None,
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
@@ -104,7 +109,7 @@ class WatchApi(Protocol):
     def watch(
         self,
         resource: Resource,
-        namespace: str,
+        namespace: str | None,
         *,
         resource_version: str,
         label_selector: str | None = None,

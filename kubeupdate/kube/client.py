@@ -138,14 +138,14 @@ class KubeClient:
     async def list_objects(
         self,
         resource: Resource,
-        namespace: str,
+        namespace: str | None,
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
         deadline: float | None = None,
     ) -> JsonObject:
         query = _selectors(label_selector, field_selector)
-        path = resource.collection(_segment(namespace))
+        path = resource.collection(None if namespace is None else _segment(namespace))
         return await self._request(
             "GET", path, "list", resource.plural, query=query, deadline=deadline
         )
@@ -153,14 +153,14 @@ class KubeClient:
     async def watch(
         self,
         resource: Resource,
-        namespace: str,
+        namespace: str | None,
         *,
         resource_version: str,
         label_selector: str | None = None,
         field_selector: str | None = None,
         timeout_seconds: int = 300,
     ) -> AsyncGenerator[WatchEvent, None]:
-        path = resource.collection(_segment(namespace))
+        path = resource.collection(None if namespace is None else _segment(namespace))
         query = {
             **_selectors(label_selector, field_selector),
             "watch": "true",

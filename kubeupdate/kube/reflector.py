@@ -9,9 +9,12 @@ objects, watches from the list's resourceVersion, and
 - when the API server answers 410 Expired (the history was compacted), lists
   again and carries on from the new list.
 
-It calls ``on_change`` after every change of its objects (and after each
-list), so a consumer can wake up and look. Errors that waiting cannot fix
-(403, 404 of the namespace, too many failures in a row) end :meth:`run`.
+What it lists and watches goes to a :class:`Mirror` when it is given one (an
+:class:`~kubeupdate.kube.informers.Informer` is one); without, it keeps the
+objects by name in :attr:`Reflector.objects` and calls ``on_change`` after
+every change (and after each list), so a consumer can wake up and look.
+Errors that waiting cannot fix (403, 404 of the namespace, too many failures
+in a row) end :meth:`run`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from kubeupdate.kube import errors
-from kubeupdate.kube.api import JsonObject, Resource, WatchApi
+from kubeupdate.kube.api import JsonObject, Resource, WatchApi, WatchEvent
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +37,37 @@ MAX_FAILURES = 6
 DEFAULT_WATCH_SECONDS = 300
 
 
+class Mirror(Protocol):
+    """Where a reflector puts what it lists and watches."""
+
+    def replace(self, objects: list[JsonObject]) -> None:
+        """A list answered: these are all the selected objects now."""
+        ...
+
+    def apply(self, event: WatchEvent) -> None:
+        """One ADDED, MODIFIED or DELETED event (never a BOOKMARK)."""
+        ...
+
+
 class Reflector:
-    """The objects of one resource in one namespace that match the selectors."""
+    """The objects of one resource, in one namespace or in all (``None``), that match
+    the selectors."""
 
     def __init__(
         self,
         api: WatchApi,
         resource: Resource,
-        namespace: str,
+        namespace: str | None,
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
         on_change: Callable[[], None] = lambda: None,
+        mirror: Mirror | None = None,
         watch_seconds: int = DEFAULT_WATCH_SECONDS,
         backoff: float = 0.1,
     ) -> None:
         self._api = api
+        self._mirror = mirror
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
@@ -65,6 +84,11 @@ class Reflector:
         #: Watch requests made.
         self.watches = 0
         self._resource_version: str | None = None
+
+    @property
+    def resource_version(self) -> str | None:
+        """Where the watch resumes from: the last list's, event's or bookmark's version."""
+        return self._resource_version
 
     async def run(self) -> None:
         """List and watch until cancelled; raises what retrying cannot fix."""
@@ -109,14 +133,17 @@ class Reflector:
             label_selector=self.label_selector,
             field_selector=self.field_selector,
         )
-        items = listed.get("items") or []
-        self.objects = {
-            str(item["metadata"]["name"]): item
-            for item in items
+        items = [
+            item
+            for item in listed.get("items") or []
             if isinstance(item, dict) and isinstance(item.get("metadata"), dict)
-        }
+        ]
         self._resource_version = str((listed.get("metadata") or {}).get("resourceVersion", ""))
         self.synced = True
+        if self._mirror is not None:
+            self._mirror.replace(items)
+            return
+        self.objects = {str(item["metadata"]["name"]): item for item in items}
         self._on_change()
 
     async def _watch(self) -> int:
@@ -142,6 +169,9 @@ class Reflector:
                     self._resource_version = str(version)
                 if event.type == "BOOKMARK":
                     continue
+                if self._mirror is not None:
+                    self._mirror.apply(event)
+                    continue
                 name = str(metadata.get("name", ""))
                 if event.type == "DELETED":
                     self.objects.pop(name, None)
@@ -152,4 +182,5 @@ class Reflector:
 
     def _describe(self) -> str:
         selectors = ",".join(s for s in (self.label_selector, self.field_selector) if s)
-        return f"watch of {self.resource.plural} in {self.namespace} ({selectors or 'all'})"
+        where = "all namespaces" if self.namespace is None else self.namespace
+        return f"watch of {self.resource.plural} in {where} ({selectors or 'all'})"
