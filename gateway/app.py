@@ -20,7 +20,7 @@ import falcon.asgi
 from google.protobuf.descriptor import ServiceDescriptor
 from kubeupdate.v1 import deployment_image_service_pb2
 
-from gateway.errors import RequestError, UpstreamError
+from gateway.errors import RETRY_AFTER_STATUSES, RequestError, UpstreamError
 from gateway.metrics import GatewayMetrics, MetricsResource, RequestObserver
 from gateway.openapi import openapi_document, render
 from gateway.resources import (
@@ -150,7 +150,7 @@ async def _upstream_error(
             ex.detail,
         )
     _render(resp, ex.http_status, ex.code, detail)
-    if ex.retry_after is not None and ex.http_status in (429, 503):
+    if ex.retry_after is not None and ex.http_status in RETRY_AFTER_STATUSES:
         resp.set_header("Retry-After", ex.retry_after)
     if ex.www_authenticate is not None and ex.http_status == 401:
         resp.set_header("WWW-Authenticate", ex.www_authenticate)

@@ -54,7 +54,7 @@ from google.protobuf.descriptor import (
     ServiceDescriptor,
 )
 
-from gateway.errors import HTTP_STATUS_BY_CODE
+from gateway.errors import HTTP_STATUS_BY_CODE, RETRY_AFTER_STATUSES
 from gateway.routes import Route, routes_for_services
 from gateway.streaming import NDJSON_CONTENT_TYPE
 from gateway.transcoding import JSON_CONTENT_TYPE
@@ -83,7 +83,6 @@ _BODY_STATUSES: dict[int, str] = {
     413: "The body is larger than the gateway accepts (INVALID_ARGUMENT).",
     415: "The body was sent with a content type other than JSON (INVALID_ARGUMENT).",
 }
-_RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 _INT64_PATTERN = r"^-?[0-9]+$"
 _UINT64_PATTERN = r"^[0-9]+$"
@@ -374,7 +373,7 @@ class _Builder:
             if http_status in extra:
                 parts.append(extra[http_status])
             responses[str(http_status)] = _error(
-                " ".join(parts), retry_after=http_status in _RETRY_AFTER_STATUSES
+                " ".join(parts), retry_after=http_status in RETRY_AFTER_STATUSES
             )
         return responses
 

@@ -35,6 +35,7 @@ from gateway.app import DEFAULT_SERVICES, create_app
 from gateway.settings import GatewaySettings
 from gateway.streaming import OpenStreams
 from gateway.upstream import GrpcUpstream, Upstream
+from kubeupdate import sockets
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class GatewayServer:
             app = create_app(
                 upstream, self.settings, services=self._services, open_streams=self._open_streams
             )
-            self._socket = _bind(self.settings.host, self.settings.port)
+            self._socket = sockets.bind(self.settings.host, self.settings.port)
             self._port = int(self._socket.getsockname()[1])
             config = uvicorn.Config(
                 app,
@@ -154,21 +155,6 @@ class GatewayServer:
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class GatewayThread:

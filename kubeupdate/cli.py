@@ -8,9 +8,9 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import grpc
+from kubeupdate.client.cli import VersionAction  # one --version for both commands
 
 from gateway.settings import GatewaySettings
 from kubeupdate import logs, service
@@ -215,33 +215,3 @@ def upstream_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | 
         private_key=args.upstream_key.read_bytes() if args.upstream_key else None,
         certificate_chain=args.upstream_cert.read_bytes() if args.upstream_cert else None,
     )
-
-
-class VersionAction(argparse.Action):
-    """``--version``: print the installed distribution's version and exit.
-
-    The metadata is read only when asked: importing importlib.metadata adds
-    about 25 ms to the start of every other command.
-    """
-
-    def __init__(self, option_strings: Sequence[str], dest: str, *, distribution: str) -> None:
-        super().__init__(
-            option_strings,
-            dest,
-            nargs=0,
-            default=argparse.SUPPRESS,
-            help=f"print the version of the {distribution} distribution and exit",
-        )
-        self.distribution = distribution
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        from importlib.metadata import version
-
-        sys.stdout.write(f"{parser.prog} {version(self.distribution)}\n")
-        parser.exit()

@@ -25,7 +25,6 @@ so existing dashboards work):
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable
 from typing import Final
 
@@ -43,6 +42,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from kubeupdate import sockets
 from kubeupdate.rollouts.judgement import RolloutState
 from kubeupdate.updates import SetImageOutcome
 
@@ -143,7 +143,7 @@ class ServiceMetrics:
         self._rollouts_by_state = {
             s: self._rollout_wait.labels(s.value) for s in RolloutState if s.terminal
         }
-        self._calls: dict[tuple[str, str], _CallMetrics] = {}
+        self._calls: dict[tuple[str, str], CallMetrics] = {}
         self._kube: dict[tuple[str, str], Histogram] = {}
         self._kube_codes: dict[tuple[str, str, str], Counter] = {}
 
@@ -151,13 +151,13 @@ class ServiceMetrics:
         """Reads the number of open watches with ``read`` at each scrape."""
         self._open_watches.set_function(read)
 
-    def call(self, method: str, streaming: bool) -> _CallMetrics:
+    def call(self, method: str, streaming: bool) -> CallMetrics:
         """The children of one gRPC method (``/package.Service/Method``), made once."""
         key = (method, "server_stream" if streaming else "unary")
         found = self._calls.get(key)
         if found is None:
             service, _, name = method.strip("/").rpartition("/")
-            found = _CallMetrics(self._handled, self._handling, service, name, key[1])
+            found = CallMetrics(self._handled, self._handling, service, name, key[1])
             self._calls[key] = found
         return found
 
@@ -198,7 +198,7 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
-class _CallMetrics:
+class CallMetrics:
     """The label children of one gRPC method: one histogram, a counter per code."""
 
     __slots__ = ("_codes", "_handled", "_labels", "handling")
@@ -248,7 +248,7 @@ class MetricsListener:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
-            sock = _bind(self._host, self._port)
+            sock = sockets.bind(self._host, self._port, backlog=128)
         except OSError as exc:
             await runner.cleanup()
             raise OSError(
@@ -269,19 +269,3 @@ class MetricsListener:
         return web.Response(
             body=self._metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock

@@ -211,14 +211,8 @@ class KubeClient:
                         response.close()
             except TimeoutError as exc:
                 raise errors.Timeout(f"the watch on {path} went silent") from exc
-            except aiohttp.ClientConnectorError as exc:
-                raise errors.ConnectionFailed(
-                    f"cannot connect to the Kubernetes API at {transport.host}: {exc.os_error}"
-                ) from exc
             except (aiohttp.ClientError, OSError) as exc:
-                raise errors.ConnectionFailed(
-                    f"the watch on {path} broke: {type(exc).__name__}"
-                ) from exc
+                raise _connection_failed(exc, transport.host, f"the watch on {path} broke") from exc
 
     async def _request(
         self,
@@ -316,15 +310,11 @@ class KubeClient:
                 f"the Kubernetes API did not answer {method} {path} within {timeout:.1f}s",
                 outcome_unknown=writes,
             ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            # The connection was never opened, so nothing was sent.
-            raise errors.ConnectionFailed(
-                f"cannot connect to the Kubernetes API at {transport.host}: {exc.os_error}"
-            ) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise errors.ConnectionFailed(
-                f"the connection to the Kubernetes API broke during {method} {path}: "
-                f"{type(exc).__name__}",
+            raise _connection_failed(
+                exc,
+                transport.host,
+                f"the connection to the Kubernetes API broke during {method} {path}",
                 outcome_unknown=writes,
             ) from exc
         finally:
@@ -362,6 +352,23 @@ class KubeClient:
     @staticmethod
     def _fits(delay: float, deadline: float | None) -> bool:
         return deadline is None or time.monotonic() + delay < deadline
+
+
+def _connection_failed(
+    exc: aiohttp.ClientError | OSError, host: str, broke: str, *, outcome_unknown: bool = False
+) -> errors.ConnectionFailed:
+    """The error for a connection that failed: never opened, or broken while in use.
+
+    A connection that was never opened sent nothing, so its outcome is known
+    whatever the request was; one that broke leaves a write's outcome unknown.
+    """
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return errors.ConnectionFailed(
+            f"cannot connect to the Kubernetes API at {host}: {exc.os_error}"
+        )
+    return errors.ConnectionFailed(
+        f"{broke}: {type(exc).__name__}", outcome_unknown=outcome_unknown
+    )
 
 
 def _segment(value: str) -> str:

@@ -14,21 +14,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, cast
 
 import grpc
 import grpc.aio
 
 from kubeupdate import request_ids
-from kubeupdate.protocol.grpc.statuses import logged_status
+from kubeupdate.protocol.grpc.statuses import Metadata, logged_status
 
 if TYPE_CHECKING:
-    from kubeupdate.metrics import ServiceMetrics
+    from kubeupdate.metrics import CallMetrics, ServiceMetrics
 
 log = logging.getLogger(__name__)
 
 # Generic only in the type stubs, so the alias is a string.
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class HandlerWrappingInterceptor(grpc.aio.ServerInterceptor):
@@ -82,32 +83,19 @@ class ErrorStatusInterceptor(HandlerWrappingInterceptor):
         behavior = handler.unary_unary
         timing = self._metrics.call(method, streaming=False) if self._metrics else None
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            rid = request_ids.from_metadata(context.invocation_metadata())
-            request_ids.current.set(rid)
-            started = time.perf_counter()
+        async def guarded(request: Any, context: Context) -> Any:
+            call = _Call(method, context, timing)
             try:
                 response = await behavior(request, cast(Any, context))
-                log.debug("%s [%s] -> OK", method, rid)
-                if timing is not None:
-                    timing.done(grpc.StatusCode.OK, time.perf_counter() - started)
+            except BaseException as exc:
+                status = call.failed(exc)
+                if status is None:
+                    raise
+            else:
+                call.succeeded()
                 return response
-            except grpc.aio.AbortError:
-                # An inner layer already chose the status.
-                if timing is not None:
-                    timing.done(_code(context), time.perf_counter() - started)
-                raise
-            except asyncio.CancelledError:
-                # The client went away (or the server stops): gRPC reports CANCELLED.
-                if timing is not None:
-                    timing.done(grpc.StatusCode.CANCELLED, time.perf_counter() - started)
-                raise
-            except Exception as exc:
-                code, message, trailers = logged_status(exc, method, rid)
-            if timing is not None:
-                timing.done(code, time.perf_counter() - started)
             # abort() raises; calling it outside the except keeps it from being caught.
-            await context.abort(code, message, trailing_metadata=trailers)
+            await context.abort(status.code, status.message, trailing_metadata=status.trailers)
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
@@ -120,31 +108,19 @@ class ErrorStatusInterceptor(HandlerWrappingInterceptor):
         behavior: Any = handler.unary_stream
         timing = self._metrics.call(method, streaming=True) if self._metrics else None
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            rid = request_ids.from_metadata(context.invocation_metadata())
-            request_ids.current.set(rid)
-            started = time.perf_counter()
+        async def guarded(request: Any, context: Context) -> Any:
+            call = _Call(method, context, timing)
             try:
                 async for response in behavior(request, cast(Any, context)):
                     yield response
-                log.debug("%s [%s] -> OK", method, rid)
-                if timing is not None:
-                    timing.done(grpc.StatusCode.OK, time.perf_counter() - started)
+            except BaseException as exc:
+                status = call.failed(exc)
+                if status is None:
+                    raise
+            else:
+                call.succeeded()
                 return
-            except grpc.aio.AbortError:
-                if timing is not None:
-                    timing.done(_code(context), time.perf_counter() - started)
-                raise
-            except asyncio.CancelledError:
-                # The client went away (or the server stops): gRPC reports CANCELLED.
-                if timing is not None:
-                    timing.done(grpc.StatusCode.CANCELLED, time.perf_counter() - started)
-                raise
-            except Exception as exc:
-                code, message, trailers = logged_status(exc, method, rid)
-            if timing is not None:
-                timing.done(code, time.perf_counter() - started)
-            await context.abort(code, message, trailing_metadata=trailers)
+            await context.abort(status.code, status.message, trailing_metadata=status.trailers)
 
         return grpc.unary_stream_rpc_method_handler(
             guarded,
@@ -153,7 +129,48 @@ class ErrorStatusInterceptor(HandlerWrappingInterceptor):
         )
 
 
-def _code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+class _Status(NamedTuple):
+    code: grpc.StatusCode
+    message: str
+    trailers: Metadata
+
+
+class _Call:
+    """One call as the error interceptor sees it: its request id, its clock, its final code."""
+
+    def __init__(self, method: str, context: Context, timing: CallMetrics | None) -> None:
+        self._method = method
+        self._context = context
+        self._timing = timing
+        self.rid = request_ids.from_metadata(context.invocation_metadata())
+        request_ids.current.set(self.rid)
+        self._started = time.perf_counter()
+
+    def succeeded(self) -> None:
+        log.debug("%s [%s] -> OK", self._method, self.rid)
+        self._done(grpc.StatusCode.OK)
+
+    def failed(self, exc: BaseException) -> _Status | None:
+        """The status to abort with, or None when ``exc`` must go on as it is."""
+        if isinstance(exc, grpc.aio.AbortError):
+            self._done(_code(self._context))  # an inner layer already chose the status
+            return None
+        if isinstance(exc, asyncio.CancelledError):
+            # The client went away (or the server stops): gRPC reports CANCELLED.
+            self._done(grpc.StatusCode.CANCELLED)
+            return None
+        if not isinstance(exc, Exception):
+            return None  # GeneratorExit and the like: not a failure of the call
+        status = _Status(*logged_status(exc, self._method, self.rid))
+        self._done(status.code)
+        return status
+
+    def _done(self, code: grpc.StatusCode) -> None:
+        if self._timing is not None:
+            self._timing.done(code, time.perf_counter() - self._started)
+
+
+def _code(context: Context) -> grpc.StatusCode:
     """The code an inner layer aborted with (UNKNOWN if grpc cannot tell)."""
     code = context.code()
     if isinstance(code, grpc.StatusCode):
