@@ -3,9 +3,10 @@
 It wraps the behaviour of every method handler, unary and server-streaming,
 so it sees the request message: the target (``namespace``, ``deployment``,
 ``container``) and the new ``image`` are read generically from whichever of
-those fields the message has. Methods in :data:`READ_METHODS` need ``read``;
-every other method, including ones added later, needs ``write``. Health
-checking and reflection stay open (probes, tooling); nothing else does.
+those fields the message has. Whether a method needs ``read`` or ``write``
+comes from the proto (:func:`kubeupdate.protocol.grpc.methods.access_of`); a
+method whose access the proto does not state is refused. Health checking and
+reflection stay open (probes, tooling); nothing else does.
 
 Refusals abort the call here with the code of
 :mod:`kubeupdate.protocol.grpc.statuses`, so streams get the same answers as
@@ -31,6 +32,7 @@ from kubeupdate.auth.ratelimit import RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.caller import ANONYMOUS, Caller
 from kubeupdate.protocol.grpc.interceptors import HandlerWrappingInterceptor
+from kubeupdate.protocol.grpc.methods import access_of
 from kubeupdate.protocol.grpc.statuses import status_for
 
 log = logging.getLogger(__name__)
@@ -40,15 +42,6 @@ OPEN_SERVICES: Final = frozenset(
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
         "grpc.reflection.v1.ServerReflection",
-    }
-)
-READ_METHODS: Final = frozenset(
-    {
-        "GetContainerImage",
-        "ListContainerImages",
-        "GetRolloutStatus",
-        "WatchRollout",
-        "ListRevisions",
     }
 )
 FORWARDED_FOR_KEY: Final = "x-forwarded-for"
@@ -93,7 +86,10 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         if service in OPEN_SERVICES:
             return handler
         method = full_method.rsplit("/", 1)[-1]
-        access: Access = "read" if method in READ_METHODS else "write"
+        access = access_of(full_method)
+        if access is None:
+            log.error("%s states no idempotency_level in the proto: refused", full_method)
+            return _refusing(handler, method)
 
         if handler.unary_unary is not None:
             unary = handler.unary_unary
@@ -273,6 +269,14 @@ def _refusing(handler: Handler, method: str) -> Handler:
     async def refuse(request: Any, context: Context) -> Any:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not available.")
 
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            refuse, handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            refuse, handler.request_deserializer, handler.response_serializer
+        )
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
             refuse, handler.request_deserializer, handler.response_serializer

@@ -34,6 +34,12 @@ class DeploymentImageServiceStub:
     subdomain (at most 253 characters, dot-separated labels). Requests that break
     these rules are refused with INVALID_ARGUMENT before Kubernetes is called.
 
+    Every RPC states whether it reads or writes: reads carry
+    `idempotency_level = NO_SIDE_EFFECTS`; writes spell out another level
+    (`IDEMPOTENCY_UNKNOWN` when repeating one may do more than once does). The
+    server grants `read` or `write` access by it, and refuses an RPC that
+    states none.
+
     Errors every RPC can return besides those listed on it:
     UNAUTHENTICATED and PERMISSION_DENIED once authentication is configured;
     UNAVAILABLE when the Kubernetes API cannot be reached, is overloaded (429)
@@ -88,6 +94,12 @@ class DeploymentImageServiceServicer:
     and ending with a letter or digit); a Deployment name is a DNS-1123
     subdomain (at most 253 characters, dot-separated labels). Requests that break
     these rules are refused with INVALID_ARGUMENT before Kubernetes is called.
+
+    Every RPC states whether it reads or writes: reads carry
+    `idempotency_level = NO_SIDE_EFFECTS`; writes spell out another level
+    (`IDEMPOTENCY_UNKNOWN` when repeating one may do more than once does). The
+    server grants `read` or `write` access by it, and refuses an RPC that
+    states none.
 
     Errors every RPC can return besides those listed on it:
     UNAUTHENTICATED and PERMISSION_DENIED once authentication is configured;
@@ -269,6 +281,12 @@ class DeploymentImageService:
     and ending with a letter or digit); a Deployment name is a DNS-1123
     subdomain (at most 253 characters, dot-separated labels). Requests that break
     these rules are refused with INVALID_ARGUMENT before Kubernetes is called.
+
+    Every RPC states whether it reads or writes: reads carry
+    `idempotency_level = NO_SIDE_EFFECTS`; writes spell out another level
+    (`IDEMPOTENCY_UNKNOWN` when repeating one may do more than once does). The
+    server grants `read` or `write` access by it, and refuses an RPC that
+    states none.
 
     Errors every RPC can return besides those listed on it:
     UNAUTHENTICATED and PERMISSION_DENIED once authentication is configured;
