@@ -1,7 +1,8 @@
 """The images of a workload's containers: reading them, and changing one safely.
 
-Names and images are checked before any Kubernetes call. A change is a GET,
-then one compare-and-swap JSON patch (:func:`kubeupdate.patches.image_patch`).
+Requests arrive checked (:class:`~kubeupdate.targets.Target`: valid names, a
+parsed image). A change is a GET, then one compare-and-swap JSON patch
+(:func:`kubeupdate.patches.image_patch`).
 A failed ``test`` is answered with 422: we read again and retry with jittered
 backoff, a bounded number of times, then report
 :class:`~kubeupdate.errors.Aborted`. A patch whose answer was lost is checked
@@ -19,11 +20,12 @@ import random
 import time
 from dataclasses import dataclass
 
-from kubeupdate import errors, images, names
+from kubeupdate import errors
 from kubeupdate.kube import errors as kube_errors
 from kubeupdate.kube.api import JsonObject
 from kubeupdate.kube.translation import api_message, translate_error
 from kubeupdate.patches import ChangeRecord, change_cause, image_patch
+from kubeupdate.targets import Target
 from kubeupdate.workloads.access import WorkloadAccess
 from kubeupdate.workloads.templates import (
     ContainerImage,
@@ -71,41 +73,30 @@ class ContainerImages:
         self._attempts = max(1, attempts)
         self._backoff = backoff
 
-    async def get_container_image(
-        self, namespace: str, deployment: str, container: str, *, deadline: float | None = None
-    ) -> str:
-        names.check_namespace(namespace)
-        names.check_deployment(deployment)
-        names.check_container(container)
-        obj = await self.access.read(namespace, deployment, deadline=deadline)
-        return self._slot(obj, namespace, deployment, container).image
+    async def get_container_image(self, target: Target, *, deadline: float | None = None) -> str:
+        return await self._image_now(
+            target.namespace, target.name, target.container, deadline=deadline
+        )
 
     async def list_container_images(
-        self, namespace: str, deployment: str, *, deadline: float | None = None
+        self, target: Target, *, deadline: float | None = None
     ) -> list[ContainerImage]:
-        names.check_namespace(namespace)
-        names.check_deployment(deployment)
-        obj = await self.access.read(namespace, deployment, deadline=deadline)
+        obj = await self.access.read(target.namespace, target.name, deadline=deadline)
         return container_images(obj, self._kind.pod_spec)
 
     async def set_container_image(
         self,
-        namespace: str,
-        deployment: str,
-        container: str,
-        image: str,
+        target: Target,
         *,
         deadline: float | None = None,
         dry_run: bool = False,
         record: ChangeRecord | None = None,
     ) -> ImageChange:
-        """Set the image; with ``record``, the same patch writes the change-cause."""
-        names.check_namespace(namespace)
-        names.check_deployment(deployment)
-        names.check_container(container)
-        images.parse_image(image)
+        """Set the target's new image; with ``record``, the same patch writes the change-cause."""
+        # As the caller wrote it: the parser splits without rewriting.
+        image = str(target.new_image())
         change = await self._swap(
-            namespace, deployment, container, image, None, record, dry_run, deadline
+            target.namespace, target.name, target.container, image, None, record, dry_run, deadline
         )
         assert change is not None  # only a swap with an expected image can be skipped
         return change
@@ -139,11 +130,14 @@ class ContainerImages:
             rollback=True,
         )
         if change is None:
-            current = await self.get_container_image(
-                namespace, deployment, container, deadline=deadline
-            )
-            return False, current
+            return False, await self._image_now(namespace, deployment, container, deadline=deadline)
         return True, change.image
+
+    async def _image_now(
+        self, namespace: str, name: str, container: str, *, deadline: float | None
+    ) -> str:
+        obj = await self.access.read(namespace, name, deadline=deadline)
+        return self._slot(obj, namespace, name, container).image
 
     async def _swap(
         self,

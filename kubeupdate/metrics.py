@@ -56,7 +56,10 @@ UPDATE_OUTCOMES: Final = (
     "rollout_failed",  # changed, but the waited rollout failed
     "timed_out",  # changed, but the waited rollout did not end in time
     "rolled_back",  # changed, the waited rollout failed, the previous image is back
-    "failed",  # refused or failed before or while changing (the call's code says why)
+    # Reached the change and failed there (the call's code says why). A call refused
+    # before it (credentials, policy, an invalid name or image) is counted only by
+    # grpc_server_handled_total.
+    "failed",
 )
 
 # Rollout waits last from a second to half an hour (--max-wait-timeout).

@@ -21,6 +21,7 @@ from kubeupdate.patches import ChangeRecord
 from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
 from kubeupdate.rollouts.settings import RolloutSettings
 from kubeupdate.rollouts.waits import RolloutWaits
+from kubeupdate.targets import Target
 
 MAX_REASON_LENGTH: Final = 256
 
@@ -86,10 +87,7 @@ class ImageUpdates:
 
     async def set_container_image(
         self,
-        namespace: str,
-        deployment: str,
-        container: str,
-        image: str,
+        target: Target,
         *,
         identity: str,
         wait: bool = False,
@@ -110,18 +108,12 @@ class ImageUpdates:
             settings=self.settings,
         )
         change = await self._images.set_container_image(
-            namespace,
-            deployment,
-            container,
-            image,
-            deadline=deadline,
-            dry_run=dry_run,
-            record=ChangeRecord(identity, reason),
+            target, deadline=deadline, dry_run=dry_run, record=ChangeRecord(identity, reason)
         )
         if wait_for is None:
             return SetImageOutcome(change, dry_run, None)
         report = await self._waits.wait(
-            namespace, deployment, until=start + wait_for, deadline=deadline, start=start
+            target.namespace, target.name, until=start + wait_for, deadline=deadline, start=start
         )
         if rollback_on_failure and report.state in (RolloutState.FAILED, RolloutState.TIMED_OUT):
             report = await self._waits.roll_back(change, report, identity, deadline)

@@ -5,7 +5,12 @@ so it sees the request message: the target (``namespace``, ``deployment``,
 ``container``) and the new ``image`` are read generically from whichever of
 those fields the message has. Whether a method needs ``read`` or ``write``
 comes from the proto (:func:`kubeupdate.protocol.grpc.methods.access_of`); a
-method whose access the proto does not state is refused. Health checking and
+method whose access the proto does not state is refused.
+
+The order: authenticate, rate-limit, check the syntax of the target and parse
+the image (:func:`kubeupdate.protocol.grpc.targets.target_of`: an invalid name
+is INVALID_ARGUMENT, never "target not allowed"), then the policy, which gets
+the checked names and the parsed image. Health checking and
 reflection stay open (probes, tooling); nothing else does.
 
 Refusals abort the call here with the code of
@@ -34,6 +39,8 @@ from kubeupdate.caller import ANONYMOUS, Caller
 from kubeupdate.protocol.grpc.interceptors import HandlerWrappingInterceptor
 from kubeupdate.protocol.grpc.methods import access_of
 from kubeupdate.protocol.grpc.statuses import status_for
+from kubeupdate.protocol.grpc.targets import target_of
+from kubeupdate.targets import Target
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +163,8 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         try:
             caller = await self._authenticate(record, metadata, context)
             self._limit(caller, record)
-            self._authorise(caller, access, record)
+            target = _checked(request, record)
+            self._authorise(caller, access, target, record)
         except errors.KubeupdateError as exc:
             code, message, trailers = status_for(exc, rid)
             record.outcome = code.name
@@ -209,22 +217,20 @@ class AuthInterceptor(HandlerWrappingInterceptor):
                 "Too many requests from this identity; retry later.", retry_after=wait
             )
 
-    def _authorise(self, caller: Caller, access: Access, record: AuditRecord) -> None:
+    def _authorise(
+        self, caller: Caller, access: Access, target: Target, record: AuditRecord
+    ) -> None:
         if self._authenticator is None:
             record.decision, record.reason = "allow", "authentication disabled"
             return
         request = Request(
             access,
-            namespace=record.target.get("namespace", ""),
-            deployment=record.target.get("deployment", ""),
-            container=record.target.get("container", ""),
-            image=record.image,
+            namespace=target.namespace,
+            deployment=target.name,
+            container=target.container,
+            image=target.image if access == "write" else None,
         )
-        try:
-            decision = self.policy().decide(caller, request)
-        except errors.InvalidArgument as exc:
-            record.reason = f"invalid image: {exc.message}"
-            raise
+        decision = self.policy().decide(caller, request)
         record.rule = decision.rule
         record.reason = decision.reason
         if not decision.allowed:
@@ -263,6 +269,15 @@ class AuthInterceptor(HandlerWrappingInterceptor):
                     # The proxy appends the address it saw last.
                     return value.split(",")[-1].strip()[:64]
         return host
+
+
+def _checked(request: Any, record: AuditRecord) -> Target:
+    """The call's target with its syntax checked, before any policy glob sees a name."""
+    try:
+        return target_of(request)
+    except errors.InvalidArgument as exc:
+        record.reason = f"invalid request: {exc.message}"
+        raise
 
 
 def _refusing(handler: Handler, method: str) -> Handler:

@@ -25,11 +25,17 @@ and, for a write, its image rules accept the new image::
           repositories: [acme/web, acme/tools/]   # exact, or a prefix ending at /
           tag: '^v\\d+\\.\\d+\\.\\d+$'     # optional regex the tag must match
           digest: required             # or optional (default)
-          allow_latest: false          # default; a missing tag counts as latest
+          allow_latest: false          # default; true also allows no tag (which pulls latest)
 
 Images are compared in normalised form (``nginx`` is
 ``docker.io/library/nginx``), so rules name repositories as normalised, e.g.
-``library/nginx``. Requests that name a Deployment but no container (list,
+``library/nginx``. An image without tag or digest pulls ``latest``, so it counts
+as ``latest``: refused unless ``allow_latest`` (with its own sentence, "a tag or
+a digest is required"), and matched against ``tag`` as ``latest``.
+
+Names and images reach the policy checked and parsed
+(:func:`kubeupdate.targets.check_target`): a glob is never matched against a
+name that is not a valid Kubernetes name. Requests that name a Deployment but no container (list,
 rollout status, history) are reads of any container the rule covers there.
 """
 
@@ -42,7 +48,7 @@ from typing import Any, Final, Literal
 
 from kubeupdate.auth.oidc import BINDABLE_CLAIMS
 from kubeupdate.caller import Caller
-from kubeupdate.images import DEFAULT_TAG, ImageReference, parse_image
+from kubeupdate.images import DEFAULT_TAG, ImageReference
 
 Access = Literal["read", "write"]
 ACCESSES: Final = ("read", "write")
@@ -64,13 +70,13 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Request:
-    """What a call asks for, as the policy sees it."""
+    """What a call asks for, as the policy sees it (names checked, the image parsed)."""
 
     access: Access
     namespace: str
     deployment: str = ""
     container: str = ""
-    image: str | None = None
+    image: ImageReference | None = None
 
 
 @dataclass(frozen=True)
@@ -146,13 +152,12 @@ class ImageRules:
             for allowed in self.repositories
         ):
             return REPOSITORY_NOT_ALLOWED
-        if image.tag is None and image.digest is None:
-            return TAG_REQUIRED
-        if image.tag == DEFAULT_TAG and not self.allow_latest:
-            return LATEST_NOT_ALLOWED
+        tag = image.effective_tag  # no tag and no digest: latest
+        if tag == DEFAULT_TAG and not self.allow_latest:
+            return TAG_REQUIRED if image.tag is None else LATEST_NOT_ALLOWED
         if self.digest_required and image.digest is None:
             return DIGEST_REQUIRED
-        if self.tag is not None and image.tag is not None and not self.tag.fullmatch(image.tag):
+        if self.tag is not None and tag is not None and not self.tag.fullmatch(tag):
             return TAG_NOT_ALLOWED
         return None
 
@@ -175,8 +180,7 @@ class Policy:
         reason = TARGET_NOT_ALLOWED
         image: ImageReference | None = None
         if request.access == "write" and request.image is not None:
-            # An invalid image raises InvalidArgument: the caller's mistake, told as such.
-            image = parse_image(request.image).normalized_reference()
+            image = request.image.normalized_reference()
         for rule in self.rules:
             if not any(s.matches(caller) for s in rule.subjects):
                 continue

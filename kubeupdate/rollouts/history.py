@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubeupdate import names
+from kubeupdate.targets import Target
 from kubeupdate.workloads.access import WorkloadAccess
 from kubeupdate.workloads.kinds import Revision
 
@@ -13,11 +13,9 @@ class RolloutHistory:
     def __init__(self, access: WorkloadAccess) -> None:
         self._access = access
 
-    async def revisions(
-        self, namespace: str, name: str, *, deadline: float | None = None
-    ) -> list[Revision]:
+    async def revisions(self, target: Target, *, deadline: float | None = None) -> list[Revision]:
         """Every revision kept, newest first."""
-        names.check_namespace(namespace)
-        names.check_deployment(name)
-        obj = await self._access.read(namespace, name, deadline=deadline)
-        return await self._access.kind.revisions(self._access, namespace, obj, deadline=deadline)
+        obj = await self._access.read(target.namespace, target.name, deadline=deadline)
+        return await self._access.kind.revisions(
+            self._access, target.namespace, obj, deadline=deadline
+        )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from kubeupdate import names
 from kubeupdate.kube.api import PODS
 from kubeupdate.rollouts.judgement import RolloutReport, assess
 from kubeupdate.rollouts.tracking import RolloutTracking, owned_by
+from kubeupdate.targets import Target
 
 
 class RolloutStatus:
@@ -18,12 +18,9 @@ class RolloutStatus:
         self._tracking = tracking
         self._access = tracking.access
 
-    async def now(
-        self, namespace: str, name: str, *, deadline: float | None = None
-    ) -> RolloutReport:
+    async def now(self, target: Target, *, deadline: float | None = None) -> RolloutReport:
         """The rollout state now, from plain reads (no fail-fast: a snapshot has no grace)."""
-        names.check_namespace(namespace)
-        names.check_deployment(name)
+        namespace, name = target.namespace, target.name
         kind = self._access.kind
         obj = await self._access.read(namespace, name, deadline=deadline)
         current = await kind.current_pods(self._access, namespace, obj, deadline=deadline)
@@ -35,11 +32,10 @@ class RolloutStatus:
         return assess(kind.progress(obj, owned_by(pods, current.owner)))
 
     async def watch(
-        self, namespace: str, name: str, *, deadline: float | None = None
+        self, target: Target, *, deadline: float | None = None
     ) -> AsyncIterator[RolloutReport]:
         """The current report, then one per change, until a terminal state."""
-        names.check_namespace(namespace)
-        names.check_deployment(name)
+        namespace, name = target.namespace, target.name
         await self._access.read(namespace, name, deadline=deadline)
         async with contextlib.aclosing(
             self._tracking.follow(namespace, name, until=None, deadline=deadline)

@@ -353,6 +353,9 @@ REFUSED: list[Any] = [
     ("latest", BOT, set_(*WEB_APP, "nginx:latest"), C.PERMISSION_DENIED),
     ("missing tag", BOT, set_(*WEB_APP, "nginx"), C.PERMISSION_DENIED),
     ("invalid image", BOT, set_(*WEB_APP, "Nginx:1"), C.INVALID_ARGUMENT),
+    # Syntax is checked before any policy glob sees a name: 400, never "target not allowed".
+    ("invalid namespace", BOT, get("Default", "web", "app"), C.INVALID_ARGUMENT),
+    ("invalid deployment", BOT, set_("default", "web_1", "app", "nginx:1.27"), C.INVALID_ARGUMENT),
 ]
 
 
@@ -387,6 +390,8 @@ async def test_refused_over_grpc(
     if code == C.PERMISSION_DENIED:
         assert message.startswith("Permission denied: ")
         assert "rules" not in message
+    if code == C.INVALID_ARGUMENT:
+        assert "is not a valid" in message
 
 
 async def test_unauthenticated_answers_carry_www_authenticate(stack: Stack) -> None:

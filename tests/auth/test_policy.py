@@ -11,6 +11,7 @@ from kubeupdate.auth import policy as p
 from kubeupdate.auth.policy import Policy, PolicyError, Request, parse_policy
 from kubeupdate.caller import Caller
 from kubeupdate.errors import InvalidArgument
+from kubeupdate.images import parse_image
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -70,7 +71,7 @@ def github(**changes: str) -> Caller:
 
 
 def write(ns: str, dep: str, container: str, image: str) -> Request:
-    return Request("write", ns, dep, container, image)
+    return Request("write", ns, dep, container, parse_image(image))
 
 
 @pytest.mark.parametrize(
@@ -208,6 +209,36 @@ def rule(**changes: Any) -> dict[str, Any]:
 
 
 WRITE = {"access": ["write"]}
+
+
+@pytest.mark.parametrize(
+    ("image", "allow_latest", "reason"),
+    [
+        # Without tag or digest an image pulls latest, so it counts as latest.
+        ("ghcr.io/acme/app", False, p.TAG_REQUIRED),
+        ("ghcr.io/acme/app:latest", False, p.LATEST_NOT_ALLOWED),
+        ("ghcr.io/acme/app", True, "allowed"),
+        ("ghcr.io/acme/app:latest", True, "allowed"),
+        (f"ghcr.io/acme/app@{DIGEST}", False, "allowed"),
+    ],
+)
+def test_an_image_without_a_tag_counts_as_latest(
+    image: str, allow_latest: bool, reason: str
+) -> None:
+    images = {"registries": ["ghcr.io"], "allow_latest": allow_latest}
+    policy = parse_policy(rule(**WRITE, subjects=[{"token": "a"}], images=images))
+    caller = Caller("token:a", "token", {"token_id": "a"})
+    assert policy.decide(caller, write("x", "web", "app", image)).reason == reason
+
+
+def test_a_tag_pattern_sees_a_missing_tag_as_latest() -> None:
+    images = {"registries": ["ghcr.io"], "allow_latest": True, "tag": r"^v\d+$"}
+    policy = parse_policy(rule(**WRITE, images=images))
+    caller = Caller("token:a", "token", {"token_id": "a"})
+    assert policy.decide(caller, write("x", "web", "app", "ghcr.io/acme/app")).reason == (
+        p.TAG_NOT_ALLOWED
+    )
+    assert policy.decide(caller, write("x", "web", "app", "ghcr.io/acme/app:v2")).allowed
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,7 @@ def test_rest_calls_are_counted_on_both_sides(observed: Observed) -> None:
     assert observed.post_json(WEB_APP, {"Image": "nginx:1.27"}).status == 200  # unchanged
     assert observed.post_json(WEB_APP, {"Image": "nginx:1.28", "DryRun": True}).status == 200
     assert observed.post_json(WEB_APP, {"Image": "Not An Image"}).status == 400
+    assert observed.post_json(f"{WEB_APP}-gone", {"Image": "nginx:1.27"}).status == 404
     assert observed.get("/no/such/route").status == 404
 
     gateway = observed.gateway_metrics()
@@ -67,6 +68,7 @@ def test_rest_calls_are_counted_on_both_sides(observed: Observed) -> None:
     assert sample(gateway, requests, route=route, method="GET", code="404") == 1
     assert sample(gateway, requests, route=route, method="POST", code="200") == 3
     assert sample(gateway, requests, route=route, method="POST", code="400") == 1
+    assert sample(gateway, requests, route=route, method="POST", code="404") == 1
     assert sample(gateway, requests, route="unmatched", method="GET", code="404") == 1
     # The raw path is never a label: one series per template, whatever the names.
     assert "/deployment/default/web" not in gateway
@@ -82,11 +84,13 @@ def test_rest_calls_are_counted_on_both_sides(observed: Observed) -> None:
     assert sample(service, handled, **get, grpc_code="NOT_FOUND") == 1
     assert sample(service, handled, **put, grpc_code="OK") == 3
     assert sample(service, handled, **put, grpc_code="INVALID_ARGUMENT") == 1
+    assert sample(service, handled, **put, grpc_code="NOT_FOUND") == 1
     assert sample(service, "grpc_server_handling_seconds_count", **get) == 3
     updates = "kubeupdate_updates_total"
     assert sample(service, updates, outcome="changed") == 1
     assert sample(service, updates, outcome="unchanged") == 1
     assert sample(service, updates, outcome="dry_run") == 1
+    # The missing container; the invalid image never reached the change (checked first).
     assert sample(service, updates, outcome="failed") == 1
     assert sample(service, updates, outcome="rolled_back") == 0
     # The Kubernetes side: reads of the Deployment, one real PATCH and one dry run.

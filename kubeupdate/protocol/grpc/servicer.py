@@ -1,7 +1,10 @@
 """The gRPC face of the domain: protobuf in, domain call, protobuf out.
 
-Nothing else happens here. Errors are raised as domain errors and turned into
-statuses by :class:`~kubeupdate.protocol.grpc.interceptors.ErrorStatusInterceptor`.
+Nothing else happens here. The target of each call is checked once
+(:func:`~kubeupdate.protocol.grpc.targets.target_of`: the security
+interceptor has usually done it already). Errors are raised as domain errors
+and turned into statuses by
+:class:`~kubeupdate.protocol.grpc.interceptors.ErrorStatusInterceptor`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from kubeupdate import caller, errors
 from kubeupdate.operations import Operations
+from kubeupdate.protocol.grpc.targets import target_of
 from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
 from kubeupdate.updates import SetImageOutcome
 
@@ -52,7 +56,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
         self, request: pb.GetContainerImageRequest, context: Context
     ) -> pb.GetContainerImageResponse:
         image = await self._images.get_container_image(
-            request.namespace, request.deployment, request.container, deadline=_deadline(context)
+            target_of(request), deadline=_deadline(context)
         )
         return pb.GetContainerImageResponse(
             namespace=request.namespace,
@@ -91,10 +95,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
         self, request: pb.SetContainerImageRequest, context: Context
     ) -> SetImageOutcome:
         return await self._updates.set_container_image(
-            request.namespace,
-            request.deployment,
-            request.container,
-            request.image,
+            target_of(request),
             identity=_identity(context),
             wait=request.wait,
             timeout=_seconds(request.timeout) if request.HasField("timeout") else None,
@@ -108,7 +109,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
         self, request: pb.ListContainerImagesRequest, context: Context
     ) -> pb.ListContainerImagesResponse:
         containers = await self._images.list_container_images(
-            request.namespace, request.deployment, deadline=_deadline(context)
+            target_of(request), deadline=_deadline(context)
         )
         return pb.ListContainerImagesResponse(
             namespace=request.namespace,
@@ -122,9 +123,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
     async def GetRolloutStatus(
         self, request: pb.GetRolloutStatusRequest, context: Context
     ) -> pb.GetRolloutStatusResponse:
-        report = await self._status.now(
-            request.namespace, request.deployment, deadline=_deadline(context)
-        )
+        report = await self._status.now(target_of(request), deadline=_deadline(context))
         return pb.GetRolloutStatusResponse(
             namespace=request.namespace, deployment=request.deployment, rollout=_rollout(report)
         )
@@ -132,9 +131,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
     async def WatchRollout(
         self, request: pb.WatchRolloutRequest, context: Context
     ) -> AsyncIterator[pb.WatchRolloutResponse]:
-        reports = self._status.watch(
-            request.namespace, request.deployment, deadline=_deadline(context)
-        )
+        reports = self._status.watch(target_of(request), deadline=_deadline(context))
         async for report in reports:
             yield pb.WatchRolloutResponse(
                 namespace=request.namespace, deployment=request.deployment, rollout=_rollout(report)
@@ -143,9 +140,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
     async def ListRevisions(
         self, request: pb.ListRevisionsRequest, context: Context
     ) -> pb.ListRevisionsResponse:
-        revisions = await self._history.revisions(
-            request.namespace, request.deployment, deadline=_deadline(context)
-        )
+        revisions = await self._history.revisions(target_of(request), deadline=_deadline(context))
         response = pb.ListRevisionsResponse(
             namespace=request.namespace, deployment=request.deployment
         )
