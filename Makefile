@@ -43,7 +43,8 @@ fmt: $(BIN)/.installed ## reformat and apply ruff's automatic fixes
 typecheck: $(BIN)/.installed ## mypy --strict
 	mypy
 
-# The contract: buf lint/format, generated code is fresh, no breaking change against main.
+# The contract: buf lint/format, generated code is fresh, no breaking change against the
+# last release (scripts/check-breaking says which commit it compared with).
 contract: $(BIN)/.installed ## buf lint/format/breaking, generated code is fresh
 	buf lint
 	buf format --diff --exit-code

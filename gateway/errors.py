@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import grpc
 
-# grpc-gateway's table (DESIGN.md). CANCELLED uses nginx's 499 "client closed
-# request", which is what grpc-gateway sends too.
+# grpc-gateway's table (HTTPStatusFromCode in its runtime/errors.go), except
+# CANCELLED: 499 "client closed request", the status google/rpc/code.proto gives
+# it (grpc-gateway sends 408 Request Timeout; its issue #2707 asks for 499).
 HTTP_STATUS_BY_CODE: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.OK: 200,
     grpc.StatusCode.CANCELLED: 499,

@@ -181,9 +181,10 @@ class DeploymentImageServiceServicer:
     def GetRolloutStatus(self, request, context):
         """Returns the rollout status of a Deployment now, judged as
         `kubectl rollout status` judges it. Pods of the new ReplicaSet stuck in
-        ImagePullBackOff or CrashLoopBackOff show in `message` (as kubectl's
-        warning) but do not make a snapshot FAILED: only a wait or WatchRollout,
-        which can see them stay stuck past the server's grace, fails fast.
+        ImagePullBackOff or CrashLoopBackOff show in `message` (a warning
+        kubeupdate adds to kubectl's words) but do not make a snapshot FAILED:
+        only a wait or WatchRollout, which can see them stay stuck past the
+        server's grace, fails fast.
 
         Status codes:
         - OK: `rollout` describes the current state (PROGRESSING, COMPLETE or

@@ -120,9 +120,10 @@ class DeploymentImageServiceStub:
     GetRolloutStatus: _grpc.UnaryUnaryMultiCallable[_deployment_image_service_pb2.GetRolloutStatusRequest, _deployment_image_service_pb2.GetRolloutStatusResponse]
     """Returns the rollout status of a Deployment now, judged as
     `kubectl rollout status` judges it. Pods of the new ReplicaSet stuck in
-    ImagePullBackOff or CrashLoopBackOff show in `message` (as kubectl's
-    warning) but do not make a snapshot FAILED: only a wait or WatchRollout,
-    which can see them stay stuck past the server's grace, fails fast.
+    ImagePullBackOff or CrashLoopBackOff show in `message` (a warning
+    kubeupdate adds to kubectl's words) but do not make a snapshot FAILED:
+    only a wait or WatchRollout, which can see them stay stuck past the
+    server's grace, fails fast.
 
     Status codes:
     - OK: `rollout` describes the current state (PROGRESSING, COMPLETE or
@@ -245,9 +246,10 @@ class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
     GetRolloutStatus: _aio.UnaryUnaryMultiCallable[_deployment_image_service_pb2.GetRolloutStatusRequest, _deployment_image_service_pb2.GetRolloutStatusResponse]  # type: ignore[assignment]
     """Returns the rollout status of a Deployment now, judged as
     `kubectl rollout status` judges it. Pods of the new ReplicaSet stuck in
-    ImagePullBackOff or CrashLoopBackOff show in `message` (as kubectl's
-    warning) but do not make a snapshot FAILED: only a wait or WatchRollout,
-    which can see them stay stuck past the server's grace, fails fast.
+    ImagePullBackOff or CrashLoopBackOff show in `message` (a warning
+    kubeupdate adds to kubectl's words) but do not make a snapshot FAILED:
+    only a wait or WatchRollout, which can see them stay stuck past the
+    server's grace, fails fast.
 
     Status codes:
     - OK: `rollout` describes the current state (PROGRESSING, COMPLETE or
@@ -391,9 +393,10 @@ class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_deployment_image_service_pb2.GetRolloutStatusResponse, _abc.Awaitable[_deployment_image_service_pb2.GetRolloutStatusResponse]]:
         """Returns the rollout status of a Deployment now, judged as
         `kubectl rollout status` judges it. Pods of the new ReplicaSet stuck in
-        ImagePullBackOff or CrashLoopBackOff show in `message` (as kubectl's
-        warning) but do not make a snapshot FAILED: only a wait or WatchRollout,
-        which can see them stay stuck past the server's grace, fails fast.
+        ImagePullBackOff or CrashLoopBackOff show in `message` (a warning
+        kubeupdate adds to kubectl's words) but do not make a snapshot FAILED:
+        only a wait or WatchRollout, which can see them stay stuck past the
+        server's grace, fails fast.
 
         Status codes:
         - OK: `rollout` describes the current state (PROGRESSING, COMPLETE or
