@@ -199,3 +199,58 @@ def test_forbidden_fault_shows_the_rbac_message(running: DevCluster, kubectl: Ku
 def test_scale(running: DevCluster, kubectl: Kubectl) -> None:
     assert "deployment.apps/web scaled" in kubectl("scale", "deployment/web", "--replicas=3").stdout
     assert (running.get("deployments", "default", "web") or {})["spec"]["replicas"] == 3
+
+
+def test_rollout_status_reports_a_tag_that_does_not_exist_as_stuck() -> None:
+    with DevCluster() as cluster:  # the clock stands still: this test moves it
+        kubectl = Kubectl(cluster)
+        web = deployment("web", containers={"app": "nginx:1.25"})
+        web["spec"]["progressDeadlineSeconds"] = 30
+        cluster.create(web)
+        cluster.advance(5)
+        kubectl("set", "image", "deployment/web", "app=nginx:does-not-exist")
+        cluster.advance(20)
+        # Neither done nor failed yet: kubectl would keep waiting.
+        now = kubectl("rollout", "status", "deployment/web", "--watch=false")
+        assert now.stdout.startswith('Waiting for deployment "web" rollout to finish:')
+        pods = kubectl.json("get", "pods")["items"]
+        reasons = {
+            c["state"].get("waiting", {}).get("reason")
+            for p in pods
+            for c in p["status"]["containerStatuses"]
+        }
+        assert reasons & {"ErrImagePull", "ImagePullBackOff"}
+        cluster.advance(20)
+        result = kubectl("rollout", "status", "deployment/web", check=False)
+        assert result.returncode == 1
+        assert 'deployment "web" exceeded its progress deadline' in result.stderr
+
+
+def test_get_pods_watch_shows_terminating(running: DevCluster, kubectl: Kubectl) -> None:
+    kubectl("rollout", "status", "deployment/web")
+    (pod,) = kubectl.json("get", "pods")["items"]
+    name = pod["metadata"]["name"]
+    watcher = subprocess.Popen(
+        [kubectl.binary, "--kubeconfig", str(running.kubeconfig_path), "get", "pods", "-w"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        header = watcher.stdout.readline().split()
+        assert header == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        assert watcher.stdout.readline().split()[:3] == [name, "2/2", "Running"]
+        kubectl("scale", "deployment/web", "--replicas=0")
+        statuses = []
+        for line in watcher.stdout:
+            fields = line.split()
+            if fields[0] == name:
+                statuses.append(fields[2])
+            if statuses and statuses[-1] != "Terminating":
+                break
+        assert statuses[0] == "Terminating"
+        assert statuses[-1] == "Completed"
+    finally:
+        watcher.kill()
+        watcher.wait()

@@ -1,19 +1,16 @@
 """The devcluster's simulated rollout controller, driven directly in stopped simulated time.
 
-Each test owns a Store, a SimulatedClock at speed 0 and a RolloutController;
-"API writes" here do what the server does (bump generation on spec or
-annotation changes), then time moves only by ``clock.advance``. The tests read
-the status fields the controller writes (what kubectl and kubeupdate judge a
-rollout by), never a client's verdict: the emulator stands on its own.
+Each test owns a simulated cluster (:mod:`tests.devcluster.simulation`): a
+Store, a SimulatedClock at speed 0 and a RolloutController. The tests read the
+status fields the controllers write, never a client's verdict.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from devcluster.clock import SimulatedClock
@@ -28,179 +25,32 @@ from devcluster.controllers import (
     RolloutController,
     template_hash,
 )
-from devcluster.store import Event, Store
+from devcluster.controllers.objects import parse_time
+from devcluster.store import Store
 
-Object = dict[str, Any]
-
-START = 1_700_000_000.0
-NS = "default"
-STEP = 0.25
-
-
-@dataclass
-class Cluster:
-    store: Store
-    clock: SimulatedClock
-    controller: RolloutController
-    events: list[Event] = field(default_factory=list)
-
-    def create(self, deployment: Object) -> None:
-        self.store.create("deployments", deployment)
-        self.controller.reconcile()
-
-    def change(self, name: str, edit: Callable[[Object], None]) -> None:
-        """An API write as the server makes it: a new generation when spec or annotations change."""
-        current = self.store.get("deployments", NS, name)
-        assert current is not None
-        changed = copy.deepcopy(current)
-        edit(changed)
-        if changed["spec"] != current["spec"] or changed["metadata"].get("annotations") != current[
-            "metadata"
-        ].get("annotations"):
-            changed["metadata"]["generation"] = current["metadata"]["generation"] + 1
-        self.store.update("deployments", changed)
-        self.controller.reconcile()
-
-    def deployment(self, name: str = "web") -> Object:
-        found = self.store.get("deployments", NS, name)
-        assert found is not None
-        return found
-
-    def replica_sets(self) -> list[Object]:
-        return sorted(self.store.list("replicasets", NS), key=revision)
-
-    def pods(self, rs: Object | None = None) -> list[Object]:
-        pods = self.store.list("pods", NS)
-        if rs is None:
-            return pods
-        return [
-            p for p in pods if p["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"]
-        ]
-
-    def tick(self, seconds: float = STEP) -> None:
-        self.clock.advance(seconds)
-        self.controller.reconcile()
-
-    def run(self, seconds: float, step: float = STEP) -> None:
-        end = self.clock.now() + seconds
-        while self.clock.now() < end:
-            self.tick(min(step, end - self.clock.now()))
-
-    def run_until_done(self, name: str = "web", limit: float = 60.0) -> float:
-        """Simulated seconds until the status says rolled out; fails past ``limit``."""
-        begin = self.clock.now()
-        while not rolled_out(self.deployment(name)):
-            assert self.clock.now() - begin <= limit, self.deployment(name).get("status")
-            self.tick()
-        return self.clock.now() - begin
+from tests.devcluster.simulation import (
+    NS,
+    START,
+    Cluster,
+    Object,
+    Progress,
+    condition,
+    history,
+    make_deployment,
+    progress,
+    progressing_reasons,
+    ready,
+    revision,
+    rolled_out,
+    set_image,
+    simulated_cluster,
+    waiting_reason,
+)
 
 
 @pytest.fixture
 def cluster() -> Cluster:
-    clock = SimulatedClock(speed=0, start=START)
-    store = Store(clock.now)
-    result = Cluster(store, clock, RolloutController(store, clock, seed=7))
-    store.add_listener(result.events.append)
-    return result
-
-
-def make_deployment(
-    name: str = "web", image: str = "nginx:1.25", replicas: int = 3, **spec: Any
-) -> Object:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": NS,
-            "annotations": {CHANGE_CAUSE_ANNOTATION: f"image {image}"},
-        },
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": image}]},
-            },
-            **spec,
-        },
-    }
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A rollout as the Deployment's status counts it (zero counts are omitted, as in Go)."""
-
-    updated: int
-    old: int
-    available: int
-
-
-def progress(deployment: Object) -> Progress:
-    status = deployment.get("status") or {}
-    updated = status.get("updatedReplicas", 0)
-    return Progress(
-        updated, status.get("replicas", 0) - updated, status.get("availableReplicas", 0)
-    )
-
-
-def rolled_out(deployment: Object) -> bool:
-    """The generation is observed, and every wanted replica is updated and available."""
-    wanted = deployment["spec"].get("replicas", 1)
-    observed = (deployment.get("status") or {}).get("observedGeneration", 0)
-    return observed >= deployment["metadata"]["generation"] and progress(deployment) == Progress(
-        wanted, 0, wanted
-    )
-
-
-def set_image(image: str) -> Callable[[Object], None]:
-    def edit(deployment: Object) -> None:
-        deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
-        deployment["metadata"]["annotations"][CHANGE_CAUSE_ANNOTATION] = f"image {image}"
-
-    return edit
-
-
-def revision(rs: Object) -> int:
-    return int(rs["metadata"]["annotations"][REVISION_ANNOTATION])
-
-
-def condition(obj: Object, type_: str) -> Object:
-    found: list[Object] = [c for c in obj["status"]["conditions"] if c["type"] == type_]
-    assert len(found) == 1, obj["status"]
-    return found[0]
-
-
-def ready(pod: Object) -> bool:
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in pod.get("status", {}).get("conditions", [])
-    )
-
-
-def waiting_reason(pod: Object) -> str | None:
-    state = pod["status"]["containerStatuses"][0]["state"]
-    return state.get("waiting", {}).get("reason")  # type: ignore[no-any-return]
-
-
-def progressing_reasons(events: list[Event], name: str = "web") -> list[str]:
-    """Progressing reasons in the order a watch on the Deployment saw them, repeats folded."""
-    reasons: list[str] = []
-    for event in events:
-        if event.resource != "deployments" or event.object["metadata"]["name"] != name:
-            continue
-        for c in event.object.get("status", {}).get("conditions", []):
-            if c["type"] == "Progressing" and (not reasons or reasons[-1] != c["reason"]):
-                reasons.append(c["reason"])
-    return reasons
-
-
-def history(cluster: Cluster) -> list[tuple[int, str | None]]:
-    """What ``kubectl rollout history`` lists: revision and change-cause of each ReplicaSet."""
-    return [
-        (revision(rs), rs["metadata"]["annotations"].get(CHANGE_CAUSE_ANNOTATION))
-        for rs in cluster.replica_sets()
-    ]
+    return simulated_cluster()
 
 
 # --- a first rollout -----------------------------------------------------------------------
@@ -227,6 +77,7 @@ def test_first_rollout_completes_with_the_controllers_status(cluster: Cluster) -
         "updatedReplicas": 3,
         "readyReplicas": 3,
         "availableReplicas": 3,
+        "terminatingReplicas": 0,  # a pointer in Go: written even when 0
     }
     available = condition(deployment, "Available")
     assert (available["status"], available["reason"], available["message"]) == (
@@ -292,6 +143,7 @@ def test_replica_set_and_pods_are_shaped_like_the_real_ones(cluster: Cluster) ->
         "readyReplicas": 3,
         "availableReplicas": 3,
         "observedGeneration": 1,
+        "terminatingReplicas": 0,
     }
 
     pods = cluster.pods(rs)
@@ -372,7 +224,7 @@ def test_rolling_update_moves_one_surge_at_a_time(cluster: Cluster) -> None:
     begin = cluster.clock.now()
     while not rolled_out(cluster.deployment()):
         cluster.tick()
-        pods = cluster.pods()
+        pods = cluster.active_pods()  # Terminating Pods are replaced at once, not counted
         # 3 replicas, 25 %/25 %: maxSurge rounds up to 1, maxUnavailable down to 0.
         assert len(pods) <= 4
         assert sum(ready(p) for p in pods) >= 3
@@ -392,6 +244,8 @@ def test_rolling_update_moves_one_surge_at_a_time(cluster: Cluster) -> None:
 
     old, new = cluster.replica_sets()
     assert (old["spec"]["replicas"], new["spec"]["replicas"]) == (0, 3)
+    assert cluster.active_pods(old) == []
+    cluster.tick(1.0)  # the last old Pod stops 1 s after SIGTERM
     assert cluster.pods(old) == []
     assert progressing_reasons(cluster.events) == [
         "NewReplicaSetAvailable",
@@ -440,8 +294,8 @@ def test_percentages_round_like_the_controller(cluster: Cluster) -> None:
     assert condition(cluster.deployment(), "Available")["status"] == "True"
     while not rolled_out(cluster.deployment()):
         cluster.tick()
-        assert len(cluster.pods()) <= 13
-        assert sum(ready(p) for p in cluster.pods()) >= 8
+        assert len(cluster.active_pods()) <= 13
+        assert sum(ready(p) for p in cluster.active_pods()) >= 8
 
 
 def test_absolute_surge_and_unavailable(cluster: Cluster) -> None:
@@ -467,6 +321,8 @@ def test_revisions_increment_and_copy_the_change_cause(cluster: Cluster) -> None
         (3, "image nginx:1.27"),
     ]
     assert cluster.deployment()["metadata"]["annotations"][REVISION_ANNOTATION] == "3"
+    assert len(cluster.active_pods()) == 3
+    cluster.tick(1.0)  # the old Pods have stopped
     assert len(cluster.pods()) == 3
 
 
@@ -512,6 +368,7 @@ def test_history_beyond_the_limit_is_deleted_with_its_pods(cluster: Cluster) -> 
         cluster.change("web", set_image(f"nginx:1.{minor}"))
         cluster.run_until_done()
         cluster.tick()
+    cluster.tick(1.0)  # the last old Pods have stopped
     assert [revision(rs) for rs in cluster.replica_sets()] == [4, 5, 6]
     assert {p["metadata"]["labels"][POD_TEMPLATE_HASH_LABEL] for p in cluster.pods()} == {
         cluster.replica_sets()[-1]["metadata"]["labels"][POD_TEMPLATE_HASH_LABEL]
@@ -538,7 +395,7 @@ def test_failed_pull_ends_in_progress_deadline_exceeded(cluster: Cluster) -> Non
     assert waiting_reason(pod) == IMAGE_PULL_BACK_OFF
     assert pod["status"]["phase"] == "Pending"
     waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
-    assert waiting["message"] == 'Back-off pulling image "nginx:1.26-bad"'
+    assert waiting["message"].startswith('Back-off pulling image "nginx:1.26-bad": ErrImagePull: ')
     assert progress(cluster.deployment()) == Progress(updated=1, old=3, available=3)
 
     # The default deadline is 600 s of no progress; nothing times out before it.
@@ -563,21 +420,24 @@ def test_crash_loop_restarts_climb_and_time_out(cluster: Cluster) -> None:
     cluster.create(make_deployment(replicas=1, progressDeadlineSeconds=60))
     cluster.run_until_done()
     cluster.change("web", set_image("example/app:crash-2"))
-    cluster.tick(0.1)
-    cluster.tick(1.0)
+    cluster.run(100, step=1.0)
     _, new = cluster.replica_sets()
     (pod,) = cluster.pods(new)
-    assert waiting_reason(pod) == CRASH_LOOP_BACK_OFF
     assert pod["status"]["phase"] == "Running"
-    assert not ready(pod)
-    (container,) = pod["status"]["containerStatuses"]
-    assert container["lastState"]["terminated"]["exitCode"] == 1
-    counts = [container["restartCount"]]
-    for _ in range(4):
-        cluster.run(20, step=1.0)
-        counts.append(cluster.pods(new)[0]["status"]["containerStatuses"][0]["restartCount"])
-    # Back-off 10 s, 20 s, 40 s...: restarts at 10, 30, 70 s after the first crash.
-    assert counts == [0, 1, 2, 2, 3]
+    seen = [
+        e.object["status"]
+        for e in cluster.events
+        if e.resource == "pods"
+        and e.object["metadata"]["name"] == pod["metadata"]["name"]
+        and e.object.get("status", {}).get("containerStatuses")
+    ]
+    states = [status["containerStatuses"][0]["state"] for status in seen]
+    starts = sorted({parse_time(s["running"]["startedAt"]) for s in states if "running" in s})
+    # Restarted at once after the first exit, then after 10 s, 20 s, 40 s of back-off
+    # (each run lasts 1 s and the kubelet notices an exit 1 s later).
+    assert [b - a for a, b in itertools.pairwise(starts)] == [2, 11, 21, 41]
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 4
+    assert not any(ready({"status": status}) for status in seen)
     assert condition(cluster.deployment(), "Progressing")["reason"] == "ProgressDeadlineExceeded"
 
 
@@ -589,8 +449,8 @@ def test_a_fixed_image_recovers_from_a_timed_out_rollout(cluster: Cluster) -> No
     assert condition(cluster.deployment(), "Progressing")["reason"] == "ProgressDeadlineExceeded"
     cluster.change("web", set_image("nginx:1.26"))
     cluster.run_until_done()
-    assert len(cluster.pods()) == 3
-    assert {p["spec"]["containers"][0]["image"] for p in cluster.pods()} == {"nginx:1.26"}
+    assert len(cluster.active_pods()) == 3
+    assert {p["spec"]["containers"][0]["image"] for p in cluster.active_pods()} == {"nginx:1.26"}
 
 
 def test_failure_rules() -> None:
@@ -613,7 +473,7 @@ def test_custom_rules_reach_the_pods(cluster: Cluster) -> None:
     rules = FailureRules([("nginx:1.25", CRASH_LOOP_BACK_OFF)])
     cluster.controller = RolloutController(cluster.store, cluster.clock, rules, observe_delay=0)
     cluster.create(make_deployment(replicas=2))
-    cluster.run(2)
+    cluster.run(20)  # started at 1 s, exited at 2 s and 4 s, back-off from 5 s to 14 s...
     assert [waiting_reason(p) for p in cluster.pods()] == [CRASH_LOOP_BACK_OFF] * 2
     rules.clear()  # new rules apply to the running Pods at once
     cluster.tick()
@@ -670,16 +530,20 @@ def test_scale_up_and_down(cluster: Cluster) -> None:
     assert rs["metadata"]["generation"] == 2
     cluster.change("web", lambda d: d["spec"].update(replicas=1))
     cluster.tick(0.1)
-    assert len(cluster.pods()) == 1
+    assert len(cluster.active_pods()) == 1
+    assert cluster.deployment()["status"]["terminatingReplicas"] == 4
     assert rolled_out(cluster.deployment())
     cluster.change("web", lambda d: d["spec"].update(replicas=0))
     cluster.tick(0.1)
+    assert cluster.active_pods() == []
+    assert rolled_out(cluster.deployment())
+    cluster.tick(1.0)  # Terminating Pods stop 1 s after SIGTERM
     assert cluster.pods() == []
     assert cluster.deployment()["status"] == {
         "observedGeneration": 4,
         "conditions": cluster.deployment()["status"]["conditions"],
+        "terminatingReplicas": 0,
     }
-    assert rolled_out(cluster.deployment())
 
 
 def test_scaling_mid_rollout_is_proportional(cluster: Cluster) -> None:
@@ -763,6 +627,9 @@ def test_deleting_a_deployment_collects_its_replica_sets_and_pods(cluster: Clust
     assert [rs["metadata"]["name"].split("-")[0] for rs in cluster.store.list("replicasets")] == [
         "api"
     ]
+    # As the garbage collector's background deletion: the Pods terminate, then go.
+    assert [p["metadata"]["name"].split("-")[0] for p in cluster.active_pods()] == ["api"]
+    cluster.tick(1.0)
     assert [p["metadata"]["name"].split("-")[0] for p in cluster.pods()] == ["api"]
 
 
@@ -811,7 +678,8 @@ def test_next_wakeup_reaches_the_progress_deadline(cluster: Cluster) -> None:
 
     elapsed, wakeups = follow_wakeups(cluster, timed_out)
     assert 29 < elapsed < 31.2  # condition times have whole seconds
-    assert wakeups <= 5
+    # Lag, new Pod, pulls failing and retried at 10 s and 20 s, an old Pod stopping: no polling.
+    assert wakeups <= 9
 
 
 def test_no_progress_deadline_means_no_progressing_condition(cluster: Cluster) -> None:
@@ -882,7 +750,7 @@ def costs_among(others: int) -> tuple[tuple[int, int], tuple[int, int]]:
 
     write = cost_of(cluster, store, lambda: cluster.change("web", set_image("nginx:1.27")))
     rollout = cost_of(cluster, store, roll_out)
-    assert len(cluster.pods()) == 2 * others + 3
+    assert len(cluster.active_pods()) == 2 * others + 3
     return write, rollout
 
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from devcluster.clock import SimulatedClock
-from devcluster.controllers import FailureRules, RolloutController
+from devcluster.controllers import FailureRules, ImageCatalog, RolloutController, StaticCatalog
 from devcluster.credentials import (
     Pki,
     Tokens,
@@ -63,7 +63,9 @@ class DevCluster:
     its own CA and requires its bearer token; without, plain HTTP and no
     authentication. ``seed`` objects (Namespaces first, then the rest) are
     created at start, creating the namespaces they need, and their rollouts
-    are run to completion.
+    are run to completion. Images exist as ``image_catalog`` says (the shipped
+    catalogue by default) unless ``failure_rules`` mark them to fail;
+    ``record_events=False`` writes no Events.
     """
 
     def __init__(
@@ -75,6 +77,8 @@ class DevCluster:
         port: int = 0,
         *,
         failure_rules: FailureRules | None = None,
+        image_catalog: ImageCatalog | None = None,
+        record_events: bool = True,
         bookmark_interval: float = 1.0,
         history: int = 10_000,
     ) -> None:
@@ -84,7 +88,10 @@ class DevCluster:
         self.clock = SimulatedClock(speed=speed)
         self.store = Store(self.clock.now, history=history)
         self.rules = failure_rules if failure_rules is not None else FailureRules()
-        self.controller = RolloutController(self.store, self.clock, self.rules)
+        self.catalog = image_catalog if image_catalog is not None else StaticCatalog.default()
+        self.controller = RolloutController(
+            self.store, self.clock, self.rules, catalog=self.catalog, record_events=record_events
+        )
         self.faults = Faults()
         self.journal = Journal()
         self._tokens = Tokens() if tls else None

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from devcluster import patches
+from devcluster import deletion, patches
 from devcluster.defaults import apply_defaults
 from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, SCALE, ResourceType
 from devcluster.selectors import Selection
@@ -311,7 +311,9 @@ class Registry:
         preconditions: dict[str, Any] | None = None,
         cascade: bool = True,
         admit: Admission = _admit_all,
+        grace_period_seconds: int | None = None,
     ) -> Object:
+        """Deletes an object; a Pod on a node is only marked (see :mod:`devcluster.deletion`)."""
         current = self.get(resource, namespace, name)
         preconditions = preconditions or {}
         meta = current["metadata"]
@@ -334,6 +336,13 @@ class Registry:
         admit(current)
         if dry_run:
             return current
+        kept = deletion.graceful(resource.name, current, grace_period_seconds, self._now())
+        if kept is not None:
+            if kept is current:
+                return current  # already going, and no sooner
+            stored = self.store.update(resource.name, kept)
+            self._after_write()
+            return stored
         gone = self.store.delete(resource.name, namespace, name)
         if cascade:
             self._collect_garbage(resource, namespace, name, meta["uid"])

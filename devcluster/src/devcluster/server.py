@@ -422,6 +422,11 @@ class ApiServer:
             options = await self._body(request)
         dry_run = self._dry_run(request) or "All" in (options.get("dryRun") or [])
         policy = request.query.get("propagationPolicy") or options.get("propagationPolicy")
+        grace = request.query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
+        try:
+            grace_seconds = None if grace is None else int(grace)
+        except (TypeError, ValueError) as exc:
+            raise bad_request(f"invalid gracePeriodSeconds: {grace}") from exc
         gone = self.registry.delete(
             target.resource,
             target.store_namespace,
@@ -430,6 +435,7 @@ class ApiServer:
             preconditions=options.get("preconditions"),
             cascade=policy != "Orphan",
             admit=self._admission(request, target),
+            grace_period_seconds=grace_seconds,
         )
         if target.resource in (DEPLOYMENTS, REPLICASETS):
             return self._json(success(target.resource, target.name, gone["metadata"]["uid"]))

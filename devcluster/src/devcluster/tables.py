@@ -102,26 +102,76 @@ def _replicaset(obj: Object, now: float) -> list[Any]:
 
 
 def _pod(obj: Object, now: float) -> list[Any]:
+    """kube-apiserver's printPod: READY, STATUS and RESTARTS as ``kubectl get pods`` shows them."""
     status = obj.get("status", {})
-    statuses = status.get("containerStatuses") or []
-    ready = sum(1 for s in statuses if s.get("ready"))
-    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
     reason = status.get("reason") or status.get("phase", "Pending")
-    for container in statuses:
-        waiting = (container.get("state") or {}).get("waiting")
-        if waiting and waiting.get("reason"):
-            reason = waiting["reason"]
+    restarts, last_restart = 0, 0.0
+    initializing = False
+    init_specs = obj.get("spec", {}).get("initContainers") or []
+    for index, container in enumerate(status.get("initContainerStatuses") or []):
+        restarts += int(container.get("restartCount", 0))
+        last_restart = max(last_restart, _last_termination(container))
+        state = container.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting") or {}
+        if terminated and terminated.get("exitCode") == 0:
+            continue
+        if terminated:
+            reason = "Init:" + (
+                terminated.get("reason") or f"ExitCode:{terminated.get('exitCode')}"
+            )
+        elif waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{index}/{len(init_specs)}"
+        initializing = True
+        break
+    ready = 0
+    statuses = status.get("containerStatuses") or []
+    if not initializing:
+        restarts, last_restart = 0, 0.0
+        running = False
+        for container in reversed(statuses):
+            restarts += int(container.get("restartCount", 0))
+            last_restart = max(last_restart, _last_termination(container))
+            state = container.get("state") or {}
+            waiting, terminated = state.get("waiting") or {}, state.get("terminated")
+            if waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated:
+                reason = terminated.get("reason") or f"ExitCode:{terminated.get('exitCode')}"
+            elif container.get("ready") and "running" in state:
+                running = True
+                ready += 1
+        if reason == "Completed" and running:
+            ready_condition = any(c.get("type") == "Ready" for c in status.get("conditions") or [])
+            reason = "Running" if ready_condition else "NotReady"
+    if obj["metadata"].get("deletionTimestamp") and status.get("phase") not in (
+        "Succeeded",
+        "Failed",
+    ):
+        reason = "Terminating"
+    restarts_text = str(restarts)
+    if restarts and last_restart:
+        restarts_text = f"{restarts} ({human_duration(now - last_restart)} ago)"
     return [
         obj["metadata"]["name"],
         f"{ready}/{len(_containers(obj))}",
         reason,
-        restarts,
+        restarts_text,
         _age(obj, now),
         status.get("podIP", "<none>"),
         obj.get("spec", {}).get("nodeName", "<none>"),
         "<none>",
         "<none>",
     ]
+
+
+def _last_termination(container: Object) -> float:
+    """When a container last exited before its current run (0: never)."""
+    finished = ((container.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+    return (
+        float(calendar.timegm(time.strptime(finished, "%Y-%m-%dT%H:%M:%SZ"))) if finished else 0.0
+    )
 
 
 def _namespace(obj: Object, now: float) -> list[Any]:

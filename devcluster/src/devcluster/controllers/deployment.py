@@ -14,9 +14,11 @@ It follows kube-controller-manager's ``pkg/controller/deployment``:
   paused) is spread over them in proportion, as the controller's ``scale`` does;
 - a new generation is noticed only ``observe_delay`` simulated seconds after
   the controller first saw it, so ``observedGeneration`` visibly lags a write,
-  as it does in a cluster where the controller runs in another process.
-
-No events are written.
+  as it does in a cluster where the controller runs in another process;
+- ``status.terminatingReplicas`` sums its ReplicaSets' (Pods being deleted),
+  and Recreate waits until the old Pods are gone, not just marked;
+- every resize is a ``ScalingReplicaSet`` Event ("Scaled up replica set
+  web-5d4f8b9c7 from 0 to 3").
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import math
 from collections.abc import Iterable
 from typing import Any, Final
 
+from devcluster.controllers.events import DEPLOYMENT_CONTROLLER, NORMAL
 from devcluster.controllers.objects import (
     DESIRED_REPLICAS_ANNOTATION,
     MAX_REPLICAS_ANNOTATION,
@@ -37,6 +40,7 @@ from devcluster.controllers.objects import (
     int_or,
     owner_reference,
     parse_time,
+    pod_finished,
     status_count,
 )
 from devcluster.controllers.work import Work
@@ -216,7 +220,8 @@ class _DeploymentSync:
             if int_or(rs["spec"].get("replicas"), 1):
                 self._scale(rs, 0)
                 scaled_down = True
-        old_running = any(self.c.pods_of(rs) for rs in old)
+        # oldPodsRunning: a Pod being deleted still runs until it has finished or is gone.
+        old_running = any(not pod_finished(p) for rs in old for p in self.c.pods_of(rs))
         if not scaled_down and not old_running:
             if new is None:
                 new, old = self._new_and_old(self.c.replica_sets_of(self.d), create=True)
@@ -397,7 +402,19 @@ class _DeploymentSync:
         self.work.update(
             "replicasets", {**rs, "metadata": meta, "spec": {**rs["spec"], "replicas": replicas}}
         )
+        if resized:
+            self._report_scaling(
+                rs["metadata"]["name"], int_or(rs["spec"].get("replicas"), 1), replicas
+            )
         return resized
+
+    def _report_scaling(self, name: str, before: int, after: int) -> None:
+        """The ScalingReplicaSet Event of a resize."""
+        direction = "up" if after > before else "down"
+        message = f"Scaled {direction} replica set {name} from {before} to {after}"
+        self.work.events.record(
+            self.d, NORMAL, "ScalingReplicaSet", message, DEPLOYMENT_CONTROLLER, self.now
+        )
 
     def _new_and_old(
         self, rss: list[Object], *, create: bool
@@ -499,6 +516,8 @@ class _DeploymentSync:
                 _set_condition(
                     self.status, "Progressing", "True", _NEW_RS_CREATED, message, self.now
                 )
+            if spec["replicas"] > 0:
+                self._report_scaling(name, 0, spec["replicas"])
             return created
         raise RuntimeError(f"no free ReplicaSet name for Deployment {self.name!r}")
 
@@ -739,6 +758,9 @@ def _calculate_status(
     status["conditions"] = copy.deepcopy(previous.get("conditions") or [])
     if previous.get("collisionCount") is not None:
         status["collisionCount"] = previous["collisionCount"]
+    terminating = _terminating_replicas(rss)
+    if terminating is not None:
+        status["terminatingReplicas"] = terminating
     replicas = int_or((deployment.get("spec") or {}).get("replicas"), 1)
     if available >= replicas - _max_unavailable(deployment):
         args = ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
@@ -750,6 +772,19 @@ def _calculate_status(
         )
     _set_condition(status, "Available", *args, now)
     return status
+
+
+def _terminating_replicas(rss: list[Object]) -> int | None:
+    """GetTerminatingReplicaCountForReplicaSets: None if a ReplicaSet that was synced lacks it."""
+    total = 0
+    for rs in rss:
+        status = rs.get("status") or {}
+        if "terminatingReplicas" not in status:
+            if status_count(rs, "observedGeneration") == 0:
+                continue  # never synced by its controller yet
+            return None
+        total += int(status["terminatingReplicas"])
+    return total
 
 
 def _complete(deployment: Object, status: Object, replicas: int) -> bool:

@@ -3,7 +3,8 @@
 :class:`RolloutController` watches the store (an observer: every write,
 whoever made it), keeps the ownership index current, queues what each change
 touches, and on ``reconcile`` runs, until nothing changes: garbage collection,
-the kubelet, the ReplicaSet controller, the deployment controller.
+the kubelet, the ReplicaSet controller, the deployment controller. It also
+expires Events an hour after their last write.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import random
 from typing import Final
 
 from devcluster.clock import SimulatedClock
+from devcluster.controllers.catalog import ImageCatalog, StaticCatalog
 from devcluster.controllers.deployment import DeploymentController
-from devcluster.controllers.kubelet import FailureRules, Kubelet
+from devcluster.controllers.events import EventRecorder
+from devcluster.controllers.failures import FailureRules
+from devcluster.controllers.kubelet import Kubelet
 from devcluster.controllers.objects import Object, controller_of
 from devcluster.controllers.replicaset import ReplicaSetController
 from devcluster.controllers.work import CONTROLLED, Work, drain
@@ -48,10 +52,12 @@ class RolloutController:
     so its cost does not grow with the objects stored; ``visits`` counts what it
     looked at.
 
-    Timings (simulated seconds): a Pod is Ready ``ready_after`` after it was
-    created (see :mod:`devcluster.controllers.kubelet` for failing images); a new
-    generation is acted on ``observe_delay`` after the first reconcile that saw
-    it (0 acts at once).
+    Timings (simulated seconds): a Pod's containers start ``ready_after`` after
+    it was created (see :mod:`devcluster.controllers.kubelet` for what images
+    do); a new generation is acted on ``observe_delay`` after the first
+    reconcile that saw it (0 acts at once). Images exist as ``catalog`` says
+    (the shipped catalogue by default) unless ``rules`` say they fail;
+    ``record_events=False`` writes no Events.
     """
 
     def __init__(
@@ -60,15 +66,22 @@ class RolloutController:
         clock: SimulatedClock,
         rules: FailureRules | None = None,
         *,
+        catalog: ImageCatalog | None = None,
         ready_after: float = 1.0,
         observe_delay: float = 0.1,
         seed: int | None = None,
+        record_events: bool = True,
     ) -> None:
         self._store = store
         self._clock = clock
-        self._work = Work(store)
+        self.events = EventRecorder(store, enabled=record_events)
+        self._work = Work(store, self.events)
         self.kubelet = Kubelet(
-            self._work, rules if rules is not None else FailureRules(), ready_after
+            self._work,
+            rules if rules is not None else FailureRules(),
+            catalog if catalog is not None else StaticCatalog.default(),
+            self.events,
+            ready_after,
         )
         self.replica_sets = ReplicaSetController(self._work, random.Random(seed))
         self.deployments = DeploymentController(self._work, observe_delay)
@@ -84,6 +97,10 @@ class RolloutController:
     @property
     def rules(self) -> FailureRules:
         return self.kubelet.rules
+
+    @property
+    def catalog(self) -> ImageCatalog:
+        return self.kubelet.catalog
 
     @property
     def ready_after(self) -> float:
@@ -110,10 +127,11 @@ class RolloutController:
         for timers in (work.due_at, work.due_after):
             for resource, namespace, name in timers.due(now):
                 work.queued[resource].add((namespace, name))
+        self.events.expire(now)
         try:
             for _ in range(_MAX_PASSES):
                 work.changed = False
-                self._collect_garbage()
+                self._collect_garbage(now)
                 self.kubelet.run(now)
                 self.replica_sets.run(now)
                 self.deployments.run(now)
@@ -134,12 +152,21 @@ class RolloutController:
             return now
         if any(work.queued.values()) or any(self._orphans.values()):
             return now
+        # Events expire at the first reconcile after their time (advance() reconciles at
+        # least every simulated second), so they do not call for a wakeup of their own.
         at, after = work.due_at.next(), work.due_after.next()
         times = [t for t in (at, None if after is None else after + _TICK) if t is not None]
         return min(times) if times else None
 
-    def _current_settings(self) -> tuple[FailureRules, int, float, float]:
-        return (self.rules, self.rules.generation, self.ready_after, self.observe_delay)
+    def _current_settings(self) -> tuple[object, ...]:
+        return (
+            self.rules,
+            self.rules.generation,
+            self.catalog,
+            self.catalog.generation,
+            self.ready_after,
+            self.observe_delay,
+        )
 
     def _queue_everything(self) -> None:
         for resource in CONTROLLED:
@@ -153,6 +180,13 @@ class RolloutController:
         """Store observer: keeps the indexes current and queues what the change touches."""
         work = self._work
         resource = event.resource
+        if resource == "events":
+            meta = event.object["metadata"]
+            if event.type == "DELETED":
+                self.events.forgotten(meta["namespace"], meta["name"])
+            else:
+                self.events.written(meta["namespace"], meta["name"], self._clock.now())
+            return
         if resource not in work.queued:
             return
         meta = event.object["metadata"]
@@ -195,8 +229,11 @@ class RolloutController:
 
     # --- garbage collection -----------------------------------------------
 
-    def _collect_garbage(self) -> None:
-        """Deletes ReplicaSets whose Deployment is gone, then Pods whose ReplicaSet is gone."""
+    def _collect_garbage(self, now: float) -> None:
+        """Deletes ReplicaSets whose Deployment is gone, then Pods whose ReplicaSet is gone.
+
+        As the garbage collector's background deletion: Pods go gracefully (Terminating).
+        """
         for resource in _OWNER_OF:  # ReplicaSets first: deleting one queues its Pods
             for namespace, name in drain(self._orphans[resource]):
                 obj = self._store.get(resource, namespace, name)
@@ -205,4 +242,4 @@ class RolloutController:
                 self._work.visits["garbage"] += 1
                 owner = controller_of(obj)
                 if owner is not None and self._owner_gone(resource, owner):
-                    self._work.delete(resource, namespace, name)
+                    self._work.delete_gracefully(resource, obj, now)

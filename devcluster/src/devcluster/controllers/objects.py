@@ -21,6 +21,8 @@ CHANGE_CAUSE_ANNOTATION: Final = "kubernetes.io/change-cause"
 
 #: rand.SafeEncodeString's alphabet: no vowels, no look-alikes, so names spell no words.
 SAFE_ALPHABET: Final = "bcdfghjklmnpqrstvwxz2456789"
+#: The devcluster's one node: where the ReplicaSet controller puts every Pod.
+NODE_NAME: Final = "devcluster"
 
 
 def int_or(value: Any, default: int) -> int:
@@ -64,3 +66,18 @@ def pod_ready(pod: Object) -> bool:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in (pod.get("status") or {}).get("conditions") or []
     )
+
+
+def pod_finished(pod: Object) -> bool:
+    """Succeeded or Failed: it counts neither as running nor as terminating."""
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def pod_active(pod: Object) -> bool:
+    """controller.IsPodActive: not finished and not being deleted."""
+    return not pod_finished(pod) and not pod["metadata"].get("deletionTimestamp")
+
+
+def pod_terminating(pod: Object) -> bool:
+    """Being deleted and not finished yet (``status.terminatingReplicas`` counts these)."""
+    return not pod_finished(pod) and bool(pod["metadata"].get("deletionTimestamp"))

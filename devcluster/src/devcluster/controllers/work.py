@@ -11,6 +11,8 @@ from __future__ import annotations
 import collections
 from typing import Any, Final
 
+from devcluster import deletion
+from devcluster.controllers.events import EventRecorder
 from devcluster.controllers.indexes import Ownership, Timers
 from devcluster.controllers.objects import parse_time
 from devcluster.store import ObjectNotFound, Store
@@ -22,10 +24,11 @@ CONTROLLED: Final = ("deployments", "replicasets", "pods")
 
 
 class Work:
-    """The store written through, the work queues, the timers and the ownership index."""
+    """The store written through, the work queues, the timers, the ownership index, Events."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, events: EventRecorder) -> None:
         self.store = store
+        self.events = events
         self.owners = Ownership()
         #: (namespace, name) queued for a look, by resource.
         self.queued: dict[str, set[tuple[str, str]]] = {r: set() for r in CONTROLLED}
@@ -79,11 +82,21 @@ class Work:
         return stored
 
     def delete(self, resource: str, namespace: str, name: str) -> None:
+        """Removes an object at once."""
         try:
             self.store.delete(resource, namespace, name)
         except ObjectNotFound:
             return
         self.changed = True  # the store's observer forgets the object's memos
+
+    def delete_gracefully(self, resource: str, obj: Object, now: float) -> None:
+        """Deletes as a DELETE without options does: a Pod on a node is marked, not removed."""
+        meta = obj["metadata"]
+        marked = deletion.graceful(resource, obj, None, now)
+        if marked is None:
+            self.delete(resource, meta.get("namespace", ""), meta["name"])
+        elif marked is not obj:
+            self.update(resource, marked)
 
 
 def drain(queue: set[tuple[str, str]]) -> list[tuple[str, str]]:
