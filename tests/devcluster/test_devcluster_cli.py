@@ -82,3 +82,20 @@ def test_an_unreadable_seed_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "cannot read the seed" in result.stderr
+
+
+def test_an_unreadable_image_catalogue_exits_2(tmp_path: Path) -> None:
+    catalogue = tmp_path / "images.yaml"
+    catalogue.write_text("repositories: {nginx: 1.25}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "devcluster", "--port", "0", "--image-catalog", str(catalogue)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"devcluster: cannot read the image catalogue: {catalogue}:"
+        " 'repositories' must map repositories to lists of tags\n"
+    )

@@ -21,6 +21,7 @@ from types import FrameType
 import yaml
 
 from devcluster.cluster import DevCluster
+from devcluster.controllers import StaticCatalog
 from devcluster.manifests import load_manifests
 
 #: kube-apiserver's secure port; ``--port 0`` picks a free one.
@@ -65,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="simulated seconds per real second for rollouts (default 1; 0 stops time)",
     )
+    parser.add_argument(
+        "--image-catalog",
+        type=Path,
+        help="YAML file of the repositories and tags that exist (default: the shipped catalogue;"
+        " see the devcluster README)",
+    )
 
 
 def run(args: argparse.Namespace, prog: str = "devcluster") -> int:
@@ -73,8 +80,18 @@ def run(args: argparse.Namespace, prog: str = "devcluster") -> int:
     except (OSError, ValueError, yaml.YAMLError) as exc:
         print(f"{prog}: cannot read the seed: {exc}", file=sys.stderr)
         return 2
+    try:
+        catalog = StaticCatalog.load(args.image_catalog) if args.image_catalog else None
+    except (OSError, ValueError) as exc:
+        print(f"{prog}: cannot read the image catalogue: {exc}", file=sys.stderr)
+        return 2
     cluster = DevCluster(
-        tls=not args.insecure_http, speed=args.speed, seed=seed, host=args.host, port=args.port
+        tls=not args.insecure_http,
+        speed=args.speed,
+        seed=seed,
+        host=args.host,
+        port=args.port,
+        image_catalog=catalog,
     )
     try:
         cluster.start()
