@@ -131,11 +131,51 @@ def test_list_by_field_selector(devcluster: DevCluster, apps: Any) -> None:
     assert [d.metadata.name for d in one.items] == ["b"]
 
 
-def test_unknown_field_selector_is_400(apps: Any) -> None:
+def test_unknown_field_selector_is_400_in_apimachinerys_words(apps: Any) -> None:
+    # apps/v1 registers no field label conversion: DefaultMetaV1FieldSelectorConversion.
     with pytest.raises(ApiException) as exc:
         apps.list_namespaced_deployment("default", field_selector="spec.paused=true")
     assert exc.value.status == 400
-    assert status_of(exc)["message"] == "field label not supported: spec.paused"
+    assert status_of(exc) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": '"spec.paused" is not a known field selector: only "metadata.name",'
+        ' "metadata.namespace"',
+        "reason": "BadRequest",
+        "code": 400,
+    }
+
+
+def test_unknown_pod_field_selector_is_400_field_label_not_supported(core: Any) -> None:
+    with pytest.raises(ApiException) as exc:
+        core.list_namespaced_pod("default", field_selector="status.ready=true")
+    assert exc.value.status == 400
+    assert status_of(exc)["message"] == "field label not supported: status.ready"
+
+
+def test_pods_by_phase_and_node(devcluster: DevCluster, core: Any) -> None:
+    devcluster.create(deployment("web", replicas=2))
+    devcluster.advance(5)
+    waiting = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "unscheduled"},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]},
+    }
+    core.create_namespaced_pod("default", waiting)
+    running = core.list_namespaced_pod("default", field_selector="status.phase=Running")
+    assert len(running.items) == 2
+    assert all(p.metadata.name.startswith("web-") for p in running.items)
+    on_node = core.list_pod_for_all_namespaces(field_selector="spec.nodeName=devcluster")
+    assert sorted(p.metadata.name for p in on_node.items) == sorted(
+        p.metadata.name for p in running.items
+    )
+    nowhere = core.list_namespaced_pod(
+        "default", field_selector="spec.nodeName=,metadata.name=unscheduled"
+    )
+    assert [p.metadata.name for p in nowhere.items] == ["unscheduled"]
 
 
 def test_list_in_a_missing_namespace_is_empty(apps: Any) -> None:

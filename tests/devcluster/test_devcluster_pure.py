@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from devcluster.manifests import deployment
-from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS
+from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, ResourceType
 from devcluster.selectors import FieldSelector, LabelSelector
 from devcluster.server import parse_path
 from devcluster.statuses import ApiError
@@ -30,16 +30,74 @@ def test_label_selectors(selector: str, labels: dict[str, str], matches: bool) -
 
 
 def test_field_selector_pins_a_name() -> None:
-    selector = FieldSelector.parse("metadata.name=web,metadata.namespace!=kube-system")
+    selector = FieldSelector.parse("metadata.name=web,metadata.namespace!=kube-system", DEPLOYMENTS)
     assert selector.name() == "web"
     assert selector.matches({"metadata": {"name": "web", "namespace": "default"}})
     assert not selector.matches({"metadata": {"name": "web", "namespace": "kube-system"}})
 
 
-def test_field_selector_refuses_unknown_fields() -> None:
+POD = {
+    "metadata": {"name": "web-1", "namespace": "default"},
+    "spec": {"nodeName": "devcluster", "restartPolicy": "Always"},
+    "status": {"phase": "Running", "podIPs": [{"ip": "10.0.0.7"}]},
+}
+
+
+@pytest.mark.parametrize(
+    ("selector", "matches"),
+    [
+        ("status.phase=Running", True),
+        ("status.phase!=Running", False),
+        ("spec.nodeName=devcluster,status.phase==Running", True),
+        ("spec.host=devcluster", True),  # the old name of spec.nodeName
+        ("status.podIP=10.0.0.7", True),
+        ("spec.hostNetwork=false", True),
+        ("spec.nodeName=other", False),
+    ],
+)
+def test_pod_field_selectors(selector: str, matches: bool) -> None:
+    assert FieldSelector.parse(selector, PODS).matches(POD) is matches
+
+
+@pytest.mark.parametrize(
+    ("resource", "selector", "message"),
+    [
+        # The kinds with a field label conversion of their own (pkg/apis/core/v1).
+        (PODS, "spec.nodename=x", "field label not supported: spec.nodename"),
+        (NAMESPACES, "metadata.namespace=x", "field label not supported: metadata.namespace"),
+        # apps/v1 registers none: apimachinery's DefaultMetaV1FieldSelectorConversion.
+        (
+            DEPLOYMENTS,
+            "status.phase=Running",
+            '"status.phase" is not a known field selector: only "metadata.name",'
+            ' "metadata.namespace"',
+        ),
+        (PODS, "status.phase", "invalid selector: 'status.phase'; can't understand 'status.phase'"),
+    ],
+)
+def test_field_selectors_refuse_what_kube_apiserver_refuses(
+    resource: ResourceType, selector: str, message: str
+) -> None:
     with pytest.raises(ApiError) as exc:
-        FieldSelector.parse("status.phase=Running")
+        FieldSelector.parse(selector, resource)
     assert exc.value.code == 400
+    assert exc.value.status["reason"] == "BadRequest"
+    assert exc.value.status["message"] == message
+
+
+@pytest.mark.parametrize(
+    ("selector", "hint"),
+    [
+        ("app=web", ("app", frozenset({"web"}))),
+        ("tier!=db,app in (a,b),pod-template-hash=x", ("pod-template-hash", frozenset({"x"}))),
+        ("app", ("app", None)),
+        ("app!=web,!tier", None),
+    ],
+)
+def test_a_label_selector_names_the_requirement_an_index_can_answer(
+    selector: str, hint: tuple[str, frozenset[str] | None] | None
+) -> None:
+    assert LabelSelector.parse(selector).index_hint() == hint
 
 
 @pytest.mark.parametrize(

@@ -279,7 +279,7 @@ class DevCluster:
     def list(
         self, resource: str, namespace: str | None = None, label_selector: str | None = None
     ) -> list[Object]:
-        selection = Selection(label_selector, None)
+        selection = Selection(BY_NAME[resource], label_selector, None)
         return self._copy(lambda: self.registry.list(BY_NAME[resource], namespace, selection)[0])
 
     def delete(self, resource: str, namespace: str, name: str) -> Object:

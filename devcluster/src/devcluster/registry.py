@@ -86,11 +86,19 @@ class Registry:
     def list(
         self, resource: ResourceType, namespace: str | None, selection: Selection
     ) -> tuple[list[Object], int]:
-        """Matching objects and the resourceVersion the list was read at."""
-        name = selection.fields.name() if selection.fields else None
-        if name is not None and namespace is not None:
-            one = self.store.get(resource.name, namespace, name)
+        """Matching objects and the resourceVersion the list was read at.
+
+        A name pinned by the field selector reads one object; a label the selector
+        requires reads the objects carrying it from the store's index; only the
+        rest scans the namespace.
+        """
+        name = selection.name()
+        hint = selection.label_hint()
+        if name is not None and (namespace is not None or not resource.namespaced):
+            one = self.store.get(resource.name, namespace or "", name)
             candidates = [one] if one is not None else []
+        elif hint is not None:
+            candidates = self.store.select(resource.name, namespace, *hint)
         else:
             candidates = self.store.list(resource.name, namespace)
         return [o for o in candidates if selection.matches(o)], self.store.resource_version

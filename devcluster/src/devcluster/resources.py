@@ -34,6 +34,10 @@ class ResourceType:
     categories: tuple[str, ...] = ("all",)
     #: Spec changes (and for Deployments annotation changes) bump metadata.generation.
     has_generation: bool = True
+    #: The fields a fieldSelector may name, when the kind registers its own list with
+    #: kube-apiserver (refusing others with "field label not supported: X"); None: only
+    #: metadata.name and metadata.namespace, apimachinery's default conversion.
+    field_labels: frozenset[str] | None = None
 
     @property
     def api_version(self) -> str:
@@ -83,6 +87,23 @@ PODS = ResourceType(
     namespaced=True,
     short_names=("po",),
     has_generation=False,
+    # pkg/apis/core/v1/conversion.go; spec.host is the old name of spec.nodeName.
+    field_labels=frozenset(
+        {
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "spec.host",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        }
+    ),
 )
 NAMESPACES = ResourceType(
     name="namespaces",
@@ -95,6 +116,7 @@ NAMESPACES = ResourceType(
     verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
     categories=(),
     has_generation=False,
+    field_labels=frozenset({"metadata.name", "status.phase"}),
 )
 
 #: The autoscaling/v1 Scale that the ``/scale`` subresources speak (not served on its own).

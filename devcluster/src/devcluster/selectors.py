@@ -2,8 +2,11 @@
 
 Supports what kubectl and client libraries send: equality (``a=b``, ``a==b``,
 ``a!=b``), set-based (``a in (x,y)``, ``a notin (x)``, ``a``, ``!a``) label
-requirements, and the field selectors every resource supports
-(``metadata.name``, ``metadata.namespace``).
+requirements, and field selectors on the fields each kind lets kube-apiserver
+select by (``metadata.name`` and ``metadata.namespace`` everywhere; Pods add
+``spec.nodeName``, ``status.phase`` and more; see
+:attr:`~devcluster.resources.ResourceType.field_labels`), refused with
+kube-apiserver's words otherwise.
 """
 
 from __future__ import annotations
@@ -13,15 +16,67 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from devcluster.resources import ResourceType
 from devcluster.statuses import bad_request
 
 Object = dict[str, Any]
 
 _SET_REQUIREMENT = re.compile(r"^\s*([^\s!=()]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+
+
+def _field(*path: str) -> Callable[[Object], str]:
+    """Reads a string field; absent is "", as Go's zero value."""
+
+    def read(obj: Object) -> str:
+        value: Any = obj
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return "" if value is None else str(value)
+
+    return read
+
+
+def _pod_ip(obj: Object) -> str:
+    ips = (obj.get("status") or {}).get("podIPs") or []
+    return str(ips[0].get("ip", "")) if ips else ""
+
+
+def _host_network(obj: Object) -> str:
+    return "true" if (obj.get("spec") or {}).get("hostNetwork") else "false"
+
+
+def _event_source(obj: Object) -> str:
+    # An events.k8s.io Event has no source; its reportingController stands in.
+    return _field("source", "component")(obj) or _field("reportingComponent")(obj)
+
+
+#: How each selectable field is read (the selectable fields sets of kube-apiserver's strategies).
 _FIELDS: dict[str, Callable[[Object], str]] = {
-    "metadata.name": lambda o: str(o.get("metadata", {}).get("name", "")),
-    "metadata.namespace": lambda o: str(o.get("metadata", {}).get("namespace", "")),
+    "metadata.name": _field("metadata", "name"),
+    "metadata.namespace": _field("metadata", "namespace"),
+    "spec.nodeName": _field("spec", "nodeName"),
+    "spec.restartPolicy": _field("spec", "restartPolicy"),
+    "spec.schedulerName": _field("spec", "schedulerName"),
+    "spec.serviceAccountName": _field("spec", "serviceAccountName"),
+    "spec.hostNetwork": _host_network,
+    "status.phase": _field("status", "phase"),
+    "status.podIP": _pod_ip,
+    "status.podIPs": lambda obj: "",  # accepted by the conversion, selects on nothing
+    "status.nominatedNodeName": _field("status", "nominatedNodeName"),
+    "involvedObject.kind": _field("involvedObject", "kind"),
+    "involvedObject.namespace": _field("involvedObject", "namespace"),
+    "involvedObject.name": _field("involvedObject", "name"),
+    "involvedObject.uid": _field("involvedObject", "uid"),
+    "involvedObject.apiVersion": _field("involvedObject", "apiVersion"),
+    "involvedObject.resourceVersion": _field("involvedObject", "resourceVersion"),
+    "involvedObject.fieldPath": _field("involvedObject", "fieldPath"),
+    "reason": _field("reason"),
+    "reportingComponent": _field("reportingComponent"),
+    "source": _event_source,
+    "type": _field("type"),
 }
+_ALIASES = {"spec.host": "spec.nodeName"}
+_DEFAULT_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
 
 
 @dataclass(frozen=True)
@@ -91,13 +146,29 @@ class LabelSelector:
         labels = obj.get("metadata", {}).get("labels") or {}
         return all(r.matches(labels) for r in self.requirements)
 
+    def index_hint(self) -> tuple[str, frozenset[str] | None] | None:
+        """A requirement only objects carrying a label can meet: (key, values or None for any).
+
+        ``=`` and ``in`` narrow to values, a bare ``key`` to the key; the others
+        (``!=``, ``notin``, ``!key``) also match objects without the label, so they
+        cannot use a label index.
+        """
+        best: tuple[str, frozenset[str] | None] | None = None
+        for requirement in self.requirements:
+            if requirement.operator in ("=", "in"):
+                if best is None or best[1] is None or len(requirement.values) < len(best[1]):
+                    best = (requirement.key, requirement.values)
+            elif requirement.operator == "exists" and best is None:
+                best = (requirement.key, None)
+        return best
+
 
 class FieldSelector:
     def __init__(self, terms: list[tuple[str, bool, str]]) -> None:
         self.terms = terms  # (field, equal?, value)
 
     @classmethod
-    def parse(cls, text: str) -> FieldSelector:
+    def parse(cls, text: str, resource: ResourceType) -> FieldSelector:
         terms: list[tuple[str, bool, str]] = []
         for part in _split_top_level(text):
             if "!=" in part:
@@ -108,9 +179,7 @@ class FieldSelector:
                 equal = True
             else:
                 raise bad_request(f"invalid selector: '{text}'; can't understand '{part}'")
-            field = field.strip()
-            if field not in _FIELDS:
-                raise bad_request(f"field label not supported: {field}")
+            field = _field_label(field.strip(), resource)
             terms.append((field, equal, value.strip()))
         return cls(terms)
 
@@ -125,14 +194,37 @@ class FieldSelector:
         return None
 
 
-class Selection:
-    """Label and field selectors of one LIST or WATCH."""
+def _field_label(field: str, resource: ResourceType) -> str:
+    """The field a selector names, as the kind's field label conversion accepts it (or 400)."""
+    if resource.field_labels is None:
+        if field not in _DEFAULT_FIELDS:
+            # runtime.DefaultMetaV1FieldSelectorConversion
+            raise bad_request(
+                f'"{field}" is not a known field selector: only "metadata.name",'
+                ' "metadata.namespace"'
+            )
+        return field
+    if field not in resource.field_labels:
+        raise bad_request(f"field label not supported: {field}")
+    return _ALIASES.get(field, field)
 
-    def __init__(self, labels: str | None, fields: str | None) -> None:
+
+class Selection:
+    """Label and field selectors of one LIST or WATCH of ``resource``."""
+
+    def __init__(self, resource: ResourceType, labels: str | None, fields: str | None) -> None:
         self.labels = LabelSelector.parse(labels) if labels else None
-        self.fields = FieldSelector.parse(fields) if fields else None
+        self.fields = FieldSelector.parse(fields, resource) if fields else None
 
     def matches(self, obj: Object) -> bool:
         if self.labels is not None and not self.labels.matches(obj):
             return False
         return self.fields is None or self.fields.matches(obj)
+
+    def name(self) -> str | None:
+        """The one name the field selector pins, if any."""
+        return self.fields.name() if self.fields is not None else None
+
+    def label_hint(self) -> tuple[str, frozenset[str] | None] | None:
+        """The label requirement that narrows candidates most, for the store's index."""
+        return self.labels.index_hint() if self.labels is not None else None

@@ -52,7 +52,7 @@ from devcluster.statuses import (
     unsupported_media_type,
     webhook_denied,
 )
-from devcluster.store import Event, Object
+from devcluster.store import Event, Interest, Object
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,9 @@ class ApiServer:
 
     def _list(self, request: web.Request, target: Target) -> web.Response:
         query = request.query
-        selection = Selection(query.get("labelSelector"), query.get("fieldSelector"))
+        selection = Selection(
+            target.resource, query.get("labelSelector"), query.get("fieldSelector")
+        )
         items, rv = self.registry.list(target.resource, target.namespace, selection)
         if tables.wants_table(request.headers.get("Accept", "")):
             return self._json(tables.table(target.resource, items, str(rv), self.clock.now()))
@@ -447,7 +449,9 @@ class ApiServer:
 
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         query = request.query
-        selection = Selection(query.get("labelSelector"), query.get("fieldSelector"))
+        selection = Selection(
+            target.resource, query.get("labelSelector"), query.get("fieldSelector")
+        )
         resource = target.resource
         namespace = target.namespace
         try:
@@ -462,16 +466,7 @@ class ApiServer:
         def in_scope(obj: Object) -> bool:
             return namespace is None or obj["metadata"].get("namespace") == namespace
 
-        pinned = selection.fields.name() if selection.fields is not None else None
-
         def listener(event: Event) -> None:
-            # Events this watch can never show (another namespace, or another name than
-            # its fieldSelector pins) must not wake it: with many watches open (one per
-            # pending rollout wait) every write would wake them all.
-            if event.resource != resource.name or not in_scope(event.object):
-                return
-            if pinned is not None and event.object["metadata"].get("name") != pinned:
-                return
             queue.put_nowait(event)
 
         as_table = tables.wants_table(request.headers.get("Accept", ""))
@@ -484,7 +479,9 @@ class ApiServer:
 
         # Registering and reading the state happen with no await between them, so no
         # change can fall in the gap.
-        self.store.add_listener(listener)
+        # Only the changes this watch can show reach it: with many watches open (one per
+        # pending rollout wait) a write must not wake them all.
+        self.store.add_listener(listener, self._interest(resource, namespace, selection))
         try:
             current, _ = self.registry.list(resource, namespace, selection)
             visible = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in current}
@@ -595,6 +592,18 @@ class ApiServer:
             await response.write_eof()
         except (ConnectionResetError, ConnectionError):
             log.debug("watch client went away")
+
+    @staticmethod
+    def _interest(resource: ResourceType, namespace: str | None, selection: Selection) -> Interest:
+        """The narrowest store interest that still covers every change a watch can show."""
+        name = selection.name()
+        if name is not None:
+            return Interest(resource.name, namespace, name=name)
+        hint = selection.label_hint()
+        if hint is not None and hint[1] is not None and len(hint[1]) == 1:
+            # An object entering or leaving the selection carries the label before or after.
+            return Interest(resource.name, namespace, label=(hint[0], next(iter(hint[1]))))
+        return Interest(resource.name, namespace)
 
     def _bookmark(self, resource: ResourceType, initial_end: bool = False) -> Object:
         metadata: Object = {"resourceVersion": str(self.store.resource_version)}
