@@ -20,6 +20,13 @@ otherwise the whole name is a Docker Hub path (``acme/web`` is
 known algorithms must have their exact length in lowercase hex (what
 ``go-digest`` enforces), e.g. 64 for sha256.
 
+This is the one place that knows Docker Hub's names: :func:`canonical_registry`
+folds ``index.docker.io`` (docker's legacy name), ``registry-1.docker.io`` (its
+API host) and ``registry.hub.docker.com`` into ``docker.io``, and
+:meth:`ImageReference.normalized_reference` adds ``library/`` to its official
+images. The policy and the registry client (``kubeupdate.registry.endpoints``)
+both compare images in that form.
+
 Parsing splits the text without rewriting it, so ``str(parse_image(x)) == x``.
 Errors are :class:`~kubeupdate.errors.InvalidArgument` with a sentence saying
 what is wrong.
@@ -38,13 +45,21 @@ from kubeupdate.names import quote
 __all__ = [
     "DEFAULT_REGISTRY",
     "DEFAULT_TAG",
+    "DOCKER_HUB_ALIASES",
     "NAME_MAX_LENGTH",
     "TAG_MAX_LENGTH",
     "ImageReference",
+    "canonical_registry",
+    "names_registry",
     "parse_image",
+    "parse_registry",
 ]
 
 DEFAULT_REGISTRY: Final = "docker.io"
+# Docker Hub's other names: docker's legacy index, the API host, the web host.
+DOCKER_HUB_ALIASES: Final = frozenset(
+    {"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+)
 DEFAULT_TAG: Final = "latest"
 NAME_MAX_LENGTH: Final = 255
 TAG_MAX_LENGTH: Final = 128
@@ -103,9 +118,11 @@ class ImageReference:
     def normalized_reference(self) -> ImageReference:
         """This reference with the registry and Docker Hub's ``library/`` made explicit.
 
-        No tag is added: ``nginx`` becomes ``docker.io/library/nginx``.
+        No tag is added: ``nginx`` becomes ``docker.io/library/nginx``; the
+        registry is written as :func:`canonical_registry` writes it
+        (``index.docker.io/acme/web`` is ``docker.io/acme/web``).
         """
-        registry = self.registry if self.registry is not None else DEFAULT_REGISTRY
+        registry = canonical_registry(self.registry or DEFAULT_REGISTRY)
         repository = self.repository
         if registry == DEFAULT_REGISTRY and "/" not in repository:
             repository = _OFFICIAL_NAMESPACE + repository
@@ -117,6 +134,28 @@ class ImageReference:
         Idempotent: ``parse_image(r.normalized()).normalized() == r.normalized()``.
         """
         return str(self.normalized_reference())
+
+    @property
+    def name(self) -> str:
+        """Registry and repository, normalised, without tag or digest: ``ghcr.io/acme/web``."""
+        full = self.normalized_reference()
+        return f"{full.registry}/{full.repository}"
+
+
+def canonical_registry(host: str) -> str:
+    """One spelling per registry: lowercase (host names are), Docker Hub as ``docker.io``."""
+    host = host.lower()
+    return DEFAULT_REGISTRY if host in DOCKER_HUB_ALIASES else host
+
+
+def parse_registry(value: str) -> str:
+    """A registry host with an optional port, checked and in canonical form; InvalidArgument."""
+    if not isinstance(value, str) or _REGISTRY_RE.fullmatch(value) is None:
+        raise InvalidArgument(
+            f"{quote(str(value))} is not a registry: a host name or [IPv6] address "
+            "with an optional port"
+        )
+    return canonical_registry(value)
 
 
 def parse_image(value: str) -> ImageReference:
@@ -170,9 +209,19 @@ def parse_image(value: str) -> ImageReference:
     return reference
 
 
+def names_registry(component: str) -> bool:
+    """Whether the first ``/``-separated part of a name is a registry (docker's rule)."""
+    return (
+        "." in component
+        or ":" in component
+        or component == "localhost"
+        or (component.startswith("["))
+    )
+
+
 def _split_registry(name: str) -> tuple[str | None, str]:
     first, slash, rest = name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+    if slash and names_registry(first):
         return first, rest
     return None, name
 

@@ -1,11 +1,13 @@
 """Where an image lives: the registry's API host, the repository, the tag or digest.
 
-The one place that knows Docker Hub's aliases. An image reference names Docker
-Hub as ``docker.io`` (or not at all: ``nginx``), ``docker login`` files its
-credentials under ``https://index.docker.io/v1/``, and the distribution API
-answers at ``registry-1.docker.io``. :func:`registry_key` folds every spelling
-into one key (``docker.io``) for lookups; :func:`api_host` maps the key to the
-host the HTTP calls go to. The repository's ``library/`` prefix comes from
+An image reference names Docker Hub as ``docker.io`` (or not at all:
+``nginx``), ``docker login`` files its credentials under
+``https://index.docker.io/v1/``, and the distribution API answers at
+``registry-1.docker.io``. :func:`registry_key` folds every spelling into one key
+(``docker.io``) for lookups, with :func:`kubeupdate.images.canonical_registry`,
+the one place that knows Docker Hub's aliases (the policy uses it too);
+:func:`api_host` maps the key to the host the HTTP calls go to. The
+repository's ``library/`` prefix comes from
 :meth:`kubeupdate.images.ImageReference.normalized_reference`, not from here.
 """
 
@@ -15,12 +17,9 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
-from kubeupdate.images import DEFAULT_REGISTRY, ImageReference
+from kubeupdate.images import DEFAULT_REGISTRY, ImageReference, canonical_registry
 
 DOCKER_HUB_API_HOST: Final = "registry-1.docker.io"
-_DOCKER_HUB_ALIASES: Final = frozenset(
-    {DEFAULT_REGISTRY, "index.docker.io", DOCKER_HUB_API_HOST, "registry.hub.docker.com"}
-)
 
 
 def registry_key(text: str) -> str:
@@ -34,8 +33,7 @@ def registry_key(text: str) -> str:
     for scheme in ("https://", "http://"):
         if host.lower().startswith(scheme):
             host = host[len(scheme) :]
-    host = host.split("/", 1)[0].lower()
-    return DEFAULT_REGISTRY if host in _DOCKER_HUB_ALIASES else host
+    return canonical_registry(host.split("/", 1)[0])
 
 
 def api_host(key: str) -> str:

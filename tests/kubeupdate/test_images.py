@@ -7,7 +7,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from kubeupdate.errors import InvalidArgument
-from kubeupdate.images import ImageReference, parse_image
+from kubeupdate.images import ImageReference, parse_image, parse_registry
 
 SHA = "0123456789abcdef" * 4
 SHA512 = SHA * 2
@@ -139,6 +139,12 @@ def test_message_in_full() -> None:
         ("ghcr.io/acme/web:1.4.2", "ghcr.io/acme/web:1.4.2"),
         ("localhost/nginx", "localhost/nginx"),
         ("quay.io/nginx", "quay.io/nginx"),
+        # Docker Hub's other names are Docker Hub; host names are case-insensitive.
+        ("index.docker.io/nginx:1", "docker.io/library/nginx:1"),
+        ("index.docker.io/acme/web", "docker.io/acme/web"),
+        ("registry-1.docker.io/acme/web:2", "docker.io/acme/web:2"),
+        ("registry.hub.docker.com/library/nginx", "docker.io/library/nginx"),
+        ("GHCR.io/acme/web", "ghcr.io/acme/web"),
     ],
 )
 def test_normalized(text: str, normalized: str) -> None:
@@ -252,3 +258,37 @@ def test_normalized_is_idempotent(text: str) -> None:
     normalized = parse_image(text).normalized()
     assert parse_image(normalized).normalized() == normalized
     assert parse_image(normalized).registry is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("nginx:1.25", "docker.io/library/nginx"),
+        ("index.docker.io/acme/web@sha256:" + SHA, "docker.io/acme/web"),
+        ("ghcr.io/acme/web:1", "ghcr.io/acme/web"),
+        ("localhost:5000/a/b:1", "localhost:5000/a/b"),
+    ],
+)
+def test_name_is_the_normalised_repository_without_tag_or_digest(text: str, name: str) -> None:
+    assert parse_image(text).name == name
+
+
+@pytest.mark.parametrize(
+    ("text", "registry"),
+    [
+        ("docker.io", "docker.io"),
+        ("index.docker.io", "docker.io"),
+        ("registry-1.docker.io", "docker.io"),
+        ("Quay.IO", "quay.io"),
+        ("localhost:5000", "localhost:5000"),
+        ("[::1]:5000", "[::1]:5000"),
+    ],
+)
+def test_registries_have_one_spelling(text: str, registry: str) -> None:
+    assert parse_registry(text) == registry
+
+
+@pytest.mark.parametrize("text", ["", "ghcr.io/acme", "-bad.example", "a b", "host:port"])
+def test_what_is_not_a_registry(text: str) -> None:
+    with pytest.raises(InvalidArgument, match="is not a registry"):
+        parse_registry(text)
