@@ -1,4 +1,4 @@
-"""The ``kubeupdate`` command line: ``serve``, ``demo``, ``devcluster`` and ``token``."""
+"""The ``kubeupdate`` command line: ``serve``, ``demo``, ``devcluster``, ``token``, ``policy``."""
 
 from __future__ import annotations
 
@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     token_parser = commands.add_parser("token", help="make static tokens for the tokens file")
     token_cli.add_arguments(token_parser)
+    policy_parser = commands.add_parser(
+        "policy", help="check a policy file; explain what it allows a caller"
+    )
+    token_cli.add_policy_arguments(policy_parser)
     return parser
 
 

@@ -7,8 +7,9 @@ commands ready to paste. Ctrl-C stops everything.
 
 Authentication stays on, as in production: the demo makes a fresh token
 ``demo`` (its secret is printed in the curl lines) and a policy letting it
-read and change ``default/web`` and ``staging/api``, with images from a few
-public registries and never ``latest``. Audit lines go to stderr.
+read and change ``default/web`` and ``staging/api``, with images of a few
+public repositories (Docker Hub's official nginx and busybox, and anything under
+``ghcr.io/acme/``) and never ``latest``. Audit lines go to stderr.
 
 The devcluster is its own distribution (``kubeupdate-devcluster``), installed
 by the development environment, never in the production image: this module
@@ -43,7 +44,10 @@ rules:
       - {{namespace: staging, deployment: api}}
     access: [read, write]
     images:
-      registries: [docker.io, ghcr.io, quay.io, registry.k8s.io]
+      - repositories:
+          - docker.io/library/nginx
+          - docker.io/library/busybox
+          - ghcr.io/acme/
 """
 
 
@@ -150,6 +154,7 @@ More answers:
   curl -u "$DEMO" -X POST -d '{{"Image":"Nginx:1.27"}}' {rest}{path}          # 400: invalid image
   curl -u "$DEMO" -X POST -d '{{"Image":"nginx:latest"}}' {rest}{path}        # 403: latest refused
   curl -u "$DEMO" -X POST -d '{{"Image":"evil.example.com/x:1"}}' {rest}{path}  # 403: registry
+  curl -u "$DEMO" -X POST -d '{{"Image":"acme/api:2.4.0"}}' {rest}{path}  # 403: Docker Hub's acme
   curl {rest}{path}                                      # 401: no credentials
   curl -H "Authorization: Bearer ${{DEMO#*:}}" {rest}{path}   # the secret alone is a Bearer token
 

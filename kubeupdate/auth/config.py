@@ -169,7 +169,7 @@ class Auth:
             OidcSettings,
             OidcVerifier,
         )
-        from kubeupdate.auth.policy import parse_policy
+        from kubeupdate.auth.policy import load_policy
         from kubeupdate.auth.ratelimit import RateLimiter
         from kubeupdate.auth.reloading import WatchedFile
         from kubeupdate.auth.tokens import parse_tokens
@@ -183,7 +183,7 @@ class Auth:
             if config.tokens_file is not None:
                 self.tokens = WatchedFile(config.tokens_file, parse_tokens, what="tokens file")
             if config.policy_file is not None:
-                self.policy = WatchedFile(config.policy_file, parse_policy, what="policy")
+                self.policy = WatchedFile(config.policy_file, load_policy, what="policy")
             oidc = None
             if config.oidc_audience is not None:
                 settings = OidcSettings(

@@ -50,8 +50,7 @@ rules:
     targets: [{namespace: default, deployment: web, container: app}]
     access: [read, write]
     images:
-      registries: [ghcr.io, docker.io]
-      repositories: [acme/app, library/nginx]
+      repositories: [ghcr.io/acme/app, docker.io/acme/app, docker.io/library/nginx]
   - name: reader everywhere but kube-system
     subjects: [{token: reader}]
     targets: [{namespace: default}, {namespace: staging}]
@@ -67,8 +66,7 @@ rules:
     targets: [{namespace: prod, deployment: web, container: app}]
     access: [read, write]
     images:
-      registries: [ghcr.io]
-      repositories: [acme/web]
+      repositories: [ghcr.io/acme/web]
       digest: required
 """
 

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from kubeupdate.auth.policy import parse_policy
+
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
 
@@ -176,6 +178,7 @@ def test_policy_and_tokens_are_mounted_into_the_service(rendered: list[Object]) 
     assert volumes["tokens"]["secret"]["secretName"] == "kubeupdate-tokens"
     policy = yaml.safe_load(find(rendered, "ConfigMap", "kubeupdate-policy")["data"]["policy.yaml"])
     assert policy["rules"]
+    assert parse_policy(policy).warnings == ()
     tokens = yaml.safe_load(
         find(rendered, "Secret", "kubeupdate-tokens")["stringData"]["tokens.yaml"]
     )

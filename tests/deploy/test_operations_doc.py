@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import re
+import textwrap
 from pathlib import Path
+
+import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "deploy" / "OPERATIONS.md"
@@ -42,3 +46,50 @@ def test_image_variables_are_documented_and_used() -> None:
         re.findall(r"KUBEUPDATE_[A-Z_]+", HEALTHCHECK.read_text())
     )
     assert variables == used
+
+
+def policy_section() -> str:
+    return DOC.read_text().split("\n## The policy file\n", 1)[1].split("\n## ", 1)[0]
+
+
+def table_keys(subsection: str) -> set[str]:
+    text = policy_section().split(f"\n### {subsection}\n", 1)[1].split("\n### ", 1)[0]
+    return set(re.findall(r"^\| `([a-z_]+)`", text, re.MULTILINE))
+
+
+def test_every_policy_key_is_documented_and_nothing_else() -> None:
+    from kubeupdate.auth import policy
+
+    assert table_keys("Rules") == set(policy.RULE_KEYS)
+    assert table_keys("Subjects") - set(policy.GITHUB_KEYS) == set(policy.SUBJECT_KINDS)
+    assert table_keys("Subjects") - set(policy.SUBJECT_KINDS) == set(policy.GITHUB_KEYS)
+    assert table_keys("Targets") == set(policy.TARGET_KEYS)
+    assert table_keys("Image rules") == set(policy.IMAGE_RULE_KEYS)
+
+
+def yaml_blocks(text: str) -> list[str]:
+    blocks = re.findall(r"^( *)```yaml\n(.*?)^\1```", text, re.MULTILINE | re.DOTALL)
+    return [textwrap.dedent(body) for _, body in blocks]
+
+
+def test_the_policy_examples_load_without_warnings() -> None:
+    from kubeupdate.auth.policy import parse_policy
+
+    (example,) = yaml_blocks(policy_section())
+    assert parse_policy(yaml.safe_load(example)).warnings == ()
+
+
+def test_the_upgrade_note_quotes_what_kubeupdate_prints() -> None:
+    from kubeupdate.auth.policy import PolicyError, parse_policy
+
+    note = DOC.read_text().split("\n### Policy files written for 0.1.0\n", 1)[1]
+    printed = [
+        textwrap.dedent(body).rstrip("\n")
+        for _, body in re.findall(r"^( *)```text\n(.*?)^\1```", note, re.MULTILINE | re.DOTALL)
+    ]
+    old_files = yaml_blocks(note)
+    assert len(printed) == len(old_files) == 2
+    for message, old in zip(printed, old_files, strict=True):
+        with pytest.raises(PolicyError) as refused:
+            parse_policy(yaml.safe_load(old))
+        assert str(refused.value) == message
