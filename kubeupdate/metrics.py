@@ -17,8 +17,11 @@ so existing dashboards work):
 - ``kubeupdate_kubernetes_requests_total{verb,resource,code}``: ``code`` is the
   HTTP status, or ``timeout`` / ``connection`` when none came back; errors are
   the codes other than 2xx
-- ``kubeupdate_kubernetes_request_duration_seconds{verb,resource}`` (histogram)
-- ``kubeupdate_open_watches``: Kubernetes watches open for rollout waits
+  (``verb="watch"`` counts watch requests: one per shared watch and restart)
+- ``kubeupdate_kubernetes_request_duration_seconds{verb,resource}`` (histogram,
+  watches excluded: they last minutes by design)
+- ``kubeupdate_open_watches``: Kubernetes watches open now: one per resource and
+  namespace that rollout waits and streams read (shared, whatever their number)
 - the standard ``process_*``, ``python_gc_*`` and ``python_info`` series
 """
 
@@ -139,7 +142,7 @@ class ServiceMetrics:
         )
         self._open_watches = Gauge(
             "kubeupdate_open_watches",
-            "Kubernetes watches open for rollout waits and streams.",
+            "Kubernetes watches open now, shared by rollout waits and streams.",
             registry=self.registry,
         )
         self._updates_by_outcome = {o: self._updates.labels(o) for o in UPDATE_OUTCOMES}
@@ -191,6 +194,8 @@ class ServiceMetrics:
                 verb, resource, code
             )
         counter.inc()
+        if verb == "watch":
+            return  # how long until a watch answers says little; it then lasts minutes
         histogram = self._kube.get((verb, resource))
         if histogram is None:
             histogram = self._kube[verb, resource] = self._kube_duration.labels(verb, resource)

@@ -36,8 +36,12 @@ class Operations:
     status: RolloutStatus
     #: ListRevisions.
     history: RolloutHistory
-    #: The watches every rollout call holds (``open_watches`` counts them).
+    #: The shared watches every rollout call reads (``open_watches`` counts them).
     tracking: RolloutTracking
+
+    async def close(self) -> None:
+        """Stop the shared watches: once the server that calls these has stopped."""
+        await self.tracking.close()
 
 
 def operations(

@@ -233,5 +233,6 @@ async def serve(
             for sig in signals:
                 loop.remove_signal_handler(sig)
             await server.stop(config.grace)
+            await domain.close()
             if listener is not None:
                 await listener.stop()

@@ -113,7 +113,12 @@ class ImageUpdates:
         if wait_for is None:
             return SetImageOutcome(change, dry_run, None)
         report = await self._waits.wait(
-            target.namespace, target.name, until=start + wait_for, deadline=deadline, start=start
+            target.namespace,
+            target.name,
+            until=start + wait_for,
+            deadline=deadline,
+            start=start,
+            generation=change.generation,
         )
         if rollback_on_failure and report.state in (RolloutState.FAILED, RolloutState.TIMED_OUT):
             report = await self._waits.roll_back(change, report, identity, deadline)

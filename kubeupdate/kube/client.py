@@ -40,8 +40,9 @@ from kubeupdate.kube.credentials import Credentials
 log = logging.getLogger(__name__)
 
 
-#: Told of every request sent (watches excluded): verb, resource, code, seconds.
-#: ``code`` is the HTTP status, or ``timeout`` / ``connection`` when none came back.
+#: Told of every request sent: verb, resource, code, seconds. ``code`` is the HTTP
+#: status, or ``timeout`` / ``connection`` when none came back. A watch (verb
+#: ``watch``) is told of once its answer starts, with the seconds until then.
 CallObserver = Callable[[str, str, str, float], None]
 
 
@@ -181,6 +182,8 @@ class KubeClient:
             authorization = self._credentials.authorization()
             if authorization:
                 headers["Authorization"] = authorization
+            started = time.perf_counter()
+            code = "connection"
             try:
                 async with self._get_watch_session().get(
                     transport.host + path,
@@ -192,6 +195,8 @@ class KubeClient:
                     timeout=timeout,
                     allow_redirects=False,
                 ) as response:
+                    code = str(response.status)
+                    self._watch_started(resource, code, started)
                     try:
                         if response.status == 401 and not reloaded:
                             reloaded = True
@@ -210,9 +215,17 @@ class KubeClient:
                         # the API server ends the watch at once.
                         response.close()
             except TimeoutError as exc:
+                if code == "connection":  # no answer at all
+                    self._watch_started(resource, "timeout", started)
                 raise errors.Timeout(f"the watch on {path} went silent") from exc
             except (aiohttp.ClientError, OSError) as exc:
+                if code == "connection":  # never answered (refused, reset before the status)
+                    self._watch_started(resource, code, started)
                 raise _connection_failed(exc, transport.host, f"the watch on {path} broke") from exc
+
+    def _watch_started(self, resource: Resource, code: str, started: float) -> None:
+        if self._observe is not None:
+            self._observe("watch", resource.plural, code, time.perf_counter() - started)
 
     async def _request(
         self,

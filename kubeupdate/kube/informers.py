@@ -138,8 +138,8 @@ class Informer:
             api,
             key.resource,
             key.namespace,
+            self,
             label_selector=key.label_selector,
-            mirror=self,
             watch_seconds=watch_seconds,
         )
         self._task: asyncio.Task[None] | None = None

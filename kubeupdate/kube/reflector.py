@@ -9,12 +9,10 @@ objects, watches from the list's resourceVersion, and
 - when the API server answers 410 Expired (the history was compacted), lists
   again and carries on from the new list.
 
-What it lists and watches goes to a :class:`Mirror` when it is given one (an
-:class:`~kubeupdate.kube.informers.Informer` is one); without, it keeps the
-objects by name in :attr:`Reflector.objects` and calls ``on_change`` after
-every change (and after each list), so a consumer can wake up and look.
-Errors that waiting cannot fix (403, 404 of the namespace, too many failures
-in a row) end :meth:`run`.
+What it lists and watches goes to a :class:`Mirror` (an
+:class:`~kubeupdate.kube.informers.Informer` keeps the objects and wakes
+their readers). Errors that waiting cannot fix (403, 404 of the namespace,
+too many failures in a row) end :meth:`run`.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
 from typing import Protocol
 
 from kubeupdate.kube import errors
@@ -50,19 +47,18 @@ class Mirror(Protocol):
 
 
 class Reflector:
-    """The objects of one resource, in one namespace or in all (``None``), that match
-    the selectors."""
+    """Mirrors the objects of one resource, in one namespace or in all (``None``), that
+    match the selectors."""
 
     def __init__(
         self,
         api: WatchApi,
         resource: Resource,
         namespace: str | None,
+        mirror: Mirror,
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
-        on_change: Callable[[], None] = lambda: None,
-        mirror: Mirror | None = None,
         watch_seconds: int = DEFAULT_WATCH_SECONDS,
         backoff: float = 0.1,
     ) -> None:
@@ -72,13 +68,8 @@ class Reflector:
         self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
-        self._on_change = on_change
         self._watch_seconds = watch_seconds
         self._backoff = backoff
-        #: name → object, as last seen.
-        self.objects: dict[str, JsonObject] = {}
-        #: True once the first list has filled :attr:`objects`.
-        self.synced = False
         #: Lists made (more than one means a 410 or a failure forced a re-list).
         self.lists = 0
         #: Watch requests made.
@@ -139,12 +130,7 @@ class Reflector:
             if isinstance(item, dict) and isinstance(item.get("metadata"), dict)
         ]
         self._resource_version = str((listed.get("metadata") or {}).get("resourceVersion", ""))
-        self.synced = True
-        if self._mirror is not None:
-            self._mirror.replace(items)
-            return
-        self.objects = {str(item["metadata"]["name"]): item for item in items}
-        self._on_change()
+        self._mirror.replace(items)
 
     async def _watch(self) -> int:
         """Watch until the server ends it; the number of events received."""
@@ -167,17 +153,8 @@ class Reflector:
                 version = metadata.get("resourceVersion")
                 if version:
                     self._resource_version = str(version)
-                if event.type == "BOOKMARK":
-                    continue
-                if self._mirror is not None:
+                if event.type != "BOOKMARK":  # a bookmark only moves the version on
                     self._mirror.apply(event)
-                    continue
-                name = str(metadata.get("name", ""))
-                if event.type == "DELETED":
-                    self.objects.pop(name, None)
-                else:
-                    self.objects[name] = event.object
-                self._on_change()
         return received
 
     def _describe(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubeupdate.kube.informers import DEFAULT_LINGER
 from kubeupdate.kube.reflector import DEFAULT_WATCH_SECONDS
 
 
@@ -19,5 +20,7 @@ class RolloutSettings:
     stuck_grace: float = 30.0
     #: timeoutSeconds of each watch request; the watch then starts again.
     watch_seconds: int = DEFAULT_WATCH_SECONDS
+    #: Seconds a shared watch outlives the last rollout that read it.
+    watch_linger: float = DEFAULT_LINGER
     #: A wait ends at most this long before the caller's deadline, to answer in time.
     deadline_margin: float = 0.25

@@ -36,9 +36,17 @@ class RolloutStatus:
     ) -> AsyncIterator[RolloutReport]:
         """The current report, then one per change, until a terminal state."""
         namespace, name = target.namespace, target.name
-        await self._access.read(namespace, name, deadline=deadline)
+        obj = await self._access.read(namespace, name, deadline=deadline)
+        generation = (obj.get("metadata") or {}).get("generation", 0)
         async with contextlib.aclosing(
-            self._tracking.follow(namespace, name, until=None, deadline=deadline)
+            self._tracking.follow(
+                namespace,
+                name,
+                until=None,
+                deadline=deadline,
+                # Never older than what was just read.
+                generation=generation if isinstance(generation, int) else 0,
+            )
         ) as reports:
             async for report in reports:
                 yield report

@@ -1,21 +1,26 @@
 """Following a rollout as watches deliver it: the reports, as they change, until it ends.
 
-A rollout is followed with two reflectors (:class:`~kubeupdate.kube.reflector.Reflector`),
-never by polling:
+A rollout is followed from the shared informers (:mod:`kubeupdate.kube.informers`),
+never by polling and never with watches of its own: every follow in a
+namespace reads the same three caches, so the Kubernetes API sees one list and
+one watch per resource and namespace however many rollouts are followed.
 
-- one lists and watches the workload itself (``fieldSelector=metadata.name=<name>``),
-  resuming after a dropped connection and listing again after 410 Expired;
-- once the controller has made the current revision, a second one watches the
-  Pods of that revision (for a Deployment, ``labelSelector=pod-template-hash=<hash>``).
-  A container of those Pods waiting in ImagePullBackOff, ErrImagePull,
-  InvalidImageName or CrashLoopBackOff for longer than ``stuck_grace`` fails
-  the rollout at once.
+- the workload itself, by name;
+- the objects that hold its revisions (a Deployment's ReplicaSets), by owner:
+  once the controller has made the current revision, its Pods are known;
+- the Pods of that revision, by owner. A container of those Pods waiting in
+  ImagePullBackOff, ErrImagePull, InvalidImageName or CrashLoopBackOff for
+  longer than ``stuck_grace`` fails the rollout at once.
+
+A shared cache may not have seen the write that started the rollout yet:
+``generation`` (the workload's ``metadata.generation`` after the write) holds
+the judgement back until it has.
 
 :meth:`RolloutTracking.follow` yields a report per change until a terminal
 state, ``until`` (TIMED_OUT, not an error) or the caller's deadline
 (:class:`~kubeupdate.errors.DeadlineExceeded` with the last status; the
 follow stops ``deadline_margin`` before it so the answer still reaches the
-caller). A follow is a coroutine and two watch connections: no thread.
+caller). A follow is a coroutine: no thread, no connection of its own.
 """
 
 from __future__ import annotations
@@ -29,23 +34,43 @@ from types import TracebackType
 
 from kubeupdate import errors
 from kubeupdate.kube import errors as kube_errors
-from kubeupdate.kube.api import PODS, JsonObject
-from kubeupdate.kube.reflector import Reflector
+from kubeupdate.kube.api import PODS, JsonObject, Resource
+from kubeupdate.kube.informers import Informers, Name, Owner, Reader
 from kubeupdate.kube.translation import translate_error
 from kubeupdate.rollouts.judgement import RolloutReport, RolloutState, assess
 from kubeupdate.rollouts.settings import RolloutSettings
 from kubeupdate.workloads.access import WorkloadAccess
+from kubeupdate.workloads.kinds import RevisionPods
 from kubeupdate.workloads.pods import stuck_pods
 
 
 class RolloutTracking:
-    """Follows rollouts of one kind of workload; counts the watches it holds open."""
+    """Follows rollouts of one kind of workload from shared informers (made on first use)."""
 
     def __init__(self, access: WorkloadAccess, settings: RolloutSettings) -> None:
         self.access = access
         self.settings = settings
-        #: Watches (Kubernetes connections) open right now, for tests and metrics.
-        self.open_watches = 0
+        self._informers: Informers | None = None
+
+    def informers(self) -> Informers:
+        """The shared informers; UNAVAILABLE when the access cannot watch."""
+        if self._informers is None:
+            self._informers = Informers(
+                self.access.watch_api(),
+                linger=self.settings.watch_linger,
+                watch_seconds=self.settings.watch_seconds,
+            )
+        return self._informers
+
+    @property
+    def open_watches(self) -> int:
+        """Watches (Kubernetes connections) open right now, for tests and metrics."""
+        return 0 if self._informers is None else self._informers.open_watches
+
+    async def close(self) -> None:
+        """Stop the shared watches (at shutdown, once no follow runs)."""
+        if self._informers is not None:
+            await self._informers.close()
 
     async def follow(
         self,
@@ -55,11 +80,14 @@ class RolloutTracking:
         until: float | None,
         deadline: float | None,
         start: float | None = None,
+        generation: int = 0,
     ) -> AsyncGenerator[RolloutReport, None]:
         """Reports as the rollout changes, until it ends; see the module's docstring.
 
         ``until`` and ``deadline`` are ``time.monotonic()`` values; ``start`` is
         when the caller's clock for ``until`` started (for the TIMED_OUT message).
+        ``generation`` is the oldest ``metadata.generation`` of the workload
+        the judgement may use (the caller's own write, or read).
         """
         start = time.monotonic() if start is None else start
         stop_at = _margin_end(deadline, self.settings, start)
@@ -67,12 +95,12 @@ class RolloutTracking:
         kind = self.access.kind
         stuck_since: dict[tuple[str, str], float] = {}
         last: RolloutReport | None = None
-        async with _Tracker(self, namespace, name, deadline) as tracker:
+        async with _Tracker(self, namespace, name, generation) as tracker:
             while True:
                 wake = [t for t in (until, stop_at) if t is not None]
                 wake += [since + grace for since in stuck_since.values()]
                 await tracker.changed(min(wake) if wake else None)
-                await tracker.update()
+                tracker.update()
                 now = time.monotonic()
                 if not tracker.ready:
                     if until is not None and now >= until:
@@ -126,36 +154,32 @@ class RolloutTracking:
 
 
 class _Tracker:
-    """The reflectors of one rollout: the workload, then the Pods of its current revision."""
+    """What one follow reads from the shared informers: the workload, its revisions, their Pods."""
 
     def __init__(
-        self, tracking: RolloutTracking, namespace: str, name: str, deadline: float | None
+        self, tracking: RolloutTracking, namespace: str, name: str, generation: int
     ) -> None:
-        self._tracking = tracking
-        self._access = tracking.access
         self._kind = tracking.access.kind
-        self._api = tracking.access.watch_api()
-        self._settings = tracking.settings
+        self._informers = tracking.informers()
         self._namespace = namespace
         self._name = name
-        self._deadline = deadline
+        self._generation = generation
         self._event = asyncio.Event()
-        self._workloads = Reflector(
-            self._api,
-            self._kind.resource,
-            namespace,
-            field_selector=f"metadata.name={name}",
-            on_change=self._event.set,
-            watch_seconds=self._settings.watch_seconds,
+        self._readers = contextlib.ExitStack()
+        self._uid = ""  # of the workload, once seen
+        self._current: RevisionPods | None = None
+
+    def _read(self, resource: Resource) -> Reader:
+        return self._readers.enter_context(
+            self._informers.read(resource, self._namespace, wake=self._event.set)
         )
-        self._pods: Reflector | None = None
-        self._pods_task: asyncio.Task[None] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._resolved: tuple[str, int] | None = None  # (uid, revision) whose Pods we looked up
-        self._owner = ""
 
     async def __aenter__(self) -> _Tracker:
-        self._start(self._workloads)
+        self._workloads = self._read(self._kind.resource)
+        self._workloads.follow(Name(self._namespace, self._name))
+        self._revisions = self._read(self._kind.revision_resource)
+        self._pods = self._read(PODS)
+        self._event.set()  # the caches may be warm already: look at once
         return self
 
     async def __aexit__(
@@ -164,33 +188,23 @@ class _Tracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for task in self._tasks:
-            task.cancel()
-        # Wait for the connections to be closed before the call ends.
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _start(self, reflector: Reflector) -> asyncio.Task[None]:
-        async def run() -> None:
-            self._tracking.open_watches += 1
-            try:
-                await reflector.run()
-            finally:
-                self._tracking.open_watches -= 1
-                self._event.set()
-
-        task = asyncio.create_task(run(), name=f"watch {reflector.resource.plural}")
-        self._tasks.append(task)
-        return task
+        self._readers.close()
 
     @property
     def ready(self) -> bool:
-        """The workload is known, and the Pods too once their revision is."""
+        """The workload is known as of the caller's write, and the Pods too once their
+        revision is."""
         if not self._workloads.synced:
             return False
-        return self._pods is None or self._pods.synced
+        obj = self._workloads.get(self._name)
+        if obj is None:
+            return bool(self._uid)  # deleted after it was seen; else not seen yet
+        if _generation(obj) < self._generation:
+            return False  # the cache has not seen the caller's write yet
+        return self._current is None or self._pods.synced
 
     def workload(self) -> JsonObject:
-        obj = self._workloads.objects.get(self._name)
+        obj = self._workloads.get(self._name)
         if obj is None:
             raise errors.NotFound(
                 f'{self._kind.name} "{self._name}" was deleted from namespace "{self._namespace}"'
@@ -198,9 +212,10 @@ class _Tracker:
         return obj
 
     def pods(self) -> list[JsonObject]:
-        if self._pods is None:
+        current = self._current
+        if current is None:
             return []
-        return owned_by(list(self._pods.objects.values()), self._owner)
+        return [pod for pod in self._pods.owned_by(current.owner_uid) if current.holds(pod)]
 
     async def changed(self, until: float | None) -> None:
         """Return when something changed, or at ``until`` (monotonic)."""
@@ -208,57 +223,40 @@ class _Tracker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
         self._event.clear()
-        for task in self._tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
-                if isinstance(exc, kube_errors.Expired):
-                    raise errors.Unavailable(
-                        "the Kubernetes API keeps expiring the watch on the rollout"
-                    ) from exc
-                if isinstance(exc, kube_errors.KubeError):
-                    raise translate_error(exc, "list or watch", self._namespace) from exc
-                raise exc  # type: ignore[misc]
+        readers = [self._workloads, self._revisions]
+        if self._current is not None:
+            readers.append(self._pods)  # the Pods matter once their revision is known
+        for reader in readers:
+            exc = reader.error
+            if isinstance(exc, kube_errors.Expired):
+                raise errors.Unavailable(
+                    "the Kubernetes API keeps expiring the watch on the rollout"
+                ) from exc
+            if isinstance(exc, kube_errors.KubeError):
+                raise translate_error(exc, "list or watch", self._namespace) from exc
+            if exc is not None:
+                raise exc
 
-    async def update(self) -> None:
-        """Find the Pods of the current revision once the controller has made it."""
-        obj = self._workloads.objects.get(self._name)
-        if obj is None or not self._workloads.synced:
+    def update(self) -> None:
+        """Follow the workload's revisions, then the Pods of the current one."""
+        obj = self._workloads.get(self._name)
+        if obj is None:
             return
-        progress = self._kind.progress(obj)
-        if not progress.observed or progress.revision == 0:
-            return  # the revision is not the new one yet
-        key = (str((obj.get("metadata") or {}).get("uid", "")), progress.revision)
-        if key == self._resolved:
+        uid = str((obj.get("metadata") or {}).get("uid", ""))
+        if uid != self._uid:  # first seen, or deleted and created again
+            if self._uid:
+                self._revisions.unfollow(Owner(self._uid))
+            self._uid = uid
+            self._revisions.follow(Owner(uid))
+        if not self._revisions.synced:
             return
-        current = await self._kind.current_pods(
-            self._access, self._namespace, obj, deadline=self._deadline
-        )
-        if current is None:
-            return  # not created yet: look again at the next change
-        self._resolved = key
-        if self._owner == current.owner:
-            return
-        self._owner = current.owner
-        if self._pods is not None:
-            await self._stop_pods()
-        if not current.selector:
-            return
-        self._pods = Reflector(
-            self._api,
-            PODS,
-            self._namespace,
-            label_selector=current.selector,
-            on_change=self._event.set,
-            watch_seconds=self._settings.watch_seconds,
-        )
-        self._pods_task = self._start(self._pods)
-
-    async def _stop_pods(self) -> None:
-        task, self._pods_task, self._pods = self._pods_task, None, None
-        if task is not None:
-            self._tasks.remove(task)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        current = self._kind.revision_pods(obj, self._revisions.owned_by(uid))
+        if current is None or current == self._current:
+            return  # not made yet (look again at the next change), or known
+        if self._current is not None:
+            self._pods.unfollow(Owner(self._current.owner_uid))
+        self._current = current
+        self._pods.follow(Owner(current.owner_uid))
 
 
 def owned_by(objects: list[JsonObject], owner: str) -> list[JsonObject]:
@@ -271,6 +269,11 @@ def owned_by(objects: list[JsonObject], owner: str) -> list[JsonObject]:
             for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
         )
     ]
+
+
+def _generation(obj: JsonObject) -> int:
+    generation = (obj.get("metadata") or {}).get("generation", 0)
+    return generation if isinstance(generation, int) else 0
 
 
 def _margin_end(deadline: float | None, settings: RolloutSettings, start: float) -> float | None:

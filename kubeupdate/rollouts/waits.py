@@ -35,11 +35,18 @@ class RolloutWaits:
         until: float,
         deadline: float | None = None,
         start: float | None = None,
+        generation: int = 0,
     ) -> RolloutReport:
-        """Follow the rollout until it ends or ``until`` (monotonic) passes: the last report."""
+        """Follow the rollout until it ends or ``until`` (monotonic) passes: the last report.
+
+        ``generation``: the workload's ``metadata.generation`` after the write
+        that started the rollout (see :meth:`RolloutTracking.follow`).
+        """
         last: RolloutReport | None = None
         async with contextlib.aclosing(
-            self._tracking.follow(namespace, name, until=until, deadline=deadline, start=start)
+            self._tracking.follow(
+                namespace, name, until=until, deadline=deadline, start=start, generation=generation
+            )
         ) as reports:
             async for report in reports:
                 last = report

@@ -99,6 +99,7 @@ class DeploymentKind:
 
     name: Final = "deployment"
     resource: Final = DEPLOYMENTS
+    revision_resource: Final = REPLICA_SETS
     pod_spec: Final = POD_SPEC
 
     async def get(
@@ -160,31 +161,33 @@ class DeploymentKind:
         ]
         return sorted(found, key=lambda r: r.revision, reverse=True)
 
-    async def current_pods(
-        self, access: WorkloadAccess, namespace: str, obj: JsonObject, *, deadline: float | None
+    def revision_pods(
+        self, obj: JsonObject, revisions: Sequence[JsonObject]
     ) -> RevisionPods | None:
         """The new ReplicaSet's Pods, once the controller has observed the change and made it."""
-        meta = obj.get("metadata") or {}
-        status = obj.get("status") or {}
-        if _int(meta.get("generation")) > _int(status.get("observedGeneration")):
-            return None  # the revision annotation is not the new one yet
-        revision = _revision(obj)
+        revision = _observed_revision(obj)
         if revision == 0:
             return None
-        replica_sets = await _replica_sets(access, namespace, obj, deadline)
+        uid = (obj.get("metadata") or {}).get("uid")
         new = next(
-            (
-                rs
-                for rs in replica_sets
-                if _int(_annotations(rs).get(REVISION_ANNOTATION)) == revision
-            ),
+            (rs for rs in revisions if _controlled_by(rs, uid) and _revision(rs) == revision),
             None,
         )
         if new is None:
             return None
         pod_hash = (new["metadata"].get("labels") or {}).get(POD_TEMPLATE_HASH_LABEL)
-        selector = f"{POD_TEMPLATE_HASH_LABEL}={pod_hash}" if pod_hash else ""
-        return RevisionPods(owner=str(new["metadata"]["name"]), selector=selector)
+        return RevisionPods(
+            owner=str(new["metadata"]["name"]),
+            owner_uid=str(new["metadata"].get("uid", "")),
+            labels={POD_TEMPLATE_HASH_LABEL: str(pod_hash)} if pod_hash else {},
+        )
+
+    async def current_pods(
+        self, access: WorkloadAccess, namespace: str, obj: JsonObject, *, deadline: float | None
+    ) -> RevisionPods | None:
+        if _observed_revision(obj) == 0:
+            return None  # nothing to list yet
+        return self.revision_pods(obj, await _replica_sets(access, namespace, obj, deadline))
 
 
 #: The Deployment kind, the one kubeupdate serves today.
@@ -199,14 +202,24 @@ async def _replica_sets(
     match = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     selector = ",".join(f"{k}={v}" for k, v in sorted(match.items())) or None
     listed = await access.list(REPLICA_SETS, namespace, label_selector=selector, deadline=deadline)
-    return [
-        rs
-        for rs in listed
-        if any(
-            ref.get("uid") == uid and ref.get("controller")
-            for ref in rs.get("metadata", {}).get("ownerReferences") or []
-        )
-    ]
+    return [rs for rs in listed if _controlled_by(rs, uid)]
+
+
+def _controlled_by(obj: JsonObject, uid: object) -> bool:
+    """Whether the object's controller (an ownerReference with controller: true) has ``uid``."""
+    return any(
+        ref.get("uid") == uid and ref.get("controller")
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
+def _observed_revision(deployment: JsonObject) -> int:
+    """The revision of the latest spec, once the controller observed it (else 0)."""
+    meta = deployment.get("metadata") or {}
+    status = deployment.get("status") or {}
+    if _int(meta.get("generation")) > _int(status.get("observedGeneration")):
+        return 0  # the revision annotation is not the new one yet
+    return _revision(deployment)
 
 
 def _revision(obj: JsonObject) -> int:

@@ -13,7 +13,7 @@ finds the Pods of a revision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -66,8 +66,23 @@ class RevisionPods:
 
     #: The name of the object that owns them (a Deployment's: the new ReplicaSet).
     owner: str
-    #: A label selector that finds them (and maybe others, filtered by ``owner``).
-    selector: str
+    #: Its uid: the Pods name it in their ownerReferences.
+    owner_uid: str
+    #: Labels every Pod of the revision carries (a Deployment's: its pod-template-hash).
+    labels: Mapping[str, str]
+
+    @property
+    def selector(self) -> str:
+        """A label selector that finds them (and maybe others, filtered by ``owner``)."""
+        return ",".join(f"{key}={value}" for key, value in sorted(self.labels.items()))
+
+    def holds(self, pod: JsonObject) -> bool:
+        """Whether ``pod`` is one of them (owned by the revision's owner, with its labels)."""
+        metadata = pod.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        return all(labels.get(k) == v for k, v in self.labels.items()) and any(
+            ref.get("uid") == self.owner_uid for ref in metadata.get("ownerReferences") or []
+        )
 
 
 class WorkloadKind(Protocol):
@@ -81,6 +96,11 @@ class WorkloadKind(Protocol):
     @property
     def resource(self) -> Resource:
         """Its collection in the API (watched by name while a rollout is followed)."""
+        ...
+
+    @property
+    def revision_resource(self) -> Resource:
+        """Where the objects that hold its revisions are (a Deployment's: its ReplicaSets)."""
         ...
 
     @property
@@ -117,8 +137,19 @@ class WorkloadKind(Protocol):
         """Every revision kept, newest first."""
         ...
 
+    def revision_pods(
+        self, obj: JsonObject, revisions: Sequence[JsonObject]
+    ) -> RevisionPods | None:
+        """Where the Pods of the current revision are, once the controller made it.
+
+        ``revisions`` are objects of :attr:`revision_resource` that may belong
+        to ``obj`` (say, those naming its uid as an owner); None until the
+        controller has observed the latest spec and made its revision.
+        """
+        ...
+
     async def current_pods(
         self, access: WorkloadAccess, namespace: str, obj: JsonObject, *, deadline: float | None
     ) -> RevisionPods | None:
-        """Where the Pods of the current revision are, once the controller made it."""
+        """:meth:`revision_pods`, with the revisions listed from the API."""
         ...

@@ -59,7 +59,9 @@ def service() -> Iterator[Service]:
             client = await stack.enter_async_context(
                 KubeClient(Credentials.from_kubeconfig(cluster.kubeconfig_path))
             )
-            server = ServiceServer(operations(client, client, FAST), port=0)
+            domain = operations(client, client, FAST)
+            stack.push_async_callback(domain.close)  # the shared watches, after the server
+            server = ServiceServer(domain, port=0)
             port = await server.start()
             stack.push_async_callback(server.stop, None)
             return port

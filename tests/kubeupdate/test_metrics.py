@@ -73,6 +73,15 @@ def test_failed_updates_and_kubernetes_calls_are_counted() -> None:
     assert sample(text, duration + "_bucket", verb="patch", resource="deployments", le="5.0") == 0
 
 
+def test_watch_requests_are_counted_but_not_timed() -> None:
+    metrics = ServiceMetrics()
+    metrics.kubernetes_call("watch", "pods", "200", 0.003)
+    text = metrics.exposition().decode()
+    assert sample(text, "kubeupdate_kubernetes_requests_total", verb="watch", resource="pods") == 1
+    duration = "kubeupdate_kubernetes_request_duration_seconds_count"
+    assert sample(text, duration, verb="watch", resource="pods") == 0
+
+
 def test_grpc_calls_are_counted_by_method_and_code() -> None:
     metrics = ServiceMetrics()
     method = "/kubeupdate.v1.DeploymentImageService/GetContainerImage"

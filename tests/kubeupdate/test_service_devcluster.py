@@ -37,13 +37,15 @@ _namespaces = itertools.count()
 @asynccontextmanager
 async def running_service(credentials: Credentials) -> AsyncIterator[Stub]:
     async with KubeClient(credentials, timeout=10) as client:
-        server = ServiceServer(operations(client, client), host="127.0.0.1", port=0)
+        domain = operations(client, client)
+        server = ServiceServer(domain, host="127.0.0.1", port=0)
         port = await server.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 yield pb_grpc.DeploymentImageServiceStub(channel)
         finally:
             await server.stop(None)
+            await domain.close()
 
 
 def deployment(

@@ -433,6 +433,20 @@ async def test_watch_yields_events_split_across_chunks(api: Api, client: KubeCli
     assert "allowWatchBookmarks=true" in path
 
 
+async def test_watches_are_told_to_the_observer_once_they_answer(api: Api, tmp_path: Path) -> None:
+    api.script.append(streamed(event("ADDED", {"metadata": {"name": "p", "resourceVersion": "8"}})))
+    observed: list[tuple[str, str, str]] = []
+    credentials = Credentials.from_kubeconfig(kubeconfig(tmp_path / "config", api.url, "t1"))
+    async with KubeClient(
+        credentials, observe=lambda verb, resource, code, _: observed.append((verb, resource, code))
+    ) as client:
+        async for _ in client.watch(PODS, None, resource_version="7"):
+            assert observed == [("watch", "pods", "200")]  # before the first event
+
+    assert api.requests[0][1].startswith("/api/v1/pods?watch=true")  # all namespaces
+    assert observed == [("watch", "pods", "200")]
+
+
 @pytest.mark.parametrize("in_stream", [True, False])
 async def test_watch_too_old_raises_expired(api: Api, client: KubeClient, in_stream: bool) -> None:
     gone = {

@@ -42,10 +42,11 @@ T = TypeVar("T")
 
 NS = "default"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
+REPLICA_SETS = f"/apis/apps/v1/namespaces/{NS}/replicasets"
 PODS = f"/api/v1/namespaces/{NS}/pods"
 State = pb.Rollout.State
 # Short real-time delays so the tests stay fast; watches restart every second.
-FAST = RolloutSettings(stuck_grace=0.05, watch_seconds=1)
+FAST = RolloutSettings(stuck_grace=0.05, watch_seconds=1, watch_linger=0)
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
 
@@ -62,6 +63,7 @@ async def service(
                 yield pb_grpc.DeploymentImageServiceStub(channel), domain.tracking
         finally:
             await server.stop(None)
+            await domain.close()
 
 
 def web(
@@ -157,16 +159,15 @@ async def test_waited_change_completes(devcluster: DevCluster) -> None:
     assert (rollout.replicas, rollout.updated_replicas, rollout.available_replicas) == (2, 2, 2)
     assert rollout.revision == 2
     assert rollout.duration.ToNanoseconds() > 0
-    # Driven by watches (fieldSelector on the name, pods by template hash), never by polling GETs.
-    [listed] = requests(devcluster, DEPLOYMENTS, watch=False)
-    assert listed.query["fieldSelector"] == "metadata.name=web"
+    # Driven by the namespace's shared watches (one list each, then a watch), never by polling.
+    for path in (DEPLOYMENTS, REPLICA_SETS, PODS):
+        [listed] = requests(devcluster, path, watch=False)
+        assert "labelSelector" not in listed.query
+        assert "fieldSelector" not in listed.query
     # The journal records a watch when it ends, which the service caused as it answered.
     await eventually(lambda: bool(requests(devcluster, DEPLOYMENTS, watch=True)), "watched")
     gets = [e for e in devcluster.journal if e.method == "GET" and e.path == f"{DEPLOYMENTS}/web"]
     assert len(gets) == 1  # the read before the patch
-    pod_lists = requests(devcluster, PODS, watch=False)
-    assert pod_lists
-    assert pod_lists[0].query["labelSelector"].startswith("pod-template-hash=")
 
 
 async def test_progress_deadline_fails_the_wait(devcluster: DevCluster) -> None:
@@ -446,7 +447,7 @@ async def test_watch_rollout_fails_fast_and_ends(devcluster: DevCluster) -> None
 async def test_client_disconnect_frees_the_watches(devcluster: DevCluster) -> None:
     rolled_out(devcluster)
     # Long watches: any watch request that ends during this test ended because we left.
-    patient = RolloutSettings(stuck_grace=3600, watch_seconds=300)
+    patient = RolloutSettings(stuck_grace=3600, watch_seconds=300, watch_linger=0)
     async with service(devcluster, patient) as (stub, rollouts):
         await stub.SetContainerImage(set_image("nginx:1.26-bad"), timeout=10)
         devcluster.advance(5)  # a new ReplicaSet whose Pods cannot start
@@ -454,23 +455,23 @@ async def test_client_disconnect_frees_the_watches(devcluster: DevCluster) -> No
         first = await call.read()
         assert isinstance(first, pb.WatchRolloutResponse)
         assert first.rollout.state == State.STATE_PROGRESSING
-        assert rollouts.open_watches == 2  # the Deployment and the Pods of its new ReplicaSet
+        assert rollouts.open_watches == 3  # the namespace's Deployments, ReplicaSets and Pods
         # The service counts a watch before its request reaches the devcluster.
-        await eventually(lambda: devcluster.open_watches == 2, "both watches reached the server")
-        # The journal records a request when it ends: both watches are still open.
-        assert requests(devcluster, DEPLOYMENTS, watch=True) == []
-        assert requests(devcluster, PODS, watch=True) == []
+        await eventually(lambda: devcluster.open_watches == 3, "the watches reached the server")
+        # The journal records a request when it ends: the watches are still open.
+        for path in (DEPLOYMENTS, REPLICA_SETS, PODS):
+            assert requests(devcluster, path, watch=True) == []
 
         call.cancel()
 
         await eventually(lambda: rollouts.open_watches == 0, "the service closed its watches")
         await eventually(lambda: devcluster.open_watches == 0, "the devcluster closed them too")
         await eventually(
-            lambda: (
-                len(requests(devcluster, DEPLOYMENTS, watch=True)) == 1
-                and len(requests(devcluster, PODS, watch=True)) == 1
+            lambda: all(
+                len(requests(devcluster, path, watch=True)) == 1
+                for path in (DEPLOYMENTS, REPLICA_SETS, PODS)
             ),
-            "the devcluster saw both watches end",
+            "the devcluster saw the watches end",
         )
 
 
@@ -494,11 +495,40 @@ async def test_wait_survives_a_dropped_watch(devcluster: DevCluster) -> None:
 
     assert answer.rollout.state == State.STATE_COMPLETE
     assert len(requests(devcluster, DEPLOYMENTS, watch=False)) == 1  # resumed, not listed again
-    entries = requests(devcluster, DEPLOYMENTS)
-    dropped = next(i for i, e in enumerate(entries) if e.status is None)
-    resumed = entries[dropped + 1]
+
+    def after_the_drop() -> list[Entry]:
+        entries = requests(devcluster, DEPLOYMENTS)
+        dropped = next(i for i, e in enumerate(entries) if e.status is None)
+        return entries[dropped:]
+
+    # The journal records the resumed watch when it ends (as the service stops).
+    await eventually(lambda: len(after_the_drop()) > 1, "the resumed watch ended")
+    dropped, resumed = after_the_drop()[:2]
     assert resumed.query["watch"] == "true"
-    assert int(resumed.query["resourceVersion"]) >= int(entries[dropped].query["resourceVersion"])
+    assert int(resumed.query["resourceVersion"]) >= int(dropped.query["resourceVersion"])
+
+
+async def test_a_wait_never_judges_from_a_shared_cache_older_than_its_write(
+    devcluster: DevCluster,
+) -> None:
+    rolled_out(devcluster)
+    warm = RolloutSettings(stuck_grace=0.05, watch_seconds=1, watch_linger=3600)
+    async with service(devcluster, warm) as (stub, rollouts):
+        # A first wait leaves the namespace's shared caches warm (the rollout is complete).
+        first = await stub.SetContainerImage(set_image("nginx:1.25", wait=True), timeout=10)
+        assert first.rollout.revision == 1
+        # The Deployments' watch, restarting, is held up: the cache falls behind.
+        devcluster.faults.add("GET", DEPLOYMENTS, faults.delay(3000), count=1)
+        await eventually(lambda: devcluster.open_watches == 2, "the Deployments' watch stalled")
+
+        answer = await driven(
+            devcluster, stub.SetContainerImage(set_image("nginx:1.26", wait=True), timeout=30)
+        )
+
+    # Not revision 1's completion, which the stale cache still showed.
+    assert answer.rollout.state == State.STATE_COMPLETE
+    assert answer.rollout.revision == 2
+    assert rollouts.open_watches == 0
 
 
 async def test_wait_lists_again_after_410_expired() -> None:
@@ -555,20 +585,25 @@ async def test_bad_options_are_refused_before_any_write(
     assert devcluster.journal.writes() == []
 
 
-async def test_many_waits_share_the_event_loop(devcluster: DevCluster) -> None:
+async def test_many_waits_share_the_event_loop_and_the_watches(devcluster: DevCluster) -> None:
     rolled_out(devcluster)
     baseline = threading.active_count()
     async with service(devcluster) as (stub, rollouts):
         await stub.SetContainerImage(set_image("nginx:1.26"), timeout=10)
         request = set_image("nginx:1.26", wait=True)  # already set: each waits for the rollout
         calls = [asyncio.ensure_future(stub.SetContainerImage(request)) for _ in range(60)]
-        await eventually(lambda: rollouts.open_watches >= 60, "60 waits are watching")
+        # Three readers each: the namespace's Deployments, ReplicaSets and Pods.
+        await eventually(lambda: rollouts.informers().readers == 180, "60 waits are reading")
+        assert rollouts.open_watches == 3
+        await eventually(lambda: devcluster.open_watches == 3, "the watches reached the server")
         # No thread per wait (the resolver's small executor aside).
         assert threading.active_count() < baseline + 20
         got = await driven(devcluster, asyncio.gather(*calls))
 
     assert {answer.rollout.state for answer in got} == {State.STATE_COMPLETE}
     assert rollouts.open_watches == 0
+    for path in (DEPLOYMENTS, REPLICA_SETS, PODS):
+        assert len(requests(devcluster, path, watch=False)) == 1
 
 
 async def test_a_wait_without_permission_to_watch_pods_says_so(devcluster: DevCluster) -> None:
@@ -577,7 +612,7 @@ async def test_a_wait_without_permission_to_watch_pods_says_so(devcluster: DevCl
     async with service(devcluster) as (stub, rollouts):
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await driven(devcluster, stub.SetContainerImage(set_image("nginx:1.26", wait=True)))
-        assert rollouts.open_watches == 0
+        await eventually(lambda: rollouts.open_watches == 0, "the watches stopped")
 
     assert failure.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert (failure.value.details() or "").startswith(
