@@ -34,8 +34,9 @@ def test_core_and_group_lists(api_client: client.ApiClient) -> None:
     core: Any = client.CoreApi(api_client).get_api_versions()
     assert core.versions == ["v1"]
     groups: Any = client.ApisApi(api_client).get_api_versions()
-    assert [g.name for g in groups.groups] == ["apps"]
+    assert [g.name for g in groups.groups] == ["apps", "coordination.k8s.io"]
     assert groups.groups[0].preferred_version.group_version == "apps/v1"
+    assert groups.groups[1].preferred_version.group_version == "coordination.k8s.io/v1"
 
 
 def test_resource_lists(api_client: client.ApiClient) -> None:
@@ -46,8 +47,14 @@ def test_resource_lists(api_client: client.ApiClient) -> None:
     assert by_name["deployments"].short_names == ["deploy"]
     assert "patch" in by_name["deployments"].verbs
     core: Any = client.CoreV1Api(api_client).get_api_resources()
-    assert {"pods", "namespaces"} <= {r.name for r in core.resources}
+    assert {"pods", "namespaces", "events"} <= {r.name for r in core.resources}
     assert {r.name: r.namespaced for r in core.resources}["namespaces"] is False
+    events = {r.name: r for r in core.resources}["events"]
+    assert (events.kind, events.short_names, events.categories) == ("Event", ["ev"], None)
+    coordination: Any = client.CoordinationV1Api(api_client).get_api_resources()
+    assert [(r.name, r.kind, r.namespaced) for r in coordination.resources] == [
+        ("leases", "Lease", True)
+    ]
 
 
 def test_aggregated_discovery_requests_get_the_legacy_form(devcluster: DevCluster) -> None:

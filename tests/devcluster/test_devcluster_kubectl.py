@@ -254,3 +254,87 @@ def test_get_pods_watch_shows_terminating(running: DevCluster, kubectl: Kubectl)
     finally:
         watcher.kill()
         watcher.wait()
+
+
+def test_get_leases(running: DevCluster, kubectl: Kubectl) -> None:
+    running.create(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "rollout-web"},
+            "spec": {"holderIdentity": "replica-a", "leaseDurationSeconds": 15},
+        }
+    )
+    out = kubectl("get", "leases").stdout.splitlines()
+    assert out[0].split() == ["NAME", "HOLDER", "AGE"]
+    assert out[1].split()[:2] == ["rollout-web", "replica-a"]
+    assert "lease.coordination.k8s.io" in kubectl("delete", "lease", "rollout-web").stdout
+
+
+def test_get_events_and_describe_show_events_written_through_the_api(
+    running: DevCluster, kubectl: Kubectl
+) -> None:
+    web = running.get("deployments", "default", "web") or {}
+    running.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "web.kubeupdate1", "namespace": "default"},
+            "involvedObject": {
+                "kind": "Deployment",
+                "namespace": "default",
+                "name": "web",
+                "uid": web["metadata"]["uid"],
+                "apiVersion": "apps/v1",
+            },
+            "reason": "ImageChanged",
+            "message": "kubeupdate set app to nginx:1.26",
+            "type": "Normal",
+            "source": {"component": "kubeupdate"},
+            "firstTimestamp": web["metadata"]["creationTimestamp"],
+            "lastTimestamp": web["metadata"]["creationTimestamp"],
+            "count": 1,
+        }
+    )
+    events = kubectl("get", "events").stdout.splitlines()
+    assert events[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    ours = [line for line in events if "ImageChanged" in line]
+    assert len(ours) == 1
+    assert ours[0].split()[1:] == [
+        "Normal",
+        "ImageChanged",
+        "deployment/web",
+        "kubeupdate",
+        "set",
+        "app",
+        "to",
+        "nginx:1.26",
+    ]
+    described = kubectl("describe", "deployment", "web").stdout
+    section = described.split("Events:", 1)[1].splitlines()
+    assert section[1].split() == ["Type", "Reason", "Age", "From", "Message"]
+    assert any(
+        line.split()[:2] == ["Normal", "ImageChanged"] and "kubeupdate set app" in line
+        for line in section
+    )
+
+
+def test_get_pods_by_field_selector_on_the_phase(running: DevCluster, kubectl: Kubectl) -> None:
+    kubectl("rollout", "status", "deployment/web")
+    running.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "unscheduled"},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]},
+        }
+    )
+    running_pods = kubectl("get", "pods", "--field-selector=status.phase=Running", "-o", "name")
+    names = running_pods.stdout.split()
+    assert names
+    assert all(n.startswith("pod/web-") for n in names)
+    pending = kubectl("get", "pods", "--field-selector=status.phase=Pending", "-o", "name")
+    assert pending.stdout.split() == ["pod/unscheduled"]
+    refused = kubectl("get", "pods", "--field-selector=status.ready=true", check=False)
+    assert refused.returncode == 1
+    assert "field label not supported: status.ready" in refused.stderr

@@ -50,7 +50,8 @@ def _group_document(group: str, version: str) -> dict[str, Any]:
         scope = "/namespaces/{namespace}" if resource.namespaced else ""
         item = f"{base}{scope}/{resource.name}/{{name}}"
         paths[item] = {"patch": _operation(resource, "patch"), "put": _operation(resource, "put")}
-        paths[f"{item}/status"] = {"patch": _operation(resource, "patch")}
+        if "status" in resource.subresources:
+            paths[f"{item}/status"] = {"patch": _operation(resource, "patch")}
         paths[f"{base}{scope}/{resource.name}"] = {"post": _operation(resource, "post")}
     return {
         "openapi": "3.0.0",

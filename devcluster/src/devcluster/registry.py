@@ -19,9 +19,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from devcluster import deletion, patches
+from devcluster import decoding, deletion, patches
 from devcluster.defaults import apply_defaults
-from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, SCALE, ResourceType
+from devcluster.resources import ALL, DEPLOYMENTS, NAMESPACES, PODS, SCALE, ResourceType
 from devcluster.selectors import Selection
 from devcluster.statuses import (
     ApiError,
@@ -33,6 +33,8 @@ from devcluster.statuses import (
     namespace_not_found,
     not_found,
     rejected_request,
+    resource_version_required,
+    uid_conflict,
     unsupported_media_type,
 )
 from devcluster.store import Object, Store, timestamp
@@ -135,7 +137,7 @@ class Registry:
             raise already_exists(resource, name)
         if resource is PODS:
             obj["status"] = {"phase": "Pending"}
-        elif resource is not NAMESPACES:
+        elif resource.has_status and resource is not NAMESPACES:
             obj["status"] = {}  # the strategies reset status on create
         admit(obj)
         if dry_run:
@@ -159,7 +161,13 @@ class Registry:
         check_resource_version: bool = True,
         admit: Admission = _admit_all,
     ) -> Object:
-        current = self.get(resource, namespace, name)
+        """Replaces an object (PUT), with the strategy's rules for resourceVersion.
+
+        A missing object is a 404, or created when the kind allows create-on-update
+        (Leases, Events). Without ``metadata.resourceVersion`` the latest object is
+        replaced, unless the kind refuses unconditional updates (Leases: 422); a stale
+        one is a 409 Conflict, and so is a ``metadata.uid`` of another object.
+        """
         obj = self._typed(resource, body)
         meta = _meta(obj)
         if meta.get("name", name) != name:
@@ -169,9 +177,27 @@ class Registry:
             )
         if resource.namespaced and meta.get("namespace", namespace) != namespace:
             raise bad_request(_NAMESPACE_MISMATCH)
+        current = self.store.get(resource.name, namespace, name)
+        if current is None:
+            if not resource.create_on_update or subresource:
+                raise not_found(resource, name)
+            if meta.get("uid"):
+                raise uid_conflict(resource, name, meta["uid"], "")
+            return self.create(
+                resource,
+                namespace,
+                {**obj, "metadata": {**meta, "name": name}},
+                dry_run=dry_run,
+                admit=admit,
+            )
         wanted = meta.get("resourceVersion")
-        if check_resource_version and wanted and wanted != current["metadata"]["resourceVersion"]:
-            raise conflict(resource, name)
+        if check_resource_version:
+            if not wanted and not resource.unconditional_update:
+                raise resource_version_required(resource, name)
+            if wanted and wanted != current["metadata"]["resourceVersion"]:
+                raise conflict(resource, name)
+        if meta.get("uid") and meta["uid"] != current["metadata"]["uid"]:
+            raise uid_conflict(resource, name, meta["uid"], current["metadata"]["uid"])
         if subresource == "status":
             # Only status changes through /status; spec and metadata stay as stored.
             new = copy.deepcopy(current)
@@ -182,6 +208,10 @@ class Registry:
             new_meta["name"] = name
             if resource.namespaced:
                 new_meta["namespace"] = namespace
+            # rest.BeforeUpdate: an update never removes or moves a deletion under way.
+            for key in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+                if key in current["metadata"]:
+                    new_meta[key] = current["metadata"][key]
             new["metadata"] = new_meta
             apply_defaults(resource, new)
             if "status" in current:
@@ -225,6 +255,8 @@ class Registry:
             return self.update_scale(resource, namespace, name, patched_scale, dry_run, admit)
         patched = self._apply_patch(current, body, content_type)
         wanted = patched["metadata"].get("resourceVersion")
+        if not wanted and not resource.unconditional_update:
+            raise resource_version_required(resource, name)  # the patch removed it
         if wanted and wanted != current["metadata"]["resourceVersion"]:
             raise conflict(resource, name)
         # kube-apiserver re-applies a patch without resourceVersion to the latest object,
@@ -361,6 +393,7 @@ class Registry:
 
     @staticmethod
     def _typed(resource: ResourceType, body: Object) -> Object:
+        """The body as an object of ``resource``: kind checked, copied, decoded as Go would."""
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object")
         kind = body.get("kind")
@@ -376,6 +409,7 @@ class Registry:
         obj = copy.deepcopy(body)
         obj["kind"] = resource.kind
         obj["apiVersion"] = resource.api_version
+        decoding.decode(resource, obj)
         return obj
 
     @staticmethod
@@ -400,7 +434,7 @@ class Registry:
     def _collect_garbage(self, resource: ResourceType, namespace: str, name: str, uid: str) -> None:
         """Deletes what the deleted object owned, as the garbage collector would."""
         if resource is NAMESPACES:
-            for kind in ("deployments", "replicasets", "pods"):
+            for kind in (r.name for r in ALL if r.namespaced):
                 for obj in self.store.list(kind, name):
                     self._delete_quietly(kind, obj)
             return

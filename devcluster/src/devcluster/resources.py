@@ -34,6 +34,15 @@ class ResourceType:
     categories: tuple[str, ...] = ("all",)
     #: Spec changes (and for Deployments annotation changes) bump metadata.generation.
     has_generation: bool = True
+    #: Whether objects have a ``status`` the API server resets on create and keeps on update.
+    has_status: bool = True
+    #: The strategy's AllowCreateOnUpdate: a PUT of a missing object creates it (201).
+    create_on_update: bool = False
+    #: The strategy's AllowUnconditionalUpdate: a PUT without metadata.resourceVersion
+    #: updates the latest object; otherwise it is refused (422).
+    unconditional_update: bool = True
+    #: DELETE answers the deleted object (its registry's ReturnDeletedObject), not a Status.
+    returns_deleted: bool = False
     #: The fields a fieldSelector may name, when the kind registers its own list with
     #: kube-apiserver (refusing others with "field label not supported: X"); None: only
     #: metadata.name and metadata.namespace, apimachinery's default conversion.
@@ -87,6 +96,7 @@ PODS = ResourceType(
     namespaced=True,
     short_names=("po",),
     has_generation=False,
+    returns_deleted=True,
     # pkg/apis/core/v1/conversion.go; spec.host is the old name of spec.nodeName.
     field_labels=frozenset(
         {
@@ -116,7 +126,58 @@ NAMESPACES = ResourceType(
     verbs=("create", "delete", "get", "list", "patch", "update", "watch"),
     categories=(),
     has_generation=False,
+    returns_deleted=True,
     field_labels=frozenset({"metadata.name", "status.phase"}),
+)
+#: core/v1 Events: what ``kubectl get events`` and ``kubectl describe`` read (kubectl
+#: asks core/v1 for them). The events.k8s.io/v1 view of the same objects is not served.
+EVENTS = ResourceType(
+    name="events",
+    singular="event",
+    kind="Event",
+    group="",
+    version="v1",
+    namespaced=True,
+    short_names=("ev",),
+    subresources=(),
+    categories=(),
+    has_generation=False,
+    has_status=False,
+    create_on_update=True,
+    # pkg/apis/core/v1/conversion.go: AddFieldLabelConversionsForEvent
+    field_labels=frozenset(
+        {
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+            "metadata.namespace",
+            "metadata.name",
+        }
+    ),
+)
+#: coordination.k8s.io/v1 Leases. Their strategy creates on PUT and refuses a PUT
+#: without resourceVersion, so every change of holder is a compare-and-swap.
+LEASES = ResourceType(
+    name="leases",
+    singular="lease",
+    kind="Lease",
+    group="coordination.k8s.io",
+    version="v1",
+    namespaced=True,
+    subresources=(),
+    categories=(),
+    has_generation=False,
+    has_status=False,
+    create_on_update=True,
+    unconditional_update=False,
 )
 
 #: The autoscaling/v1 Scale that the ``/scale`` subresources speak (not served on its own).
@@ -130,7 +191,7 @@ SCALE = ResourceType(
     subresources=(),
 )
 
-ALL = (DEPLOYMENTS, REPLICASETS, PODS, NAMESPACES)
+ALL = (DEPLOYMENTS, REPLICASETS, PODS, NAMESPACES, EVENTS, LEASES)
 BY_NAME = {r.name: r for r in ALL}
 BY_KIND = {r.kind: r for r in ALL}
 

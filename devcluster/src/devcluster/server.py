@@ -30,7 +30,6 @@ from devcluster.resources import (
     BY_NAME,
     DEPLOYMENTS,
     NAMESPACES,
-    REPLICASETS,
     ResourceType,
     by_path,
 )
@@ -391,6 +390,8 @@ class ApiServer:
                 admit=self._admission(request, target),
             )
             return self._json(scale)
+        # A kind that creates on update answers 201 when the PUT created the object.
+        existed = self.store.get(target.resource.name, target.store_namespace, target.name)
         obj = self.registry.update(
             target.resource,
             target.store_namespace,
@@ -400,7 +401,7 @@ class ApiServer:
             dry_run=self._dry_run(request),
             admit=self._admission(request, target),
         )
-        return self._object(request, target, obj)
+        return self._object(request, target, obj, status=200 if existed is not None else 201)
 
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
         body = await request.read()
@@ -439,7 +440,7 @@ class ApiServer:
             admit=self._admission(request, target),
             grace_period_seconds=grace_seconds,
         )
-        if target.resource in (DEPLOYMENTS, REPLICASETS):
+        if not target.resource.returns_deleted:
             return self._json(success(target.resource, target.name, gone["metadata"]["uid"]))
         if target.resource is NAMESPACES:
             gone = {**gone, "status": {"phase": "Terminating"}}

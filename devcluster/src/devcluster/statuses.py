@@ -126,6 +126,40 @@ def conflict(resource: ResourceType, name: str) -> ApiError:
     )
 
 
+def uid_conflict(resource: ResourceType, name: str, wanted: str, stored: str) -> ApiError:
+    """The storage's 409 for a write whose ``metadata.uid`` names another object."""
+    return ApiError(
+        failure(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {resource.qualified} "{name}": Precondition'
+            f" failed: UID in precondition: {wanted}, UID in object meta: {stored}",
+            _details(resource, name),
+        )
+    )
+
+
+def resource_version_required(resource: ResourceType, name: str) -> ApiError:
+    """The 422 for a PUT without resourceVersion where the kind refuses unconditional updates.
+
+    The generic registry names the kind by its resource here ("leases.coordination.k8s.io",
+    details kind "leases"), unlike validation errors.
+    """
+    cause = Cause(
+        "FieldValueInvalid",
+        "metadata.resourceVersion",
+        "Invalid value: 0: must be specified for an update",
+    )
+    details = _details(resource, name) | {
+        "causes": [{"reason": cause.reason, "message": cause.message, "field": cause.field}]
+    }
+    return ApiError(
+        failure(
+            422, "Invalid", f'{resource.qualified} "{name}" is invalid: {cause.render()}', details
+        )
+    )
+
+
 def invalid(resource: ResourceType, name: str, causes: list[Cause]) -> ApiError:
     rendered = [cause.render() for cause in causes]
     joined = rendered[0] if len(rendered) == 1 else "[" + ", ".join(rendered) + "]"

@@ -32,6 +32,10 @@ from typing import Any
 
 Object = dict[str, Any]
 
+#: Kinds whose strategy starts metadata.generation at 1 (the controllers create
+#: ReplicaSets through the store, so the store stamps it).
+_WITH_GENERATION = frozenset({"deployments", "replicasets"})
+
 
 class StoreError(Exception):
     """Base of the store's errors; the server turns them into Status bodies."""
@@ -230,7 +234,7 @@ class Store:
                 "creationTimestamp": timestamp(self._now()),
                 "resourceVersion": str(self._next_version()),
             }
-            if "spec" in obj and resource != "pods":
+            if resource in _WITH_GENERATION:
                 stored["metadata"].setdefault("generation", 1)
             self._objects[resource].put(namespace, name, stored, None)
             self._emit("ADDED", resource, stored)

@@ -12,7 +12,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, ResourceType
+from devcluster.resources import (
+    DEPLOYMENTS,
+    EVENTS,
+    LEASES,
+    NAMESPACES,
+    PODS,
+    REPLICASETS,
+    ResourceType,
+)
+from devcluster.timestamps import parse_micro_time, parse_time
 
 Object = dict[str, Any]
 Column = tuple[str, str, int]  # name, type, priority (1: only with -o wide)
@@ -178,6 +187,48 @@ def _namespace(obj: Object, now: float) -> list[Any]:
     return [obj["metadata"]["name"], obj.get("status", {}).get("phase", "Active"), _age(obj, now)]
 
 
+def _lease(obj: Object, now: float) -> list[Any]:
+    holder = (obj.get("spec") or {}).get("holderIdentity") or ""
+    return [obj["metadata"]["name"], holder, _age(obj, now)]
+
+
+def _since(text: str | None, now: float, parse: Callable[[str], float]) -> str | None:
+    """translateTimestampSince: None for a zero time (the caller picks a fallback)."""
+    return human_duration(now - parse(text)) if text else None
+
+
+def _event(obj: Object, now: float) -> list[Any]:
+    """printEvent, wide: kube-apiserver always builds the wide row; kubectl hides columns."""
+    first = _since(obj.get("firstTimestamp"), now, parse_time) or _since(
+        obj.get("eventTime"), now, parse_micro_time
+    )
+    first = first or "<unknown>"
+    last = _since(obj.get("lastTimestamp"), now, parse_time) or first
+    count = obj.get("count") or 1  # singleton events of the new API set none
+    series = obj.get("series")
+    if series:
+        last = _since(series.get("lastObservedTime"), now, parse_micro_time) or "<unknown>"
+        count = series.get("count") or 0
+    involved = obj.get("involvedObject") or {}
+    kind = str(involved.get("kind", "")).lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    source = obj.get("source") or {}
+    component = source.get("component") or obj.get("reportingComponent") or ""
+    instance = source.get("host") or obj.get("reportingInstance") or ""
+    return [
+        last,
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        target,
+        involved.get("fieldPath", ""),
+        f"{component}, {instance}" if instance else component,
+        str(obj.get("message", "")).strip(),
+        first,
+        count,
+        obj["metadata"]["name"],
+    ]
+
+
 _WORKLOAD_TAIL: list[Column] = [
     ("Containers", "string", 1),
     ("Images", "string", 1),
@@ -223,6 +274,25 @@ _PRINTERS: dict[str, tuple[list[Column], Callable[[Object, float], list[Any]]]] 
     NAMESPACES.name: (
         [("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
         _namespace,
+    ),
+    LEASES.name: (
+        [("Name", "string", 0), ("Holder", "string", 0), ("Age", "string", 0)],
+        _lease,
+    ),
+    EVENTS.name: (
+        [
+            ("Last Seen", "string", 0),
+            ("Type", "string", 0),
+            ("Reason", "string", 0),
+            ("Object", "string", 0),
+            ("Subobject", "string", 1),
+            ("Source", "string", 1),
+            ("Message", "string", 0),
+            ("First Seen", "string", 1),
+            ("Count", "string", 1),
+            ("Name", "string", 1),
+        ],
+        _event,
     ),
 }
 

@@ -12,7 +12,15 @@ import json
 import re
 from typing import Any
 
-from devcluster.resources import DEPLOYMENTS, NAMESPACES, PODS, REPLICASETS, ResourceType
+from devcluster.resources import (
+    DEPLOYMENTS,
+    EVENTS,
+    LEASES,
+    NAMESPACES,
+    PODS,
+    REPLICASETS,
+    ResourceType,
+)
 from devcluster.statuses import Cause
 
 Object = dict[str, Any]
@@ -177,4 +185,55 @@ def validate(resource: ResourceType, obj: Object, old: Object | None = None) -> 
                 causes.append(invalid_value("spec.selector", selector, "field is immutable"))
     elif resource is PODS:
         causes.extend(_check_pod_spec("spec", obj.get("spec")))
+    elif resource is LEASES:
+        causes.extend(_check_lease_spec(obj.get("spec") or {}))
+    elif resource is EVENTS:
+        causes.extend(_check_event(obj))
+    if old is not None:
+        causes.extend(_check_deletion_unchanged(obj, old))
     return causes
+
+
+def _check_lease_spec(spec: Object) -> list[Cause]:
+    """pkg/apis/coordination/validation: ValidateLeaseSpec (times need no check)."""
+    causes: list[Cause] = []
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and duration <= 0:
+        causes.append(
+            invalid_value("spec.leaseDurationSeconds", duration, "must be greater than 0")
+        )
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and transitions < 0:
+        causes.append(
+            invalid_value(
+                "spec.leaseTransitions", transitions, "must be greater than or equal to 0"
+            )
+        )
+    if spec.get("preferredHolder") and not spec.get("strategy"):
+        causes.append(
+            Cause(
+                "FieldValueForbidden",
+                "spec.preferredHolder",
+                "Forbidden: may only be specified if `strategy` is defined",
+            )
+        )
+    return causes
+
+
+def _check_event(event: Object) -> list[Cause]:
+    """The part of legacyValidateEvent a client can get wrong: the namespaces must agree."""
+    namespace = (event.get("metadata") or {}).get("namespace", "")
+    involved = (event.get("involvedObject") or {}).get("namespace", "")
+    if (involved and involved != namespace) or (not involved and namespace not in ("", "default")):
+        return [
+            invalid_value("involvedObject.namespace", involved, "does not match event.namespace")
+        ]
+    return []
+
+
+def _check_deletion_unchanged(obj: Object, old: Object) -> list[Cause]:
+    """ValidateObjectMetaUpdate: no update may set or change a deletionTimestamp."""
+    new_value = (obj.get("metadata") or {}).get("deletionTimestamp")
+    if new_value != old["metadata"].get("deletionTimestamp"):
+        return [invalid_value("metadata.deletionTimestamp", new_value, "field is immutable")]
+    return []
