@@ -128,10 +128,19 @@ def run(args: argparse.Namespace, prog: str = "devcluster") -> int:
 
 def banner(cluster: DevCluster, kubeconfig: Path) -> str:
     auth = "HTTPS, bearer token" if cluster.tls else "plain HTTP, no authentication"
+    if cluster.clock.speed == 0:
+        time = f"""
+Simulated time stands still (--speed 0). Move it from anywhere:
+
+  echo '{{"seconds": 30}}' | kubectl --kubeconfig {kubeconfig} create --raw \\
+       /devcluster/v1/clock/advance -f -
+"""
+    else:
+        time = f"\nSimulated time runs at {cluster.clock.speed:g}x (GET /devcluster/v1/clock).\n"
     return f"""devcluster is serving the Kubernetes API at {cluster.url} ({auth}).
 kubeconfig: {kubeconfig}  (context "devcluster")
 
   kubectl --kubeconfig {kubeconfig} get deployments -A
   export KUBECONFIG={kubeconfig}
-
+{time}
 Ctrl-C stops it."""

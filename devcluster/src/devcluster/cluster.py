@@ -15,13 +15,16 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from devcluster.admin import Admin
 from devcluster.clock import SimulatedClock
 from devcluster.controllers import FailureRules, ImageCatalog, RolloutController, StaticCatalog
 from devcluster.credentials import (
@@ -51,7 +54,37 @@ BUILTIN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 TICK_SECONDS = 0.05
 #: ``advance`` never moves the clock more than this at once, so controllers see each step.
 MAX_STEP_SECONDS = 1.0
+#: Objects the controllers look at before the server's loop gets a turn (a few ms of work).
+RECONCILE_CHUNK = 25
 _CALL_TIMEOUT = 60.0
+
+
+@dataclass
+class ControllerStats:
+    """How long the controllers held the server's event loop: the devcluster's own share.
+
+    Wall time (what a client waits, machine load included) and the loop thread's CPU
+    time (the work itself), in total and for the longest chunk.
+    """
+
+    busy_seconds: float = 0.0
+    busy_cpu_seconds: float = 0.0
+    longest_block_seconds: float = 0.0
+    chunks: int = 0
+
+    def count(self, wall: float, cpu: float) -> None:
+        self.busy_seconds += wall
+        self.busy_cpu_seconds += cpu
+        self.longest_block_seconds = max(self.longest_block_seconds, wall)
+        self.chunks += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "busySeconds": self.busy_seconds,
+            "busyCpuSeconds": self.busy_cpu_seconds,
+            "longestBlockSeconds": self.longest_block_seconds,
+            "chunks": self.chunks,
+        }
 
 
 class DevCluster:
@@ -103,12 +136,16 @@ class DevCluster:
             self.journal,
             self._tokens,
             bookmark_interval=bookmark_interval,
+            admin=Admin(self),
         )
         self._seed = list(seed or [])
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._draining: asyncio.Task[None] | None = None
+        self._advancing = asyncio.Lock()
+        self._stats = ControllerStats()
         self._directory: Path | None = None
         self._incluster_dirs: list[Path] = []
         self._reconciling = False
@@ -133,9 +170,10 @@ class DevCluster:
 
     async def _start(self) -> None:
         assert self._directory is not None
+        self._advancing = asyncio.Lock()
         for name in BUILTIN_NAMESPACES:
             self._create_namespace(name)
-        self._load_seed()
+        await self._load_seed()
         ssl_context = server_ssl_context(self._pki(), self._directory) if self.tls else None
         if self.tls:
             (self._directory / "ca.crt").write_bytes(self._pki().ca_pem)
@@ -169,10 +207,11 @@ class DevCluster:
             self._directory = None
 
     async def _stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        for task in (self._ticker, self._draining):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -308,41 +347,84 @@ class DevCluster:
     # -- time --------------------------------------------------------------------
 
     def advance(self, seconds: float) -> None:
-        """Moves simulated time forward, letting controllers act at each step on the way."""
+        """Moves simulated time forward, letting controllers act at each step on the way.
+
+        The server keeps answering meanwhile (watches see each step as it happens).
+        Call it from any thread but the devcluster's own (there, await ``advance_async``).
+        """
         if seconds < 0:
             raise ValueError("the clock cannot go backwards")
-        self._call(lambda: self._advance(seconds))
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the devcluster is not running; call start() first")
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("on the devcluster's own loop, await advance_async() instead")
+        asyncio.run_coroutine_threadsafe(self.advance_async(seconds), loop).result()
+
+    async def advance_async(self, seconds: float) -> None:
+        """``advance`` on the devcluster's loop; one advance at a time."""
+        if seconds < 0:
+            raise ValueError("the clock cannot go backwards")
+        async with self._advancing:
+            target = self.clock.now() + seconds
+            await self._catch_up()
+            while (now := self.clock.now()) < target:
+                step = target - now
+                wakeup = self.controller.next_wakeup()
+                if wakeup is not None and wakeup > now:
+                    step = min(step, wakeup - now)
+                self.clock.advance(min(step, MAX_STEP_SECONDS))
+                await self._catch_up()
+                await asyncio.sleep(0)  # even a quiet step lets the server answer
 
     def set_speed(self, speed: float) -> None:
+        """Simulated seconds per real second from now on (0 stops the clock)."""
         self.clock.set_speed(speed)
 
-    def _advance(self, seconds: float) -> None:
-        target = self.clock.now() + seconds
-        self._reconcile()
-        while (now := self.clock.now()) < target:
-            step = target - now
-            wakeup = self.controller.next_wakeup()
-            if wakeup is not None and wakeup > now:
-                step = min(step, wakeup - now)
-            self.clock.advance(min(step, MAX_STEP_SECONDS))
-            self._reconcile()
+    @property
+    def controller_stats(self) -> dict[str, Any]:
+        """What the controllers cost the server's loop: busy time, longest block, visits."""
+        return self._call(self.stats)
+
+    def stats(self) -> dict[str, Any]:
+        """``controller_stats``, on the devcluster's own loop (the admin API's ``/stats``)."""
+        return self._stats.as_dict() | {"visits": dict(self.controller.visits)}
 
     def _reconcile(self) -> None:
-        if self._reconciling:  # a write made by the controller itself
+        """After an API write: one bounded chunk at once, the rest soon, in the background."""
+        if self._reconciling:  # a write made while a chunk runs (the Python API's)
             return
+        idle = self._draining is None or self._draining.done()
+        if self._run_chunk() and self._loop is not None and idle:
+            self._draining = self._loop.create_task(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        """Runs the controllers until nothing is left at this instant, yielding between chunks."""
+        more = self._run_chunk()
+        while more:
+            await asyncio.sleep(0)  # the server answers (and watches write) between chunks
+            more = self._run_chunk()
+
+    def _run_chunk(self) -> bool:
+        """One chunk of controller work; True when more is left."""
+        if self._reconciling:
+            return False
         self._reconciling = True
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
-            self.controller.reconcile()
+            return self.controller.reconcile(budget=RECONCILE_CHUNK)
         except Exception:
             log.exception("the rollout controller failed")
+            return False
         finally:
+            self._stats.count(time.perf_counter() - started, time.thread_time() - cpu)
             self._reconciling = False
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             if self.clock.speed > 0:
-                self._reconcile()
+                await self._catch_up()
 
     # -- seeding -----------------------------------------------------------------
 
@@ -352,7 +434,7 @@ class DevCluster:
             return existing
         return self.registry.create(NAMESPACES, "", {"metadata": {"name": name}})
 
-    def _load_seed(self) -> None:
+    async def _load_seed(self) -> None:
         if not self._seed:
             return
         ordered = sorted(self._seed, key=lambda o: o.get("kind") != "Namespace")
@@ -365,10 +447,10 @@ class DevCluster:
             self._create_namespace(namespace)
             self.registry.create(resource, namespace, obj)
         self._seed = []  # a restarted cluster keeps its objects; seeding again would clash
-        self._settle()
+        await self._settle()
 
-    def _settle(self, limit: float = 600.0) -> None:
-        """Runs seeded rollouts until nothing is due (failing images may stay unfinished)."""
+    async def _settle(self, limit: float = 120.0) -> None:
+        """Runs seeded rollouts until nothing is due soon (failing ones may stay unfinished)."""
         start = self.clock.now()
         while self.clock.now() - start < limit:
             wakeup = self.controller.next_wakeup()
@@ -377,7 +459,7 @@ class DevCluster:
             # A failing rollout's next event is its progress deadline: leave it progressing.
             if wakeup - self.clock.now() > 60:
                 break
-            self._advance(max(wakeup - self.clock.now(), 0.01))
+            await self.advance_async(max(wakeup - self.clock.now(), 0.01))
 
     # -- marshalling -------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import yaml
 from aiohttp import web
 
 from devcluster import discovery, openapi, tables
+from devcluster.admin import Admin, is_admin
 from devcluster.clock import SimulatedClock
 from devcluster.credentials import Tokens
 from devcluster.faults import Action, Faults
@@ -128,6 +129,7 @@ class ApiServer:
         journal: Journal,
         tokens: Tokens | None,
         bookmark_interval: float = 1.0,
+        admin: Admin | None = None,
     ) -> None:
         self.registry = registry
         self.store = registry.store
@@ -136,6 +138,7 @@ class ApiServer:
         self.journal = journal
         self.tokens = tokens  # None: plain HTTP without authentication
         self.bookmark_interval = bookmark_interval
+        self.admin = admin  # the /devcluster/ paths (see devcluster.admin)
         self.server_address = ""
         # Encoded bodies of stored objects; snapshots never change, so identity is the key.
         self._encoded: dict[int, tuple[Object, bytes]] = {}
@@ -158,7 +161,10 @@ class ApiServer:
                 request.headers.get("Authorization")
             ):
                 raise unauthorized()
-            action = self.faults.take(request.method, request.path)
+            # Faults imitate the cluster; the devcluster's own admin paths stay reachable.
+            action = (
+                None if is_admin(request.path) else self.faults.take(request.method, request.path)
+            )
             if action is not None:
                 dropped = await self._inject(request, action)
                 if dropped:
@@ -242,6 +248,8 @@ class ApiServer:
     # -- routing -----------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if self.admin is not None and is_admin(request.path):
+            return await self.admin.handle(request)
         target = parse_path(request.path)
         if target is None:
             return self._non_resource(request)

@@ -179,7 +179,7 @@ class _DeploymentSync:
     ) -> None:
         self.c = controller
         self.work = work
-        self.d = copy.deepcopy(deployment)
+        self.d = _working_copy(deployment)
         self.now = now
         self.name = deployment["metadata"]["name"]
         self.namespace = deployment["metadata"]["namespace"]
@@ -464,7 +464,7 @@ class _DeploymentSync:
         return rs
 
     def _create_replica_set(self, old: list[Object], revision: int) -> Object:
-        template = copy.deepcopy(self.spec.get("template") or {})
+        template = self.spec.get("template") or {}  # read only: each attempt copies it
         for _ in range(_MAX_COLLISIONS):
             collisions = int_or(self.status.get("collisionCount"), 0)
             hash_ = template_hash(template, collisions)
@@ -538,7 +538,7 @@ class _DeploymentSync:
             return
         _set_condition(self.status, "Progressing", "Unknown", reason, message, self.now)
         # Written at once, as the real controller does, so a watch sees it before the rollout.
-        self.d = copy.deepcopy(self.work.update("deployments", self.d))
+        self.d = _working_copy(self.work.update("deployments", self.d))
         self.spec = self.d["spec"]
         self.status = self.d["status"]
 
@@ -600,6 +600,19 @@ class _DeploymentSync:
 
 
 # --- pure helpers ------------------------------------------------------------
+
+
+def _working_copy(deployment: Object) -> Object:
+    """A copy a sync may change: metadata, annotations and status are its own; the spec
+    (the pod template most of all) is shared with the stored snapshot and only read."""
+    meta = dict(deployment["metadata"])
+    if "annotations" in meta:
+        meta["annotations"] = dict(meta["annotations"])
+    # Conditions are replaced, never changed in place: copying the list and each dict is enough.
+    status = dict(deployment.get("status") or {})
+    if "conditions" in status:
+        status["conditions"] = [dict(c) for c in status["conditions"]]
+    return {**deployment, "metadata": meta, "status": status}
 
 
 def _size(rs: Object) -> int:
@@ -755,7 +768,7 @@ def _calculate_status(
     # Zero counts are omitted, as Go's omitempty writes them.
     status: Object = {"observedGeneration": deployment["metadata"].get("generation", 0)}
     status |= {k: v for k, v in counts.items() if v}
-    status["conditions"] = copy.deepcopy(previous.get("conditions") or [])
+    status["conditions"] = [dict(c) for c in previous.get("conditions") or []]
     if previous.get("collisionCount") is not None:
         status["collisionCount"] = previous["collisionCount"]
     terminating = _terminating_replicas(rss)

@@ -22,7 +22,7 @@ from devcluster.controllers.failures import FailureRules
 from devcluster.controllers.kubelet import Kubelet
 from devcluster.controllers.objects import Object, controller_of
 from devcluster.controllers.replicaset import ReplicaSetController
-from devcluster.controllers.work import CONTROLLED, Work, drain
+from devcluster.controllers.work import CONTROLLED, Work
 from devcluster.store import Event, Store
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,14 @@ class RolloutController:
 
     # --- the loop ----------------------------------------------------------
 
-    def reconcile(self) -> None:
+    def reconcile(self, budget: int | None = None) -> bool:
+        """Runs the controllers on what is queued or due; True when work is left.
+
+        Without ``budget`` it runs until nothing changes. With one, it stops once it
+        has taken about ``budget`` objects from its queues, so that a caller on an
+        event loop can let other tasks run and call again: nothing is lost between
+        calls, the rest stays queued.
+        """
         now = self._clock.now()
         work = self._work
         if self._settings != self._current_settings():
@@ -128,6 +135,7 @@ class RolloutController:
             for resource, namespace, name in timers.due(now):
                 work.queued[resource].add((namespace, name))
         self.events.expire(now)
+        work.allowance = budget
         try:
             for _ in range(_MAX_PASSES):
                 work.changed = False
@@ -135,13 +143,18 @@ class RolloutController:
                 self.kubelet.run(now)
                 self.replica_sets.run(now)
                 self.deployments.run(now)
-                if not work.changed:
-                    return
+                if work.exhausted:
+                    return self._has_work()
+                if not work.changed and not self._has_work():
+                    return False
         except BaseException:
             # The queues may have lost work mid-pass: the next reconcile looks at everything.
             self._queue_everything()
             raise
+        finally:
+            work.allowance = None
         log.warning("rollout controller: no steady state after %d passes", _MAX_PASSES)
+        return False
 
     def next_wakeup(self) -> float | None:
         """The earliest simulated time at which ``reconcile`` has something new to do."""
@@ -150,13 +163,17 @@ class RolloutController:
         # Written since the last reconcile (or rules changed): reconcile at once.
         if self._settings != self._current_settings():
             return now
-        if any(work.queued.values()) or any(self._orphans.values()):
+        if self._has_work():
             return now
         # Events expire at the first reconcile after their time (advance() reconciles at
         # least every simulated second), so they do not call for a wakeup of their own.
         at, after = work.due_at.next(), work.due_after.next()
         times = [t for t in (at, None if after is None else after + _TICK) if t is not None]
         return min(times) if times else None
+
+    def _has_work(self) -> bool:
+        """Whether anything is queued (written, or left by a reconcile that ran out of budget)."""
+        return any(self._work.queued.values()) or any(self._orphans.values())
 
     def _current_settings(self) -> tuple[object, ...]:
         return (
@@ -235,7 +252,7 @@ class RolloutController:
         As the garbage collector's background deletion: Pods go gracefully (Terminating).
         """
         for resource in _OWNER_OF:  # ReplicaSets first: deleting one queues its Pods
-            for namespace, name in drain(self._orphans[resource]):
+            for namespace, name in self._work.take_from(self._orphans[resource]):
                 obj = self._store.get(resource, namespace, name)
                 if obj is None:
                     continue

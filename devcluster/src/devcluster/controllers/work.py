@@ -9,6 +9,7 @@ changed anything.
 from __future__ import annotations
 
 import collections
+import heapq
 from typing import Any, Final
 
 from devcluster import deletion
@@ -41,12 +42,30 @@ class Work:
         self.visits: collections.Counter[str] = collections.Counter()
         #: Whether anything was written since the loop last cleared it.
         self.changed = False
+        #: How many more queued objects this reconcile may take (None: no limit).
+        self.allowance: int | None = None
         #: Sub-second creation times of Pods (creationTimestamp keeps whole seconds only).
         self.pod_created: dict[str, float] = {}
 
     def take(self, resource: str) -> list[tuple[str, str]]:
-        """Empties the queue of ``resource``, in the store's list order."""
-        return drain(self.queued[resource])
+        """Takes from the queue of ``resource`` (all of it, or what the allowance permits)."""
+        return self.take_from(self.queued[resource])
+
+    def take_from(self, queue: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Takes the first entries of ``queue`` in the store's list order, within the allowance;
+        the rest stay queued for the next reconcile."""
+        if self.allowance is None or self.allowance >= len(queue):
+            keys = drain(queue)
+        else:
+            keys = heapq.nsmallest(max(self.allowance, 0), queue)  # no full sort per chunk
+            queue.difference_update(keys)
+        if self.allowance is not None:
+            self.allowance -= len(keys)
+        return keys
+
+    @property
+    def exhausted(self) -> bool:
+        return self.allowance is not None and self.allowance <= 0
 
     def created(self, pod: Object) -> float:
         """When a Pod was created, to the sub-second when this process created it."""
