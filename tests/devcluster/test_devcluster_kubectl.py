@@ -338,3 +338,56 @@ def test_get_pods_by_field_selector_on_the_phase(running: DevCluster, kubectl: K
     refused = kubectl("get", "pods", "--field-selector=status.ready=true", check=False)
     assert refused.returncode == 1
     assert "field label not supported: status.ready" in refused.stderr
+
+
+def test_create_namespace_and_deployment_send_protobuf_and_work(running: DevCluster) -> None:
+    kubectl = Kubectl(running)
+    assert kubectl("create", "namespace", "team").stdout.strip() == "namespace/team created"
+    created = kubectl(
+        "create",
+        "deployment",
+        "api",
+        "-n",
+        "team",
+        "--image=nginx:1.25",
+        "--replicas=0",
+        "--port=8080",
+        "--",
+        "/bin/api",
+        "--verbose",
+    )
+    assert created.stdout.strip() == "deployment.apps/api created"
+    posts = [e for e in running.journal if e.method == "POST"]
+    assert [(e.content_type, e.status) for e in posts] == [
+        ("application/vnd.kubernetes.protobuf", 201),
+        ("application/vnd.kubernetes.protobuf", 201),
+    ]
+    namespace = kubectl.json("get", "namespace", "team")
+    assert namespace["spec"] == {"finalizers": ["kubernetes"]}
+    assert namespace["status"] == {"phase": "Active"}
+    api = kubectl.json("get", "deployment", "api", "-n", "team")
+    assert api["spec"]["replicas"] == 0
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    assert (container["image"], container["command"]) == ("nginx:1.25", ["/bin/api", "--verbose"])
+    assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+
+
+def test_what_kubectl_sends_in_protobuf_is_what_it_would_send_in_json(
+    running: DevCluster, tmp_path: Path
+) -> None:
+    from devcluster import protobuf
+
+    kubectl = Kubectl(running)
+    args = ["create", "deployment", "api", "--image=nginx:1.25", "--replicas=3", "--port=80"]
+    as_json = json.loads(kubectl(*args, "--dry-run=client", "-o", "json").stdout)
+    kubectl(*args)
+    (post,) = [e for e in running.journal if e.method == "POST"]
+
+    def without_nulls(value: Any) -> Any:  # JSON writes a zero creationTimestamp as null
+        if isinstance(value, dict):
+            return {k: without_nulls(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [without_nulls(v) for v in value]
+        return value
+
+    assert protobuf.decode(post.body) == without_nulls(as_json)

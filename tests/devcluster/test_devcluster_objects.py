@@ -602,25 +602,6 @@ def test_namespace_create_and_delete(devcluster: DevCluster, core: Any) -> None:
     assert devcluster.get("deployments", "team", "web") is None
 
 
-def test_protobuf_bodies_are_415(devcluster: DevCluster) -> None:
-    request = urllib.request.Request(  # noqa: S310
-        f"{devcluster.url}/apis/apps/v1/namespaces/default/deployments",
-        data=b"k8s\x00\n\x0f",
-        method="POST",
-        headers={
-            "Authorization": f"Bearer {devcluster.token}",
-            "Content-Type": "application/vnd.kubernetes.protobuf",
-        },
-    )
-    context = ssl.create_default_context(cafile=str(devcluster.ca_path))
-    with pytest.raises(urllib.error.HTTPError) as exc:
-        urllib.request.urlopen(request, context=context)  # noqa: S310
-    assert exc.value.code == 415
-    assert json.loads(exc.value.read())["message"].endswith(
-        "accepted media types include: application/json, application/yaml"
-    )
-
-
 def test_list_as_table_for_kubectl(devcluster: DevCluster, apps: Any) -> None:
     devcluster.create(deployment("web", containers={"app": "nginx:1.25", "side": "busybox"}))
     response = apps.list_namespaced_deployment(

@@ -53,8 +53,14 @@ def apply_defaults(resource: ResourceType, obj: Object) -> None:
         meta = obj.setdefault("metadata", {})
         labels = meta.get("labels") or {}
         meta["labels"] = {**labels, "kubernetes.io/metadata.name": meta.get("name", "")}
-        obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-        obj.setdefault("status", {"phase": "Active"})
+        # The namespace strategy always keeps the "kubernetes" finalizer and a phase.
+        spec = obj["spec"] = obj.get("spec") or {}
+        finalizers = spec.get("finalizers") or []
+        spec["finalizers"] = (
+            finalizers if "kubernetes" in finalizers else [*finalizers, "kubernetes"]
+        )
+        status = obj["status"] = obj.get("status") or {}
+        status.setdefault("phase", "Active")
         return
     if not isinstance(spec, dict):
         return

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from devcluster import discovery, openapi, tables
+from devcluster import discovery, openapi, protobuf, tables
 from devcluster.admin import Admin, is_admin
 from devcluster.clock import SimulatedClock
 from devcluster.credentials import Tokens
@@ -31,6 +31,7 @@ from devcluster.resources import (
     BY_NAME,
     DEPLOYMENTS,
     NAMESPACES,
+    SCALE,
     ResourceType,
     by_path,
 )
@@ -62,7 +63,20 @@ DEFAULT_WATCH_TIMEOUT = 1800.0
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 _ENCODED_CACHE_LIMIT = 4096
 #: Body types for create, update and delete (aiohttp reports a missing type as octet-stream).
-_BODY_TYPES = frozenset({"application/json", "application/yaml", "application/octet-stream"})
+_BODY_TYPES = frozenset(
+    {"application/json", "application/yaml", "application/octet-stream", protobuf.CONTENT_TYPE}
+)
+#: What a 415 lists, as kube-apiserver does for built-in kinds (CBOR is off by default).
+_ACCEPTED = ("application/json", "application/yaml", protobuf.CONTENT_TYPE)
+
+
+def _summary(data: bytes, limit: int = 30) -> str:
+    """transformDecodeError's summarizeData: the start of a body it could not read."""
+    if not data:
+        return "<empty>"
+    if data[:1] == b"{":
+        return data[:limit].decode("utf-8", "replace") + (" ..." if len(data) > limit else "")
+    return data[:limit].hex() + (" ..." if len(data) > limit else "")
 
 
 def dumps(value: Any) -> bytes:
@@ -352,11 +366,23 @@ class ApiServer:
         }
         return self._json(body)
 
-    async def _body(self, request: web.Request) -> Object:
+    async def _body(self, request: web.Request, kind: str) -> Object:
+        """The request's object from JSON, YAML or Kubernetes protobuf; ``kind``: what it should be.
+
+        kubectl 1.37's typed clients (create deployment, create namespace) send protobuf
+        and do not retry in JSON after a 415, so protobuf has to be read.
+        """
         if request.content_type not in _BODY_TYPES:
-            # kubectl tries protobuf first for built-in types and falls back on this 415.
-            raise unsupported_media_type(("application/json", "application/yaml"))
+            raise unsupported_media_type(_ACCEPTED)
         raw = await request.read()
+        if request.content_type == protobuf.CONTENT_TYPE:
+            try:
+                return protobuf.decode(raw)
+            except protobuf.UndecodableBody as exc:
+                raise bad_request(
+                    f"the object provided is unrecognized (must be of type {kind}): {exc}"
+                    f" ({_summary(raw)})"
+                ) from exc
         try:
             value = yaml.safe_load(raw) if "yaml" in request.content_type else json.loads(raw)
         except (ValueError, yaml.YAMLError) as exc:
@@ -376,7 +402,7 @@ class ApiServer:
     async def _create(self, request: web.Request, target: Target) -> web.Response:
         if target.subresource:
             raise method_not_allowed(target.resource, "create")
-        body = await self._body(request)
+        body = await self._body(request, target.resource.kind)
         obj = self.registry.create(
             target.resource,
             target.store_namespace,
@@ -387,7 +413,8 @@ class ApiServer:
         return self._object(request, target, obj, status=201)
 
     async def _update(self, request: web.Request, target: Target) -> web.Response:
-        body = await self._body(request)
+        kind = SCALE.kind if target.subresource == "scale" else target.resource.kind
+        body = await self._body(request, kind)
         if target.subresource == "scale":
             scale = self.registry.update_scale(
                 target.resource,
@@ -430,7 +457,7 @@ class ApiServer:
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         options: Object = {}
         if await request.read():
-            options = await self._body(request)
+            options = await self._body(request, "DeleteOptions")
         dry_run = self._dry_run(request) or "All" in (options.get("dryRun") or [])
         policy = request.query.get("propagationPolicy") or options.get("propagationPolicy")
         grace = request.query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
