@@ -391,3 +391,41 @@ def test_what_kubectl_sends_in_protobuf_is_what_it_would_send_in_json(
         return value
 
     assert protobuf.decode(post.body) == without_nulls(as_json)
+
+
+def test_describe_and_get_events_show_what_the_components_reported() -> None:
+    with DevCluster() as cluster:  # stopped: the test moves time
+        kubectl = Kubectl(cluster)
+        cluster.create(deployment("web", containers={"app": "nginx:1.25"}))
+        cluster.advance(5)
+        kubectl("set", "image", "deployment/web", "app=nginx:does-not-exist")
+        cluster.advance(80)
+        described = kubectl("describe", "deployment", "web").stdout
+        events = described[described.index("Events:") :]
+        assert "ScalingReplicaSet" in events
+        assert "deployment-controller" in events
+        assert events.count("Scaled up replica set web-") == 2
+        new_pod = next(
+            p["metadata"]["name"]
+            for p in kubectl.json("get", "pods")["items"]
+            if p["spec"]["containers"][0]["image"] == "nginx:does-not-exist"
+        )
+        described = kubectl("describe", "pod", new_pod).stdout
+        rows = [line.split() for line in described[described.index("Events:") :].splitlines()[3:]]
+        assert [(row[0], row[1]) for row in rows] == [
+            ("Normal", "Scheduled"),
+            ("Normal", "Pulling"),
+            ("Warning", "Failed"),
+            ("Warning", "Failed"),
+            ("Normal", "BackOff"),
+            ("Warning", "Failed"),
+        ]
+        # Ages are kubectl's: from this machine's clock, which the simulated one ran ahead of.
+        assert all("(x4 over" in " ".join(row) for row in rows[1:])
+        assert "Error: ImagePullBackOff" in described
+        listed = kubectl("get", "events").stdout.splitlines()
+        assert listed[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+        reasons = {tuple(line.split()[1:4]) for line in listed[1:]}
+        assert ("Normal", "ScalingReplicaSet", "deployment/web") in reasons
+        assert ("Normal", "Scheduled", f"pod/{new_pod}") in reasons
+        assert ("Warning", "Failed", f"pod/{new_pod}") in reasons
