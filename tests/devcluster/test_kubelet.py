@@ -289,9 +289,14 @@ def with_init(image: str) -> Object:
 
 def test_init_containers_run_to_completion_before_the_containers(cluster: Cluster) -> None:
     cluster.create(with_init("busybox:1.36"))
+    pod = at(cluster, START)
+    # With init containers, every container not created yet waits as PodInitializing.
+    assert pod["status"]["initContainerStatuses"][0]["state"] == {
+        "waiting": {"reason": "PodInitializing"}
+    }
     pod = at(cluster, S + 1)
     assert pod["status"]["phase"] == "Pending"
-    assert app(pod)["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    assert app(pod)["state"] == {"waiting": {"reason": "PodInitializing"}}
     pod = at(cluster, S + 2)  # migrate ran S..S+1, app started at the next look
     (migrate,) = pod["status"]["initContainerStatuses"]
     assert migrate["state"]["terminated"]["reason"] == "Completed"

@@ -180,19 +180,24 @@ class Kubelet:
         specs: list[Object] = list(spec.get("containers") or [])
         decisions = [self._decide(c) for c in [*init_specs, *specs]]
         start = max(life.created + self.ready_after, life.not_before)
+        # A Pod with init containers shows PodInitializing, not ContainerCreating, for every
+        # container not created yet (the kubelet's default waiting state).
+        initializing = bool(init_specs)
         if any(isinstance(d.resolution, Pending) for d in decisions):
             life.retry_at = max(now, start) + RESYNC
-            life.init = [_Container(c, INIT, _waiting(life, c)) for c in init_specs]
-            life.main = [_Container(c, MAIN, _waiting(life, c)) for c in specs]
+            life.init = [
+                _Container(c, INIT, _waiting(life, c), None, initializing) for c in init_specs
+            ]
+            life.main = [_Container(c, MAIN, _waiting(life, c), None, initializing) for c in specs]
             return
         blocked = False
         for c, decision in zip(init_specs, decisions, strict=False):
             if blocked:
-                life.init.append(_Container(c, INIT, _waiting(life, c), initializing=True))
+                life.init.append(_Container(c, INIT, _waiting(life, c), None, initializing))
                 continue
             sidecar = c.get("restartPolicy") == "Always"
             steps = self._timeline(life, c, decision, start, init=not sidecar)
-            life.init.append(_Container(c, INIT, steps, decision))
+            life.init.append(_Container(c, INIT, steps, decision, initializing))
             done = start if sidecar else _completion(decision, start)
             if done is None:
                 blocked = True  # what follows waits for good
@@ -200,10 +205,10 @@ class Kubelet:
                 start = done + RESYNC
         for c, decision in zip(specs, decisions[len(init_specs) :], strict=True):
             if blocked:
-                life.main.append(_Container(c, MAIN, _waiting(life, c), initializing=True))
+                life.main.append(_Container(c, MAIN, _waiting(life, c), None, initializing))
             else:
                 steps = self._timeline(life, c, decision, start, init=False)
-                life.main.append(_Container(c, MAIN, steps, decision))
+                life.main.append(_Container(c, MAIN, steps, decision, initializing))
 
     def _decide(self, container: Object) -> _Decision:
         image = str(container.get("image", ""))
@@ -346,7 +351,6 @@ class _Container:
         kind: str,
         steps: Iterator[Step],
         decision: _Decision | None = None,
-        *,
         initializing: bool = False,
     ) -> None:
         self.spec = spec
@@ -354,7 +358,7 @@ class _Container:
         self.field_path = f"spec.{kind}{{{self.name}}}"
         self.init = kind == INIT and spec.get("restartPolicy") != "Always"
         self.decision = decision
-        #: Waits for init containers that do not finish.
+        #: In a Pod with init containers: waits as PodInitializing until created.
         self.initializing = initializing
         self._steps = iter(steps)
         self.current = next(self._steps)
