@@ -19,8 +19,9 @@ import falcon
 import falcon.asgi
 from google.protobuf.descriptor import ServiceDescriptor
 from kubeupdate.v1 import deployment_image_service_pb2
+from kubeupdate.v1.error_reason_pb2 import ErrorReason
 
-from gateway.errors import RETRY_AFTER_STATUSES, RequestError, UpstreamError
+from gateway.errors import RETRY_AFTER_STATUSES, RequestError, UpstreamError, reason_name
 from gateway.metrics import GatewayMetrics, MetricsResource, RequestObserver
 from gateway.openapi import openapi_document, render
 from gateway.resources import (
@@ -34,7 +35,7 @@ from gateway.resources import (
 from gateway.routes import Route, RouteError, routes_for_services
 from gateway.settings import GatewaySettings
 from gateway.streaming import GatewayRequest, OpenStreams, StreamEndpoint
-from gateway.transcoding import JSON_CONTENT_TYPE, Transcoder, encode_document
+from gateway.transcoding import JSON_CONTENT_TYPE, Transcoder, error_document
 from gateway.upstream import Upstream
 
 logger = logging.getLogger(__name__)
@@ -119,10 +120,10 @@ def _group(routes: list[Route]) -> dict[str, list[Route]]:
     return grouped
 
 
-def _render(resp: falcon.asgi.Response, status: int, code: str, detail: str) -> None:
+def _render(resp: falcon.asgi.Response, status: int, code: str, detail: str, reason: str) -> None:
     resp.status = status
     resp.content_type = JSON_CONTENT_TYPE
-    resp.data = encode_document({"Status": "failed", "Detail": detail, "Code": code})
+    resp.data = error_document(code, detail, reason)
 
 
 def _request_id(req: falcon.asgi.Request) -> str:
@@ -132,7 +133,7 @@ def _request_id(req: falcon.asgi.Request) -> str:
 async def _request_error(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: RequestError, params: Any
 ) -> None:
-    _render(resp, ex.http_status, ex.code, ex.detail)
+    _render(resp, ex.http_status, ex.code, ex.detail, ex.reason)
 
 
 async def _upstream_error(
@@ -149,7 +150,7 @@ async def _upstream_error(
             ex.code,
             ex.detail,
         )
-    _render(resp, ex.http_status, ex.code, detail)
+    _render(resp, ex.http_status, ex.code, detail, ex.reason)
     if ex.retry_after is not None and ex.http_status in RETRY_AFTER_STATUSES:
         resp.set_header("Retry-After", ex.retry_after)
     if ex.www_authenticate is not None and ex.http_status == 401:
@@ -164,18 +165,21 @@ async def _http_error(
     path = req.path if len(req.path) <= _PATH_QUOTE_LIMIT else req.path[:_PATH_QUOTE_LIMIT] + "..."
     if status == 404:
         code, detail = "NOT_FOUND", f"No REST route matches {path}."
+        reason = ErrorReason.ROUTE_NOT_FOUND
     elif status == 405:
         allowed = headers.get("Allow", "")
         code = "UNIMPLEMENTED"
         detail = f"{path} does not accept {req.method}; it accepts {allowed}."
+        reason = ErrorReason.HTTP_METHOD_NOT_ALLOWED
     elif status >= 500:
         logger.error("request %s: %s", _request_id(req), ex)
-        code, detail = "INTERNAL", _INTERNAL_DETAIL
+        code, detail, reason = "INTERNAL", _INTERNAL_DETAIL, ErrorReason.INTERNAL
     else:
         # Falcon's own 4xx, such as a malformed Content-Length header.
         code = "INVALID_ARGUMENT"
         detail = f"{ex.title}: {ex.description}" if ex.description else str(ex.title)
-    _render(resp, status, code, detail)
+        reason = ErrorReason.REQUEST_MALFORMED
+    _render(resp, status, code, detail, reason_name(reason))
     for name, value in headers.items():
         resp.set_header(name, value)
 
@@ -184,4 +188,4 @@ async def _unexpected_error(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: Any
 ) -> None:
     logger.error("request %s: %s %s failed", _request_id(req), req.method, req.path, exc_info=ex)
-    _render(resp, 500, "INTERNAL", _INTERNAL_DETAIL)
+    _render(resp, 500, "INTERNAL", _INTERNAL_DETAIL, reason_name(ErrorReason.INTERNAL))

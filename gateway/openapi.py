@@ -13,7 +13,9 @@ JSON mapping as ``gateway.transcoding`` applies it:
 - in replies every field without presence is always written (so it is
   ``required``); message fields appear only when set;
 - in requests ``null`` means "not set" (as ``json_format`` reads it) and
-  unknown properties are refused (``additionalProperties: false``).
+  unknown properties are refused (``additionalProperties: false``); fields the
+  proto marks ``(google.api.field_behavior) = REQUIRED`` are ``required`` and
+  not nullable (path variables are required path parameters anyway).
 
 Descriptions come from the proto comments. Compiled stubs carry no comments,
 so ``comments_from_descriptor_set`` reads them from a ``FileDescriptorSet``
@@ -46,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.api import field_behavior_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import (
     Descriptor,
@@ -92,8 +95,8 @@ _STREAM_NOTE = (
     "The answer is newline-delimited JSON (`application/x-ndjson`): one reply per line, "
     "sent as soon as the service produces it. A failure before the first reply is an "
     "ordinary JSON error with its HTTP status; a failure after it ends the stream with "
-    'one last line `{"Status":"failed","Detail":...,"Code":...}` (status 200 was already '
-    "sent). Closing the connection cancels the call."
+    'one last line `{"Status":"failed","Detail":...,"Code":...,"Reason":...}` (status 200 '
+    "was already sent). Closing the connection cancels the call."
 )
 
 # FileDescriptorProto / DescriptorProto / EnumDescriptorProto / ServiceDescriptorProto
@@ -287,10 +290,12 @@ class _Builder:
         if parameters:
             operation["parameters"] = parameters
         if route.body:
+            body = self._body_schema(route)
             operation["requestBody"] = {
-                "required": False,
+                # A body whose message has required fields must be sent.
+                "required": bool(body.get("required")),
                 "description": "JSON; an empty body is the empty message.",
-                "content": _json(self._body_schema(route)),
+                "content": _json(body),
             }
         operation["responses"] = self._responses(
             route, comment + "\n" + self.comment(service.full_name)
@@ -397,7 +402,7 @@ class _Builder:
             if field.name in skipped:
                 continue
             properties[field.json_name] = self._field(field, output=output)
-            if output and not field.has_presence:
+            if (output and not field.has_presence) or (not output and _required_input(field)):
                 required.append(field.json_name)
         schema: dict[str, Any] = {"type": "object"}
         schema.update(_described(self.comment(message.full_name)))
@@ -420,7 +425,7 @@ class _Builder:
             schema = {"type": "array", "items": self._value(field, output=output)}
         else:
             schema = self._value(field, output=output)
-        if not output:
+        if not output and not _required_input(field):
             schema = _nullable(schema)
         text = self._field_comment(field)
         if text and schema.get("description"):
@@ -507,6 +512,12 @@ def _well_known(full_name: str) -> dict[str, Any] | None:
     return None
 
 
+def _required_input(field: FieldDescriptor) -> bool:
+    """A request field the proto marks ``(google.api.field_behavior) = REQUIRED``."""
+    behaviors = field.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+    return field_behavior_pb2.FieldBehavior.REQUIRED in behaviors
+
+
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     kind = schema.get("type")
     if isinstance(kind, str):
@@ -566,8 +577,14 @@ def _error_schema() -> dict[str, Any]:
                 "description": "The gRPC status code name, e.g. NOT_FOUND.",
                 "enum": sorted(_CODE_NAMES),
             },
+            "Reason": {
+                "type": "string",
+                "description": "Why, for programs: a value name of the contract's ErrorReason "
+                "(proto/kubeupdate/v1/error_reason.proto), e.g. CONTAINER_NOT_FOUND. "
+                "New reasons may be added: treat an unknown one as its Code alone.",
+            },
         },
-        "required": ["Status", "Detail", "Code"],
+        "required": ["Status", "Detail", "Code", "Reason"],
         "additionalProperties": False,
     }
 

@@ -11,14 +11,16 @@ import re
 import falcon
 import falcon.asgi
 from google.protobuf.descriptor import Descriptor
+from kubeupdate.v1.error_reason_pb2 import ErrorReason
 
 from gateway.errors import BadRequest, PayloadTooLarge, UpstreamError
 from gateway.settings import GatewaySettings
-from gateway.transcoding import JSON_CONTENT_TYPE, Transcoder, encode_document
+from gateway.transcoding import JSON_CONTENT_TYPE, Transcoder, encode_document, error_document
 from gateway.upstream import SERVING, Metadata, UnaryCall, Upstream
 from kubeupdate import request_ids
 
 REQUEST_ID_HEADER = "X-Request-Id"
+_SERVICE_UNAVAILABLE = ErrorReason.Name(ErrorReason.SERVICE_UNAVAILABLE)
 
 # The original service's answer to GET /, byte for byte (Go's encoder adds "\n").
 ROOT_BODY = encode_document({"Status": "okay", "Detail": "server is running"})
@@ -158,4 +160,4 @@ class ReadinessResource:
                 return
             detail = f"The service reports {status}."
         resp.status = falcon.HTTP_503
-        resp.data = encode_document({"Status": "failed", "Detail": detail, "Code": "UNAVAILABLE"})
+        resp.data = error_document("UNAVAILABLE", detail, _SERVICE_UNAVAILABLE)

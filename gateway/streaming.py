@@ -11,7 +11,7 @@ What the client sees when the call fails:
   JSON error document with its HTTP status, exactly as on a unary route;
 - after the first reply, the status line (200) and the earlier lines are
   already sent, so the stream ends with one last line
-  ``{"Status":"failed","Detail":"<sentence>","Code":"<gRPC code>"}``; a
+  ``{"Status":"failed","Detail":"<sentence>","Code":"<gRPC code>","Reason":"<reason>"}``; a
   reader tells it from a reply by its ``Status`` key, which no reply has.
   A stream that ends without such a line ended with OK.
 
@@ -39,11 +39,12 @@ import falcon.asgi
 import grpc
 from falcon.request import RequestOptions
 from google.protobuf.message import Message
+from kubeupdate.v1.error_reason_pb2 import ErrorReason
 
-from gateway.errors import UpstreamError
+from gateway.errors import UpstreamError, reason_name
 from gateway.resources import call_metadata, read_body
 from gateway.settings import GatewaySettings
-from gateway.transcoding import Transcoder, encode_document
+from gateway.transcoding import Transcoder, error_document
 from gateway.upstream import ReplyStream, StreamCall
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
 _INTERNAL_DETAIL = "The gateway failed with an internal error."
 _SHUTDOWN_DETAIL = "The gateway is shutting down; watch again."
+_SERVICE_UNAVAILABLE = reason_name(ErrorReason.SERVICE_UNAVAILABLE)
+_INTERNAL = reason_name(ErrorReason.INTERNAL)
 
 
 class GatewayRequest(falcon.asgi.Request):
@@ -152,12 +155,12 @@ class StreamEndpoint:
                 reply = await stream.next()
         except UpstreamError as exc:
             if self._open.closing and exc.status == grpc.StatusCode.CANCELLED:
-                yield failure_line(req, "UNAVAILABLE", _SHUTDOWN_DETAIL)
+                yield failure_line(req, "UNAVAILABLE", _SHUTDOWN_DETAIL, _SERVICE_UNAVAILABLE)
             elif watcher is None or not watcher.done():
-                yield failure_line(req, exc.code, exc.public_detail(), exc.detail)
+                yield failure_line(req, exc.code, exc.public_detail(), exc.reason, exc.detail)
         except Exception:
             logger.exception("request %s: %s %s failed mid-stream", _id(req), req.method, req.path)
-            yield failure_line(req, "INTERNAL", _INTERNAL_DETAIL)
+            yield failure_line(req, "INTERNAL", _INTERNAL_DETAIL, _INTERNAL)
         finally:
             self._stop(watcher, stream)
 
@@ -169,14 +172,16 @@ class StreamEndpoint:
             stream.cancel()
 
 
-def failure_line(req: falcon.asgi.Request, code: str, detail: str, original: str = "") -> bytes:
+def failure_line(
+    req: falcon.asgi.Request, code: str, detail: str, reason: str, original: str = ""
+) -> bytes:
     """The last line of a stream that failed after its first reply."""
     if original and original != detail:
         # As for unary answers: a fixed sentence out, the service's words to the log.
         logger.warning(
             "request %s: %s %s -> %s: %s", _id(req), req.method, req.path, code, original
         )
-    return encode_document({"Status": "failed", "Detail": detail, "Code": code})
+    return error_document(code, detail, reason)
 
 
 def _watch_disconnect(req: falcon.asgi.Request, stream: ReplyStream) -> asyncio.Task[None] | None:

@@ -50,6 +50,11 @@ def encode_document(document: object) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
+def error_document(code: str, detail: str, reason: str) -> bytes:
+    """The body of every error answer (and the last line of a failed stream)."""
+    return encode_document({"Status": "failed", "Detail": detail, "Code": code, "Reason": reason})
+
+
 class BodyKind:
     """How a request's content type lets the gateway read its body."""
 

@@ -21,6 +21,7 @@ from typing import Protocol
 import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kubeupdate.client.errors import error_info
 
 from gateway.errors import UpstreamError
 from gateway.routes import Rpc
@@ -169,9 +170,11 @@ class _GrpcReplyStream:
 def upstream_error(exc: grpc.aio.AioRpcError) -> UpstreamError:
     """The gateway's error for a failed call, with the headers the service asked for."""
     metadata = [*(exc.trailing_metadata() or ()), *(exc.initial_metadata() or ())]
+    reason, _ = error_info(metadata)
     return UpstreamError(
         exc.code(),
         exc.details() or "",
+        reason=reason,
         retry_after=_header_value(metadata, "retry-after", _RETRY_AFTER_LIMIT),
         www_authenticate=_header_value(metadata, "www-authenticate", _WWW_AUTHENTICATE_LIMIT),
     )

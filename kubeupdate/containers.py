@@ -243,7 +243,9 @@ class ContainerImages:
             has += f"; init containers: {', '.join(init)}"
         raise errors.NotFound(
             f'container "{container}" not found in {self._kind.name} {namespace}/{deployment}; '
-            f"{has}"
+            f"{has}",
+            reason=errors.ErrorReason.CONTAINER_NOT_FOUND,
+            metadata={"namespace": namespace, self._kind.name: deployment, "container": container},
         )
 
     async def _pause(self, attempt: int, deadline: float | None) -> None:

@@ -28,8 +28,8 @@ images. The policy and the registry client (``kubeupdate.registry.endpoints``)
 both compare images in that form.
 
 Parsing splits the text without rewriting it, so ``str(parse_image(x)) == x``.
-Errors are :class:`~kubeupdate.errors.InvalidArgument` with a sentence saying
-what is wrong.
+Errors are :class:`~kubeupdate.errors.InvalidArgument` (reason
+``IMAGE_INVALID``) with a sentence saying what is wrong.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from kubeupdate.errors import InvalidArgument
+from kubeupdate.errors import ErrorReason, InvalidArgument
 from kubeupdate.names import quote
 
 __all__ = [
@@ -161,12 +161,15 @@ def parse_registry(value: str) -> str:
 def parse_image(value: str) -> ImageReference:
     """Parse and check an image reference; raise InvalidArgument if it is not one."""
     if not value:
-        raise InvalidArgument("image is required")
+        raise InvalidArgument("image is required", reason=ErrorReason.IMAGE_INVALID)
     if not isinstance(value, str):  # a JSON number or list slipped past the types
-        raise InvalidArgument("image must be a string")
+        raise InvalidArgument("image must be a string", reason=ErrorReason.IMAGE_INVALID)
 
     def invalid(reason: str) -> InvalidArgument:
-        return InvalidArgument(f"image {quote(value)} is not a valid image reference: {reason}")
+        return InvalidArgument(
+            f"image {quote(value)} is not a valid image reference: {reason}",
+            reason=ErrorReason.IMAGE_INVALID,
+        )
 
     if _PRINTABLE_RE.fullmatch(value) is None:
         raise invalid("it must not contain whitespace, control or non-ASCII characters")

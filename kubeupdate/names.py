@@ -9,8 +9,9 @@ kube-apiserver's (``k8s.io/apimachinery/pkg/util/validation``):
 - Deployment names are DNS-1123 *subdomains*: at most 253 characters, labels
   as above joined by dots (kube-apiserver sets no length limit per label).
 
-Every check raises :class:`~kubeupdate.errors.InvalidArgument` with a sentence
-that names the field and shows the value, escaped and shortened by
+Every check raises :class:`~kubeupdate.errors.InvalidArgument` (reason
+``NAME_INVALID``, ``metadata.field`` the field) with a sentence that names the
+field and shows the value, escaped and shortened by
 :func:`quote` so that a hostile value cannot forge log lines or bloat answers.
 """
 
@@ -20,7 +21,7 @@ import json
 import re
 from typing import Final
 
-from kubeupdate.errors import InvalidArgument
+from kubeupdate.errors import ErrorReason, InvalidArgument
 
 __all__ = [
     "LABEL_MAX_LENGTH",
@@ -84,17 +85,20 @@ def _check_label(field: str, value: str) -> None:
 
 
 def _check(field: str, value: str, pattern: re.Pattern[str], max_length: int, rule: str) -> None:
+    def invalid(message: str) -> InvalidArgument:
+        return InvalidArgument(message, reason=ErrorReason.NAME_INVALID, metadata={"field": field})
+
     if not value:
-        raise InvalidArgument(f"{field} is required")
+        raise invalid(f"{field} is required")
     if not isinstance(value, str):  # a JSON number or list slipped past the types
-        raise InvalidArgument(f"{field} must be a string")
+        raise invalid(f"{field} must be a string")
     if len(value) > max_length:
-        raise InvalidArgument(
+        raise invalid(
             f"{field} {quote(value)} is not a valid Kubernetes name: "
             f"it must be at most {max_length} characters long"
         )
     if pattern.fullmatch(value) is None:
-        raise InvalidArgument(
+        raise invalid(
             f"{field} {quote(value)} is not a valid Kubernetes name: "
             f"{rule} (at most {max_length} characters)"
         )

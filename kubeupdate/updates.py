@@ -4,7 +4,9 @@ Without ``wait`` this is the plain write (:meth:`ContainerImages.set_container_i
 with it, the rollout is followed to its end (:class:`~kubeupdate.rollouts.waits.RolloutWaits`)
 and, with ``rollback_on_failure``, a failed or timed-out rollout is rolled back.
 The options are checked before anything is written. Who asks and why goes into
-the change-cause (:class:`~kubeupdate.patches.ChangeRecord`).
+the change-cause (:class:`~kubeupdate.patches.ChangeRecord`). When the wait
+fails after the change was made (the caller's deadline, Kubernetes gone), the
+error's metadata says so: ``changed``, ``image`` and ``previousImage``.
 
 This module does not know gRPC.
 """
@@ -112,14 +114,26 @@ class ImageUpdates:
         )
         if wait_for is None:
             return SetImageOutcome(change, dry_run, None)
-        report = await self._waits.wait(
-            target.namespace,
-            target.name,
-            until=start + wait_for,
-            deadline=deadline,
-            start=start,
-            generation=change.generation,
-        )
-        if rollback_on_failure and report.state in (RolloutState.FAILED, RolloutState.TIMED_OUT):
-            report = await self._waits.roll_back(change, report, identity, deadline)
+        try:
+            report = await self._waits.wait(
+                target.namespace,
+                target.name,
+                until=start + wait_for,
+                deadline=deadline,
+                start=start,
+                generation=change.generation,
+            )
+            if rollback_on_failure and report.state in (
+                RolloutState.FAILED,
+                RolloutState.TIMED_OUT,
+            ):
+                report = await self._waits.roll_back(change, report, identity, deadline)
+        except errors.KubeupdateError as exc:
+            # The change is made: a failure of the wait must say so, for programs too.
+            exc.metadata.update(
+                changed=str(change.changed).lower(),
+                image=change.image,
+                previousImage=change.previous_image,
+            )
+            raise
         return SetImageOutcome(change, dry_run, replace(report, duration=time.monotonic() - start))

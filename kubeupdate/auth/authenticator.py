@@ -19,7 +19,7 @@ from kubeupdate.auth.oidc import OidcVerifier
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.auth.tokens import TokenStore, token_id_of
 from kubeupdate.caller import Caller
-from kubeupdate.errors import Unauthenticated
+from kubeupdate.errors import ErrorReason, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,10 @@ def credentials_of(metadata: Iterable[tuple[str, Any]]) -> Credentials | None:
     if not values:
         return None
     if len(values) > 1 or not isinstance(values[0], str):
-        raise Unauthenticated("Authentication failed: send exactly one Authorization header.")
+        raise Unauthenticated(
+            "Authentication failed: send exactly one Authorization header.",
+            reason=ErrorReason.CREDENTIALS_MALFORMED,
+        )
     return parse_authorization(values[0])
 
 
@@ -77,16 +80,16 @@ class Authenticator:
         if credentials is None:
             caller = caller_from_auth_context(auth_context) if self.mtls else None
             if caller is None:
-                raise Unauthenticated(REQUIRED)
+                raise Unauthenticated(REQUIRED, reason=ErrorReason.CREDENTIALS_MISSING)
             return caller
         if isinstance(credentials, Bearer) and jws.looks_like_jwt(credentials.token):
             if self.oidc is None:
                 log.info("an OIDC token was sent but OIDC is not configured")
-                raise Unauthenticated(FAILED)
+                raise Unauthenticated(FAILED, reason=ErrorReason.OIDC_NOT_ENABLED)
             return await self.oidc.verify(credentials.token)
         store = self._store()
         if store is None:
-            raise Unauthenticated(FAILED)
+            raise Unauthenticated(FAILED, reason=ErrorReason.TOKEN_INVALID)
         if isinstance(credentials, Basic):
             token_id, secret, method = credentials.user, credentials.password, "basic"
         else:
@@ -97,5 +100,6 @@ class Authenticator:
             )
         entry = store.verify(token_id, secret)
         if entry is None:
-            raise Unauthenticated(FAILED)
+            # One reason for an unknown id, a wrong secret, a revoked or expired token.
+            raise Unauthenticated(FAILED, reason=ErrorReason.TOKEN_INVALID)
         return Caller(name=f"token:{entry.id}", method=method, claims={"token_id": entry.id})

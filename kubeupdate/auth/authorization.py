@@ -10,7 +10,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from kubeupdate.errors import Unauthenticated
+from kubeupdate.errors import ErrorReason, Unauthenticated
 
 MALFORMED = "Authentication failed: the Authorization header is malformed."
 
@@ -40,7 +40,7 @@ def parse_authorization(value: str) -> Credentials:
     scheme, _, rest = value.strip().partition(" ")
     rest = rest.strip()
     if not rest or " " in rest:
-        raise Unauthenticated(MALFORMED)
+        raise Unauthenticated(MALFORMED, reason=ErrorReason.CREDENTIALS_MALFORMED)
     scheme = scheme.lower()  # schemes are case-insensitive (RFC 9110)
     if scheme == "bearer":
         return Bearer(rest)
@@ -48,11 +48,12 @@ def parse_authorization(value: str) -> Credentials:
         try:
             decoded = base64.b64decode(rest, validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
-            raise Unauthenticated(MALFORMED) from None
+            raise Unauthenticated(MALFORMED, reason=ErrorReason.CREDENTIALS_MALFORMED) from None
         user, colon, password = decoded.partition(":")
         if not colon or not user or not password:
-            raise Unauthenticated(MALFORMED)
+            raise Unauthenticated(MALFORMED, reason=ErrorReason.CREDENTIALS_MALFORMED)
         return Basic(user, password)
     raise Unauthenticated(
-        "Authentication failed: the Authorization scheme must be Bearer or Basic."
+        "Authentication failed: the Authorization scheme must be Bearer or Basic.",
+        reason=ErrorReason.CREDENTIALS_MALFORMED,
     )

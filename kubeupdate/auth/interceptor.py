@@ -32,13 +32,13 @@ from kubeupdate import caller as current_caller
 from kubeupdate import errors, request_ids
 from kubeupdate.auth.audit import AuditLog, AuditRecord
 from kubeupdate.auth.authenticator import WWW_AUTHENTICATE, Authenticator, credentials_of, method_of
-from kubeupdate.auth.policy import Access, Policy, Request
+from kubeupdate.auth.policy import DENIAL_REASONS, Access, Policy, Request
 from kubeupdate.auth.ratelimit import RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.caller import ANONYMOUS, Caller
 from kubeupdate.protocol.grpc.interceptors import HandlerWrappingInterceptor
 from kubeupdate.protocol.grpc.methods import access_of
-from kubeupdate.protocol.grpc.statuses import status_for
+from kubeupdate.protocol.grpc.statuses import DETAILS_KEY, rich_status, status_for
 from kubeupdate.protocol.grpc.targets import target_of
 from kubeupdate.targets import Target
 
@@ -179,10 +179,10 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         except Exception:
             # A bug here must still deny, be audited, and not leak details.
             log.exception("%s [%s] security checks failed unexpectedly", method, rid)
-            code, message, _ = status_for(Exception(), rid)
+            code, message, trailers = status_for(Exception(), rid)
             record.outcome, record.reason = code.name, "internal error in the security checks"
             self._audit.write(record)
-            await context.abort(code, message)
+            await context.abort(code, message, trailing_metadata=trailers)
             raise AssertionError("abort() returned") from None
         return record, current_caller.set_current(caller)
 
@@ -234,7 +234,10 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         record.rule = decision.rule
         record.reason = decision.reason
         if not decision.allowed:
-            raise errors.Denied(f"Permission denied: {decision.reason}.")
+            raise errors.Denied(
+                f"Permission denied: {decision.reason}.",
+                reason=DENIAL_REASONS[decision.reason],
+            )
         record.decision = "allow"
 
     def _succeeded(self, record: AuditRecord, response: Any) -> None:
@@ -281,8 +284,11 @@ def _checked(request: Any, record: AuditRecord) -> Target:
 
 
 def _refusing(handler: Handler, method: str) -> Handler:
+    code, message = grpc.StatusCode.UNIMPLEMENTED, f"{method} is not available."
+    details = rich_status(code, message, errors.ErrorReason.METHOD_NOT_AVAILABLE)
+
     async def refuse(request: Any, context: Context) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not available.")
+        await context.abort(code, message, trailing_metadata=((DETAILS_KEY, details),))
 
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kubeupdate.auth import jws
 from kubeupdate.auth.config import GITHUB_ISSUER
 from kubeupdate.caller import Caller
-from kubeupdate.errors import Unauthenticated, Unavailable
+from kubeupdate.errors import ErrorReason, Reason, Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,9 @@ class KeyCache:
             raise Unavailable(
                 "The OIDC signing keys cannot be fetched from the issuer; retry later.",
                 retry_after=self.min_refresh_interval,
+                reason=ErrorReason.OIDC_KEYS_UNAVAILABLE,
             )
-        raise Unauthenticated(FAILED)
+        raise Unauthenticated(FAILED, reason=ErrorReason.OIDC_TOKEN_INVALID)
 
     def _stale(self) -> bool:
         return self._fetched_at is None or self._clock() - self._fetched_at >= self.max_age
@@ -247,46 +248,53 @@ class OidcVerifier:
             signed = jws.parse(token)
         except jws.JwsError as exc:
             log.info("OIDC token refused: %s", exc)
-            raise Unauthenticated(FAILED) from None
+            raise Unauthenticated(FAILED, reason=ErrorReason.OIDC_TOKEN_INVALID) from None
         # Claims first: no key fetch for a token that could not pass anyway.
         problem = self._claims_problem(signed.claims)
         if problem:
-            log.info("OIDC token refused: %s", problem)
-            raise Unauthenticated(FAILED)
+            why, reason = problem
+            log.info("OIDC token refused: %s", why)
+            # The reason tells the caller which check failed; the message stays generic.
+            raise Unauthenticated(FAILED, reason=reason)
         if signed.kid is None:
             log.info("OIDC token refused: no kid")
-            raise Unauthenticated(FAILED)
+            raise Unauthenticated(FAILED, reason=_INVALID)
         key = await self.keys.key(signed.kid)
         try:
             jws.verify(signed, key)
         except jws.JwsError as exc:
             log.info("OIDC token refused: %s", exc)
-            raise Unauthenticated(FAILED) from None
+            raise Unauthenticated(FAILED, reason=_INVALID) from None
         return caller_from_claims(signed.claims)
 
-    def _claims_problem(self, claims: dict[str, Any]) -> str | None:
+    def _claims_problem(self, claims: dict[str, Any]) -> tuple[str, Reason] | None:
+        """Why the claims are refused (for the log) and the reason the caller gets, or None."""
         settings = self.settings
         if claims.get("iss") != settings.issuer:
-            return "foreign issuer"
+            return "foreign issuer", ErrorReason.OIDC_ISSUER_MISMATCH
         audience = claims.get("aud")
         if isinstance(audience, list) and len(audience) == 1:
             audience = audience[0]  # a one-element list means the same (RFC 7519)
         if audience != settings.audience:
-            return "wrong or missing audience"
+            return "wrong or missing audience", ErrorReason.OIDC_AUDIENCE_MISMATCH
         now = self._clock()
         leeway = settings.leeway
         exp, nbf, iat = (_number(claims.get(name)) for name in ("exp", "nbf", "iat"))
         if exp is None or iat is None:
-            return "exp and iat are required"
+            return "exp and iat are required", _INVALID
         if now >= exp + leeway:
-            return "expired"
+            return "expired", ErrorReason.OIDC_TOKEN_EXPIRED
         if nbf is not None and now < nbf - leeway:
-            return "not valid yet (nbf)"
+            return "not valid yet (nbf)", ErrorReason.OIDC_TOKEN_NOT_YET_VALID
         if now < iat - leeway:
-            return "issued in the future (iat)"
+            return "issued in the future (iat)", ErrorReason.OIDC_TOKEN_NOT_YET_VALID
         if not isinstance(claims.get("repository"), str):
-            return "no repository claim"
+            return "no repository claim", _INVALID
         return None
+
+
+# A token that fails another check, or none we can name.
+_INVALID: Final = ErrorReason.OIDC_TOKEN_INVALID
 
 
 def _number(value: Any) -> float | None:

@@ -66,7 +66,7 @@ from typing import Any, Final, Literal
 
 from kubeupdate.auth.oidc import BINDABLE_CLAIMS
 from kubeupdate.caller import Caller
-from kubeupdate.errors import InvalidArgument
+from kubeupdate.errors import ErrorReason, InvalidArgument, Reason
 from kubeupdate.images import (
     DEFAULT_TAG,
     ImageReference,
@@ -109,6 +109,20 @@ DIGEST_ONLY_NOT_ALLOWED: Final = (
 )
 DIGEST_REQUIRED: Final = "digest required"
 ALLOWED: Final = "allowed"
+
+#: The ErrorInfo reason of each refusal, for programs (the proto's ErrorReason).
+DENIAL_REASONS: Final[dict[str, Reason]] = {
+    NO_RULE_FOR_CALLER: ErrorReason.CALLER_NOT_ALLOWED,
+    TARGET_NOT_ALLOWED: ErrorReason.TARGET_NOT_ALLOWED,
+    ACCESS_NOT_ALLOWED: ErrorReason.ACCESS_NOT_ALLOWED,
+    REGISTRY_NOT_ALLOWED: ErrorReason.IMAGE_REGISTRY_NOT_ALLOWED,
+    REPOSITORY_NOT_ALLOWED: ErrorReason.IMAGE_REPOSITORY_NOT_ALLOWED,
+    TAG_REQUIRED: ErrorReason.IMAGE_TAG_REQUIRED,
+    LATEST_NOT_ALLOWED: ErrorReason.IMAGE_TAG_LATEST_REFUSED,
+    TAG_NOT_ALLOWED: ErrorReason.IMAGE_TAG_NOT_ALLOWED,
+    DIGEST_ONLY_NOT_ALLOWED: ErrorReason.IMAGE_DIGEST_WITHOUT_TAG,
+    DIGEST_REQUIRED: ErrorReason.IMAGE_DIGEST_REQUIRED,
+}
 
 
 class PolicyError(ValueError):

@@ -10,6 +10,7 @@ here: only the caller knows what was missing (see
 from __future__ import annotations
 
 from kubeupdate import errors
+from kubeupdate.errors import ErrorReason
 from kubeupdate.kube import errors as kube_errors
 
 
@@ -29,23 +30,29 @@ def translate_error(
             resource = f"{resource}.{group}"
         return errors.PermissionMissing(
             f"kubeupdate's service account may not {verb} {resource} in namespace "
-            f'"{namespace}" (Kubernetes said: {exc.message})'
+            f'"{namespace}" (Kubernetes said: {exc.message})',
+            metadata={"verb": verb, "resource": resource, "namespace": namespace},
         )
     if isinstance(exc, kube_errors.TooManyRequests):
         hint = f"; retry after {exc.retry_after:g}s" if exc.retry_after is not None else ""
         return errors.Unavailable(
-            f"the Kubernetes API is overloaded (429){hint}", retry_after=exc.retry_after
+            f"the Kubernetes API is overloaded (429){hint}",
+            retry_after=exc.retry_after,
+            reason=ErrorReason.KUBERNETES_OVERLOADED,
         )
     if isinstance(exc, kube_errors.ServerError):
         return errors.Unavailable(f"the Kubernetes API failed (HTTP {exc.code}: {exc.message})")
     if isinstance(exc, kube_errors.Unauthorized):
         return errors.Unavailable(
-            "the Kubernetes API refused kubeupdate's credentials (401), even after reloading them"
+            "the Kubernetes API refused kubeupdate's credentials (401), even after reloading them",
+            reason=ErrorReason.KUBERNETES_CREDENTIALS_INVALID,
         )
-    if isinstance(exc, kube_errors.CredentialsError | kube_errors.ConnectionFailed):
+    if isinstance(exc, kube_errors.CredentialsError):
+        return errors.Unavailable(str(exc), reason=ErrorReason.KUBERNETES_CREDENTIALS_INVALID)
+    if isinstance(exc, kube_errors.ConnectionFailed):
         return errors.Unavailable(str(exc))
     if isinstance(exc, kube_errors.Timeout):
-        return errors.DeadlineExceeded(str(exc))
+        return errors.DeadlineExceeded(str(exc), reason=ErrorReason.KUBERNETES_TIMEOUT)
     if isinstance(exc, kube_errors.Invalid):
         return errors.Rejected(f"Kubernetes refused the change: {api_message(exc)}")
     raise exc

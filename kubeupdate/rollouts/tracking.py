@@ -207,7 +207,9 @@ class _Tracker:
         obj = self._workloads.get(self._name)
         if obj is None:
             raise errors.NotFound(
-                f'{self._kind.name} "{self._name}" was deleted from namespace "{self._namespace}"'
+                f'{self._kind.name} "{self._name}" was deleted from namespace "{self._namespace}"',
+                reason=self._kind.not_found,
+                metadata={"namespace": self._namespace, self._kind.name: self._name},
             )
         return obj
 

@@ -34,7 +34,10 @@ class WorkloadAccess:
 
     def watch_api(self) -> WatchApi:
         if self._watch_api is None:
-            raise errors.Unavailable("rollouts cannot be followed: this server cannot watch")
+            raise errors.Unavailable(
+                "rollouts cannot be followed: this server cannot watch",
+                reason=errors.ErrorReason.WATCH_UNAVAILABLE,
+            )
         return self._watch_api
 
     async def read(
@@ -100,9 +103,17 @@ class WorkloadAccess:
         try:
             await self.api.get_namespace(namespace, deadline=deadline)
         except kube_errors.NotFound:
-            return errors.NotFound(f'namespace "{namespace}" not found')
+            return errors.NotFound(
+                f'namespace "{namespace}" not found',
+                reason=errors.ErrorReason.NAMESPACE_NOT_FOUND,
+                metadata={"namespace": namespace},
+            )
         except kube_errors.Forbidden:
             pass  # we may not read namespaces: the object is what we know is missing
         except kube_errors.KubeError as exc:
             return translate_error(exc, "get", namespace)
-        return errors.NotFound(f'{self.kind.name} "{name}" not found in namespace "{namespace}"')
+        return errors.NotFound(
+            f'{self.kind.name} "{name}" not found in namespace "{namespace}"',
+            reason=self.kind.not_found,
+            metadata={"namespace": namespace, self.kind.name: name},
+        )

@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from kubeupdate.errors import ErrorReason
 from kubeupdate.kube.api import DEPLOYMENTS, REPLICA_SETS, DeploymentApi, JsonObject, JsonPatch
 from kubeupdate.patches import CHANGE_CAUSE_ANNOTATION
 from kubeupdate.workloads.access import WorkloadAccess
@@ -98,6 +99,7 @@ class DeploymentKind:
     """apps/v1 Deployments, as a :class:`~kubeupdate.workloads.kinds.WorkloadKind`."""
 
     name: Final = "deployment"
+    not_found: Final = ErrorReason.DEPLOYMENT_NOT_FOUND
     resource: Final = DEPLOYMENTS
     revision_resource: Final = REPLICA_SETS
     pod_spec: Final = POD_SPEC

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from kubeupdate.errors import Reason
 from kubeupdate.kube.api import DeploymentApi, JsonObject, JsonPatch, Resource
 from kubeupdate.workloads.templates import ContainerImage
 
@@ -91,6 +92,11 @@ class WorkloadKind(Protocol):
     @property
     def name(self) -> str:
         """As kubectl and messages name it ("deployment")."""
+        ...
+
+    @property
+    def not_found(self) -> Reason:
+        """The reason of the error for an object of this kind that does not exist."""
         ...
 
     @property

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kubeupdate.auth import oidc
 from kubeupdate.auth.oidc import (
     JwksDiscovery,
     JwksFile,
@@ -68,29 +69,39 @@ def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "reason"),
     [
-        pytest.param({"iss": "https://token.actions.githubusercontent.com"}, id="foreign-iss"),
-        pytest.param({"iss": None}, id="missing-iss"),
-        pytest.param({"aud": None}, id="missing-aud"),
-        pytest.param({"aud": "https://github.com/acme"}, id="github-default-aud"),
-        pytest.param({"aud": ["kubeupdate-test", "other"]}, id="multi-valued-aud"),
-        pytest.param({"aud": "kubeupdate-test-evil"}, id="other-aud"),
-        pytest.param({"exp": int(time.time()) - 31}, id="expired"),
-        pytest.param({"exp": None}, id="no-exp"),
-        pytest.param({"iat": None}, id="no-iat"),
-        pytest.param({"nbf": int(time.time()) + 120}, id="nbf-future"),
-        pytest.param({"iat": int(time.time()) + 120}, id="iat-future"),
-        pytest.param({"exp": "9999999999"}, id="exp-as-string"),
-        pytest.param({"repository": None}, id="no-repository"),
+        pytest.param(
+            {"iss": "https://token.actions.githubusercontent.com"},
+            "OIDC_ISSUER_MISMATCH",
+            id="foreign-iss",
+        ),
+        pytest.param({"iss": None}, "OIDC_ISSUER_MISMATCH", id="missing-iss"),
+        pytest.param({"aud": None}, "OIDC_AUDIENCE_MISMATCH", id="missing-aud"),
+        pytest.param(
+            {"aud": "https://github.com/acme"}, "OIDC_AUDIENCE_MISMATCH", id="github-default-aud"
+        ),
+        pytest.param(
+            {"aud": ["kubeupdate-test", "other"]}, "OIDC_AUDIENCE_MISMATCH", id="multi-valued-aud"
+        ),
+        pytest.param({"aud": "kubeupdate-test-evil"}, "OIDC_AUDIENCE_MISMATCH", id="other-aud"),
+        pytest.param({"exp": int(time.time()) - 31}, "OIDC_TOKEN_EXPIRED", id="expired"),
+        pytest.param({"exp": None}, "OIDC_TOKEN_INVALID", id="no-exp"),
+        pytest.param({"iat": None}, "OIDC_TOKEN_INVALID", id="no-iat"),
+        pytest.param({"nbf": int(time.time()) + 120}, "OIDC_TOKEN_NOT_YET_VALID", id="nbf-future"),
+        pytest.param({"iat": int(time.time()) + 120}, "OIDC_TOKEN_NOT_YET_VALID", id="iat-future"),
+        pytest.param({"exp": "9999999999"}, "OIDC_TOKEN_INVALID", id="exp-as-string"),
+        pytest.param({"repository": None}, "OIDC_TOKEN_INVALID", id="no-repository"),
     ],
 )
 async def test_claims_that_are_refused(
-    issuer: Any, verifier: OidcVerifier, change: dict[str, Any]
+    issuer: Any, verifier: OidcVerifier, change: dict[str, Any], reason: str
 ) -> None:
     token = issuer.sign(issuer.claims(**change))
-    with pytest.raises(Unauthenticated):
+    with pytest.raises(Unauthenticated) as refused:
         await verifier.verify(token)
+    # The reason says which check failed; the message never does.
+    assert (refused.value.reason_name, refused.value.message) == (reason, oidc.FAILED)
 
 
 async def test_a_one_element_audience_list_is_accepted(issuer: Any, verifier: OidcVerifier) -> None:

@@ -186,6 +186,8 @@ def test_decisions(caller: Caller, request_: Request, reason: str) -> None:
     assert decision.allowed is (reason == "allowed")
     if decision.allowed:
         assert decision.rule
+    else:
+        assert reason in p.DENIAL_REASONS  # every refusal has its ErrorInfo reason
 
 
 def test_an_empty_policy_denies_everything() -> None:

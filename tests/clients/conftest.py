@@ -17,6 +17,9 @@ import grpc.aio
 import pytest
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
+from kubeupdate.v1.error_reason_pb2 import ErrorReason
+
+from kubeupdate.protocol.grpc.statuses import DETAILS_KEY, rich_status
 
 State = pb.Rollout.State
 StateValue: TypeAlias = pb.Rollout.State.ValueType
@@ -54,7 +57,9 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
     )
     init_containers: set[str] = field(default_factory=lambda: {"migrate"})
     # RPC name → (status code, details) to abort with.
-    errors: dict[str, tuple[grpc.StatusCode, str]] = field(default_factory=dict)
+    # An RPC's failure: (code, message), or (code, message, reason, metadata) to attach
+    # an ErrorInfo as the real service does.
+    errors: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     # What the rollout of a waited set ends as.
     set_outcome: pb.Rollout = field(
         default_factory=lambda: rollout(State.STATE_COMPLETE, message="successfully rolled out")
@@ -79,8 +84,13 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
         self.requests.append((name, request))
         self.metadata.append({k: str(v) for k, v in context.invocation_metadata() or ()})
         if name in self.errors:
-            code, details = self.errors[name]
-            await context.abort(code, details)
+            code, details, *info = self.errors[name]
+            trailers: tuple[tuple[str, str | bytes], ...] = ()
+            if info:
+                reason, metadata = info
+                status = rich_status(code, details, ErrorReason.Value(reason), metadata)
+                trailers = ((DETAILS_KEY, status),)
+            await context.abort(code, details, trailing_metadata=trailers)
 
     def _image(self, namespace: str, deployment: str, container: str) -> str | None:
         return self.images.get((namespace, deployment, container))

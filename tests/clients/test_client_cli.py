@@ -226,6 +226,25 @@ def test_errors_have_documented_exit_codes(
     assert run.err.endswith("why it failed\n")
 
 
+@pytest.mark.parametrize(
+    ("code", "reason", "exit_code"),
+    [
+        # The caller's own refusal: 4. The server's own Kubernetes access: 1, same code.
+        (grpc.StatusCode.PERMISSION_DENIED, "TARGET_NOT_ALLOWED", ExitCode.AUTH),
+        (grpc.StatusCode.PERMISSION_DENIED, "KUBERNETES_PERMISSION_MISSING", ExitCode.ERROR),
+        (grpc.StatusCode.UNAVAILABLE, "KUBERNETES_UNAVAILABLE", ExitCode.UNAVAILABLE),
+        (grpc.StatusCode.UNAVAILABLE, "KUBERNETES_CREDENTIALS_INVALID", ExitCode.ERROR),
+    ],
+)
+def test_exit_codes_switch_on_the_reason_where_the_code_is_too_coarse(
+    fake_server: FakeServer, code: grpc.StatusCode, reason: str, exit_code: ExitCode
+) -> None:
+    fake_server.service.errors["GetContainerImage"] = (code, "the same sentence", reason, {})
+    run = cli(fake_server, "get", "default/web/app")
+    assert run.code == exit_code
+    assert f"({reason}): the same sentence" in run.err
+
+
 def test_not_found_container(fake_server: FakeServer) -> None:
     run = cli(fake_server, "get", "default/web/nope")
     assert run.code == ExitCode.NOT_FOUND

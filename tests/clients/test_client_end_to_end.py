@@ -118,8 +118,12 @@ def test_reads(service: Service) -> None:
     assert listed.code == 0
     assert "sidecar" in listed.out
     assert run_cli(service, "status", "default/web").out.startswith("default/web: COMPLETE")
-    assert run_cli(service, "get", "default/web/nope").code == ExitCode.NOT_FOUND
-    assert run_cli(service, "get", "Default/web/app").code == ExitCode.USAGE
+    missing = run_cli(service, "get", "default/web/nope")
+    assert missing.code == ExitCode.NOT_FOUND
+    assert missing.err.startswith("kubeupdate-client: NotFound (CONTAINER_NOT_FOUND): ")
+    invalid = run_cli(service, "get", "Default/web/app")
+    assert invalid.code == ExitCode.USAGE
+    assert "(NAME_INVALID)" in invalid.err
 
 
 def test_set_wait_shows_progress_and_completes(service: Service) -> None:

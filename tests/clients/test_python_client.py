@@ -240,6 +240,32 @@ def test_status_codes_become_exceptions(
     assert raised.value.code == code
 
 
+def test_the_reason_and_its_metadata_reach_the_exception(
+    client: DeploymentImageClient, fake_server: FakeServer
+) -> None:
+    fake_server.service.errors["GetContainerImage"] = (
+        grpc.StatusCode.NOT_FOUND,
+        "container nope not found",
+        "CONTAINER_NOT_FOUND",
+        {"container": "nope"},
+    )
+    with pytest.raises(NotFound) as raised:
+        client.get("default", "web", "nope")
+    assert (raised.value.reason, raised.value.metadata) == (
+        "CONTAINER_NOT_FOUND",
+        {"container": "nope"},
+    )
+
+
+def test_a_status_without_details_has_no_reason(
+    client: DeploymentImageClient, fake_server: FakeServer
+) -> None:
+    fake_server.service.errors["GetContainerImage"] = (grpc.StatusCode.NOT_FOUND, "gone")
+    with pytest.raises(NotFound) as raised:
+        client.get("default", "web", "app")
+    assert (raised.value.reason, raised.value.metadata) == ("", {})
+
+
 def test_denied_is_permission_denied() -> None:
     assert Denied is PermissionDenied
 

@@ -119,16 +119,16 @@ def test_list_returns_init_containers_then_containers(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "missing"),
+    ("path", "missing", "reason"),
     [
-        ("/deployment/nowhere/web/app", 'namespace "nowhere"'),
-        ("/deployment/default/nothing/app", 'deployment "nothing"'),
-        ("/deployment/default/web/nope", 'container "nope"'),
+        ("/deployment/nowhere/web/app", 'namespace "nowhere"', "NAMESPACE_NOT_FOUND"),
+        ("/deployment/default/nothing/app", 'deployment "nothing"', "DEPLOYMENT_NOT_FOUND"),
+        ("/deployment/default/web/nope", 'container "nope"', "CONTAINER_NOT_FOUND"),
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_each_missing_level_is_a_404_naming_it(
-    stack: Stack, path: str, missing: str, method: str
+    stack: Stack, path: str, missing: str, reason: str, method: str
 ) -> None:
     body = None if method == "GET" else json.dumps({"Image": "nginx:1.27"})
     answer = stack.request(method, path, body, JSON)
@@ -136,6 +136,7 @@ def test_each_missing_level_is_a_404_naming_it(
     assert answer.json["Status"] == "failed"
     assert missing in answer.json["Detail"]
     assert answer.json["Code"] == "NOT_FOUND"
+    assert answer.json["Reason"] == reason
     assert stack.cluster.journal.writes() == []
 
 
@@ -154,65 +155,109 @@ def _image(image: str) -> dict[str, Any]:
     return _post(json.dumps({"Image": image}))
 
 
-BAD_REQUESTS: list[tuple[str, dict[str, Any], int]] = [
-    ("uppercase namespace", {"method": "GET", "path": "/deployment/Default/web/app"}, 400),
+BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
+    (
+        "uppercase namespace",
+        {"method": "GET", "path": "/deployment/Default/web/app"},
+        400,
+        "NAME_INVALID",
+    ),
     (
         "namespace of 64 characters",
         {"method": "GET", "path": f"/deployment/{'n' * 64}/web/app"},
         400,
+        "NAME_INVALID",
     ),
-    ("underscore in deployment", {"method": "GET", "path": "/deployment/default/we_b/app"}, 400),
-    ("dot in container", {"method": "GET", "path": "/deployment/default/web/a.pp"}, 400),
-    ("container ending in -", {"method": "GET", "path": "/deployment/default/web/app-"}, 400),
+    (
+        "underscore in deployment",
+        {"method": "GET", "path": "/deployment/default/we_b/app"},
+        400,
+        "NAME_INVALID",
+    ),
+    (
+        "dot in container",
+        {"method": "GET", "path": "/deployment/default/web/a.pp"},
+        400,
+        "NAME_INVALID",
+    ),
+    (
+        "container ending in -",
+        {"method": "GET", "path": "/deployment/default/web/app-"},
+        400,
+        "NAME_INVALID",
+    ),
     (
         "deployment of 254 characters",
         {"method": "GET", "path": f"/deployment/default/{'d' * 254}/app"},
         400,
+        "NAME_INVALID",
     ),
-    ("invalid name on POST", {**_image("nginx:1.27"), "path": "/deployment/default/Web/app"}, 400),
-    ("invalid JSON", _post("{not json"), 400),
-    ("JSON array", _post("[]"), 400),
-    ("unknown field", _post('{"Img": "nginx:1.27"}'), 400),
-    ("Image is a number", _post('{"Image": 127}'), 400),
-    ("Image is null-only body", _post("null"), 400),
-    ("missing Image", _post("{}"), 400),
-    ("empty Image", _image(""), 400),
-    ("uppercase repository", _image("Nginx:1.27"), 400),
-    ("space in image", _image("nginx :1.27"), 400),
-    ("trailing newline", _image("nginx:1.27\n"), 400),
-    ("tab in image", _image("nginx\t:1.27"), 400),
-    ("control character", _image("nginx:1.27\x00"), 400),
-    ("non-ASCII image", _image("nginx:1.27é"), 400),
-    ("tag of 129 characters", _image("nginx:" + "a" * 129), 400),
-    ("sha256 digest of 63 hex", _image("nginx@sha256:" + "a" * 63), 400),
-    ("leading dash", _image("-x"), 400),
-    ("empty path component", _image("a//b:1"), 400),
+    (
+        "invalid name on POST",
+        {**_image("nginx:1.27"), "path": "/deployment/default/Web/app"},
+        400,
+        "NAME_INVALID",
+    ),
+    ("invalid JSON", _post("{not json"), 400, "REQUEST_MALFORMED"),
+    ("JSON array", _post("[]"), 400, "REQUEST_MALFORMED"),
+    ("unknown field", _post('{"Img": "nginx:1.27"}'), 400, "REQUEST_MALFORMED"),
+    ("Image is a number", _post('{"Image": 127}'), 400, "REQUEST_MALFORMED"),
+    ("Image is null-only body", _post("null"), 400, "REQUEST_MALFORMED"),
+    ("missing Image", _post("{}"), 400, "IMAGE_INVALID"),
+    ("empty Image", _image(""), 400, "IMAGE_INVALID"),
+    ("uppercase repository", _image("Nginx:1.27"), 400, "IMAGE_INVALID"),
+    ("space in image", _image("nginx :1.27"), 400, "IMAGE_INVALID"),
+    ("trailing newline", _image("nginx:1.27\n"), 400, "IMAGE_INVALID"),
+    ("tab in image", _image("nginx\t:1.27"), 400, "IMAGE_INVALID"),
+    ("control character", _image("nginx:1.27\x00"), 400, "IMAGE_INVALID"),
+    ("non-ASCII image", _image("nginx:1.27é"), 400, "IMAGE_INVALID"),
+    ("tag of 129 characters", _image("nginx:" + "a" * 129), 400, "IMAGE_INVALID"),
+    ("sha256 digest of 63 hex", _image("nginx@sha256:" + "a" * 63), 400, "IMAGE_INVALID"),
+    ("leading dash", _image("-x"), 400, "IMAGE_INVALID"),
+    ("empty path component", _image("a//b:1"), 400, "IMAGE_INVALID"),
     (
         "Namespace in body differs from path",
         _post('{"Namespace": "other", "Image": "nginx:2"}'),
         400,
+        "REQUEST_MALFORMED",
     ),
-    ("text/plain body", _post('{"Image": "nginx:1.27"}', "text/plain"), 415),
-    ("XML body", _post("<Image>nginx</Image>", "application/xml"), 415),
-    ("body over 64 KiB", _post(json.dumps({"Image": "x" * 70_000})), 413),
-    ("PUT is not a route", {**_image("nginx:2"), "method": "PUT"}, 405),
-    ("DELETE is not a route", {"method": "DELETE", "path": WEB_APP}, 405),
-    ("unknown path", {"method": "POST", "path": "/deployments/default/web/app", "body": "{}"}, 404),
+    (
+        "text/plain body",
+        _post('{"Image": "nginx:1.27"}', "text/plain"),
+        415,
+        "MEDIA_TYPE_UNSUPPORTED",
+    ),
+    ("XML body", _post("<Image>nginx</Image>", "application/xml"), 415, "MEDIA_TYPE_UNSUPPORTED"),
+    ("body over 64 KiB", _post(json.dumps({"Image": "x" * 70_000})), 413, "BODY_TOO_LARGE"),
+    ("PUT is not a route", {**_image("nginx:2"), "method": "PUT"}, 405, "HTTP_METHOD_NOT_ALLOWED"),
+    (
+        "DELETE is not a route",
+        {"method": "DELETE", "path": WEB_APP},
+        405,
+        "HTTP_METHOD_NOT_ALLOWED",
+    ),
+    (
+        "unknown path",
+        {"method": "POST", "path": "/deployments/default/web/app", "body": "{}"},
+        404,
+        "ROUTE_NOT_FOUND",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("request_", "status"),
-    [pytest.param(r, s, id=name) for name, r, s in BAD_REQUESTS],
+    ("request_", "status", "reason"),
+    [pytest.param(r, s, why, id=name) for name, r, s, why in BAD_REQUESTS],
 )
 def test_bad_requests_get_a_clear_4xx_and_write_nothing(
-    stack: Stack, request_: dict[str, Any], status: int
+    stack: Stack, request_: dict[str, Any], status: int, reason: str
 ) -> None:
     answer = stack.request(
         request_["method"], request_["path"], request_.get("body"), request_.get("headers")
     )
     assert answer.status == status, answer.body
     assert answer.json["Status"] == "failed"
+    assert answer.json["Reason"] == reason  # for programs: never parse the sentence
     detail = answer.json["Detail"]
     assert isinstance(detail, str)
     assert len(detail) > 10

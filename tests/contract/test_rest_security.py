@@ -58,20 +58,93 @@ def test_no_credentials_is_a_401_with_www_authenticate(secured_stack: SecuredSta
     assert "Basic" in challenge
 
 
-REFUSED: list[tuple[str, str, str, str | None, Any, int]] = [
-    # (case, method, path, image, credentials, status); credentials None = the demo's
-    ("no credentials", "POST", WEB_APP, "nginx:1.27", {}, 401),
-    ("wrong password", "POST", WEB_APP, "nginx:1.27", basic("demo", "kut_demo_" + "0" * 64), 401),
-    ("unknown user", "POST", WEB_APP, "nginx:1.27", basic("nobody", "secret"), 401),
-    ("empty bearer", "POST", WEB_APP, "nginx:1.27", {"Authorization": "Bearer "}, 401),
-    ("bad base64", "POST", WEB_APP, "nginx:1.27", {"Authorization": "Basic %%%"}, 401),
-    ("unknown scheme", "POST", WEB_APP, "nginx:1.27", {"Authorization": "Digest x"}, 401),
-    ("target not in the policy", "POST", "/deployment/default/other/app", "nginx:1.27", None, 403),
-    ("kube-system", "POST", "/deployment/kube-system/coredns/coredns", "nginx:1.27", None, 403),
-    ("registry not allowed", "POST", WEB_APP, "evil.example.com/nginx:1.27", None, 403),
-    ("registry prefix trap", "POST", WEB_APP, "ghcr.io.evil.com/acme/web:1", None, 403),
-    ("latest refused", "POST", WEB_APP, "nginx:latest", None, 403),
-    ("missing tag is latest", "POST", WEB_APP, "nginx", None, 403),
+REFUSED: list[tuple[str, str, str, str | None, Any, int, str]] = [
+    # (case, method, path, image, credentials, status, reason); credentials None = the demo's
+    ("no credentials", "POST", WEB_APP, "nginx:1.27", {}, 401, "CREDENTIALS_MISSING"),
+    (
+        "wrong password",
+        "POST",
+        WEB_APP,
+        "nginx:1.27",
+        basic("demo", "kut_demo_" + "0" * 64),
+        401,
+        "TOKEN_INVALID",
+    ),
+    # The same reason: an unknown id and a wrong secret read alike.
+    (
+        "unknown user",
+        "POST",
+        WEB_APP,
+        "nginx:1.27",
+        basic("nobody", "secret"),
+        401,
+        "TOKEN_INVALID",
+    ),
+    (
+        "empty bearer",
+        "POST",
+        WEB_APP,
+        "nginx:1.27",
+        {"Authorization": "Bearer "},
+        401,
+        "CREDENTIALS_MALFORMED",
+    ),
+    (
+        "bad base64",
+        "POST",
+        WEB_APP,
+        "nginx:1.27",
+        {"Authorization": "Basic %%%"},
+        401,
+        "CREDENTIALS_MALFORMED",
+    ),
+    (
+        "unknown scheme",
+        "POST",
+        WEB_APP,
+        "nginx:1.27",
+        {"Authorization": "Digest x"},
+        401,
+        "CREDENTIALS_MALFORMED",
+    ),
+    (
+        "target not in the policy",
+        "POST",
+        "/deployment/default/other/app",
+        "nginx:1.27",
+        None,
+        403,
+        "TARGET_NOT_ALLOWED",
+    ),
+    (
+        "kube-system",
+        "POST",
+        "/deployment/kube-system/coredns/coredns",
+        "nginx:1.27",
+        None,
+        403,
+        "TARGET_NOT_ALLOWED",
+    ),
+    (
+        "registry not allowed",
+        "POST",
+        WEB_APP,
+        "evil.example.com/nginx:1.27",
+        None,
+        403,
+        "IMAGE_REGISTRY_NOT_ALLOWED",
+    ),
+    (
+        "registry prefix trap",
+        "POST",
+        WEB_APP,
+        "ghcr.io.evil.com/acme/web:1",
+        None,
+        403,
+        "IMAGE_REGISTRY_NOT_ALLOWED",
+    ),
+    ("latest refused", "POST", WEB_APP, "nginx:latest", None, 403, "IMAGE_TAG_LATEST_REFUSED"),
+    ("missing tag is latest", "POST", WEB_APP, "nginx", None, 403, "IMAGE_TAG_REQUIRED"),
     (
         "read of a target not in the policy",
         "GET",
@@ -79,12 +152,15 @@ REFUSED: list[tuple[str, str, str, str | None, Any, int]] = [
         None,
         None,
         403,
+        "TARGET_NOT_ALLOWED",
     ),
+    # Syntax first: an invalid name is 400 with its sentence, never "target not allowed".
+    ("invalid name", "GET", "/deployment/Kube-System/coredns/x", None, None, 400, "NAME_INVALID"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "image", "credentials", "status"),
+    ("method", "path", "image", "credentials", "status", "reason"),
     [pytest.param(*case[1:], id=case[0]) for case in REFUSED],
 )
 def test_refused_attempts_write_nothing_and_are_audited_once(
@@ -94,6 +170,7 @@ def test_refused_attempts_write_nothing_and_are_audited_once(
     image: str | None,
     credentials: dict[str, str] | None,
     status: int,
+    reason: str,
 ) -> None:
     stack = secured_stack.stack
     headers = dict(basic("demo", secured_stack.secret) if credentials is None else credentials)
@@ -103,6 +180,7 @@ def test_refused_attempts_write_nothing_and_are_audited_once(
 
     assert answer.status == status, answer.body
     assert answer.json["Status"] == "failed"
+    assert answer.json["Reason"] == reason
     assert stack.cluster.journal.writes() == []
     (line,) = secured_stack.audit_lines()
     assert line["decision"] == "deny"

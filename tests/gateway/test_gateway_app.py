@@ -12,6 +12,7 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
+from kubeupdate.v1.error_reason_pb2 import ErrorReason
 
 from gateway.app import create_app
 from gateway.errors import GENERIC_DETAIL, UpstreamError
@@ -137,9 +138,10 @@ def error_body(result: falcon.testing.Result) -> dict[str, str]:
     assert result.headers["content-type"] == "application/json"
     body = json.loads(result.text)
     assert body["Status"] == "failed"
-    assert set(body) == {"Status", "Detail", "Code"}
+    assert set(body) == {"Status", "Detail", "Code", "Reason"}
     assert isinstance(body["Detail"], str)
     assert body["Detail"]
+    assert body["Reason"] in set(ErrorReason.keys())
     return body  # type: ignore[no-any-return]
 
 
@@ -709,24 +711,34 @@ def test_stream_failing_before_its_first_reply_is_an_ordinary_error(
 
 
 @pytest.mark.parametrize(
-    ("error", "code", "detail"),
+    ("error", "code", "detail", "reason"),
     [
         (
-            UpstreamError(grpc.StatusCode.NOT_FOUND, "web was deleted"),
+            UpstreamError(
+                grpc.StatusCode.NOT_FOUND, "web was deleted", reason="DEPLOYMENT_NOT_FOUND"
+            ),
             "NOT_FOUND",
             "web was deleted",
+            "DEPLOYMENT_NOT_FOUND",
         ),
         (
             UpstreamError(grpc.StatusCode.UNAVAILABLE, "10.0.0.7:6443 refused"),
             "UNAVAILABLE",
             GENERIC_DETAIL[grpc.StatusCode.UNAVAILABLE],
+            "SERVICE_UNAVAILABLE",  # no reason from the service: gRPC's own failure
         ),
         (
             UpstreamError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline"),
             "DEADLINE_EXCEEDED",
             GENERIC_DETAIL[grpc.StatusCode.DEADLINE_EXCEEDED],
+            "CALL_DEADLINE_EXCEEDED",
         ),
-        (RuntimeError("secret abc123"), "INTERNAL", "The gateway failed with an internal error."),
+        (
+            RuntimeError("secret abc123"),
+            "INTERNAL",
+            "The gateway failed with an internal error.",
+            "INTERNAL",
+        ),
     ],
     ids=["not-found", "unavailable", "deadline", "bug"],
 )
@@ -736,13 +748,19 @@ def test_stream_failing_after_its_first_reply_ends_with_a_failure_line(
     error: BaseException,
     code: str,
     detail: str,
+    reason: str,
 ) -> None:
     upstream.streams[WATCH] = [rollout_update(pb.Rollout.STATE_PROGRESSING, 1), error]
     result = client.simulate_get(WATCH_PATH)
     assert result.status_code == 200
     first, last, end = result.content.split(b"\n")
     assert json.loads(first)["Rollout"]["State"] == "STATE_PROGRESSING"
-    assert json.loads(last) == {"Status": "failed", "Detail": detail, "Code": code}
+    assert json.loads(last) == {
+        "Status": "failed",
+        "Detail": detail,
+        "Code": code,
+        "Reason": reason,
+    }
     assert end == b""
     assert "10.0.0.7" not in result.text
     assert "abc123" not in result.text

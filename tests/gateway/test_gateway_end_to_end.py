@@ -214,6 +214,7 @@ async def test_grpc_not_found_is_404(session: aiohttp.ClientSession) -> None:
             "Status": "failed",
             "Detail": "container sidecar not found in web",
             "Code": "NOT_FOUND",
+            "Reason": "REASON_UNKNOWN",  # this test's service sends no ErrorInfo
         }
 
 
@@ -322,6 +323,7 @@ def test_unreachable_service_in_a_background_thread(dead_port: int) -> None:
             "Status": "failed",
             "Detail": "The service is unavailable; retry later.",
             "Code": "UNAVAILABLE",
+            "Reason": "SERVICE_UNAVAILABLE",
         }
     finally:
         gateway.stop()

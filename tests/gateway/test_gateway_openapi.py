@@ -118,13 +118,15 @@ def test_error_answers_follow_the_documented_codes(document: dict[str, Any]) -> 
     # ABORTED -> 409; a body can be too large or not JSON.
     assert {"409", "413", "415"} <= set(post)
     assert "ABORTED" in post["409"]["description"]
-    assert schema(document, "Error")["required"] == ["Status", "Detail", "Code"]
+    assert schema(document, "Error")["required"] == ["Status", "Detail", "Code", "Reason"]
 
 
 def test_request_body_is_the_message_without_path_fields(document: dict[str, Any]) -> None:
     body = document["paths"][P3]["post"]["requestBody"]
-    assert body["required"] is False
+    # The proto marks Image REQUIRED (google.api.field_behavior), so the body is required.
+    assert body["required"] is True
     schema_ = body["content"]["application/json"]["schema"]
+    assert schema_["required"] == ["Image"]
     assert list(schema_["properties"]) == [
         "Image",
         "Wait",
@@ -136,7 +138,7 @@ def test_request_body_is_the_message_without_path_fields(document: dict[str, Any
     assert schema_["additionalProperties"] is False
     properties = schema_["properties"]
     # null is how json_format reads "not set".
-    assert properties["Image"]["type"] == ["string", "null"]
+    assert properties["Image"]["type"] == "string"  # required: null would not set it
     assert properties["Wait"]["type"] == ["boolean", "null"]
     assert properties["Timeout"]["type"] == ["string", "null"]
     assert properties["Timeout"]["format"] == "google-duration"

@@ -21,9 +21,11 @@ import grpc
 import pytest
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
+from kubeupdate.v1.error_reason_pb2 import ErrorReason
 
 from gateway.server import GatewayServer
 from gateway.settings import GatewaySettings
+from kubeupdate.protocol.grpc.statuses import DETAILS_KEY, rich_status
 from tests.gateway.test_gateway_end_to_end import FakeDeploymentImageService
 
 WATCH_PATH = "/rollout/default/web/watch"
@@ -69,7 +71,9 @@ class WatchService(FakeDeploymentImageService):
                 if item == END:
                     return
                 if isinstance(item, grpc.StatusCode):
-                    await context.abort(item, f"deployment {request.deployment} was deleted")
+                    message = f"deployment {request.deployment} was deleted"
+                    details = rich_status(item, message, ErrorReason.DEPLOYMENT_NOT_FOUND)
+                    await context.abort(item, message, trailing_metadata=((DETAILS_KEY, details),))
                 assert isinstance(item, pb.WatchRolloutResponse)
                 yield item
         except asyncio.CancelledError:
@@ -176,6 +180,7 @@ async def test_failure_after_the_first_reply_is_the_last_line(stack: Stack) -> N
         "Status": "failed",
         "Detail": "deployment web was deleted",
         "Code": "NOT_FOUND",
+        "Reason": "DEPLOYMENT_NOT_FOUND",  # the service's ErrorInfo, passed on
     }
     assert lines[2:] == [b""]
 
@@ -189,6 +194,7 @@ async def test_failure_before_the_first_reply_keeps_its_status(stack: Stack) -> 
             "Status": "failed",
             "Detail": "deployment web was deleted",
             "Code": "NOT_FOUND",
+            "Reason": "DEPLOYMENT_NOT_FOUND",
         }
 
 
@@ -215,6 +221,7 @@ async def test_stopping_the_gateway_ends_open_streams_with_a_last_line(stack: St
             "Status": "failed",
             "Detail": "The gateway is shutting down; watch again.",
             "Code": "UNAVAILABLE",
+            "Reason": "SERVICE_UNAVAILABLE",
         }
         assert await read_line(resp) == b""
     await asyncio.wait_for(stack.service.cancelled.wait(), SETTLE)

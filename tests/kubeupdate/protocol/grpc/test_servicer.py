@@ -11,6 +11,7 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from kubeupdate.client.errors import error_info
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
@@ -95,6 +96,133 @@ async def test_not_found_and_invalid(stub: pb_grpc.DeploymentImageServiceAsyncSt
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def reason_of(error: grpc.aio.AioRpcError) -> tuple[str, dict[str, str]]:
+    return error_info(error.trailing_metadata() or ())
+
+
+Get = pb.GetContainerImageRequest
+Set = pb.SetContainerImageRequest
+List = pb.ListContainerImagesRequest
+
+
+@pytest.mark.parametrize(
+    ("rpc", "request_", "failure", "code", "reason", "metadata"),
+    [
+        (
+            "GetContainerImage",
+            Get(namespace="prod", deployment="web", container="db"),
+            None,
+            grpc.StatusCode.NOT_FOUND,
+            "CONTAINER_NOT_FOUND",
+            {"namespace": "prod", "deployment": "web", "container": "db"},
+        ),
+        (
+            "GetContainerImage",
+            Get(namespace="prod", deployment="api", container="app"),
+            None,
+            grpc.StatusCode.NOT_FOUND,
+            "DEPLOYMENT_NOT_FOUND",
+            {"namespace": "prod", "deployment": "api"},
+        ),
+        (
+            "ListContainerImages",
+            List(namespace="test", deployment="web"),
+            None,
+            grpc.StatusCode.NOT_FOUND,
+            "NAMESPACE_NOT_FOUND",
+            {"namespace": "test"},
+        ),
+        (
+            "GetContainerImage",
+            Get(namespace="Prod", deployment="web", container="app"),
+            None,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "NAME_INVALID",
+            {"field": "namespace"},
+        ),
+        (
+            "SetContainerImage",
+            Set(namespace="prod", deployment="web", container="app", image="no spaces"),
+            None,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "IMAGE_INVALID",
+            {},
+        ),
+        (
+            "SetContainerImage",
+            Set(
+                namespace="prod",
+                deployment="web",
+                container="app",
+                image="a:2",
+                rollback_on_failure=True,
+            ),
+            None,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "OPTIONS_INVALID",
+            {},
+        ),
+        (
+            "SetContainerImage",
+            Set(namespace="prod", deployment="web", container="app", image="a:2", wait=True),
+            None,
+            grpc.StatusCode.UNAVAILABLE,
+            "WATCH_UNAVAILABLE",
+            # The change was made before the wait failed: the details say so.
+            {"changed": "true", "image": "a:2", "previousImage": "acme/web:1.0"},
+        ),
+        (
+            "ListContainerImages",
+            List(namespace="prod", deployment="web"),
+            kube_errors.Forbidden(403, method="GET", path="/", message="no"),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "KUBERNETES_PERMISSION_MISSING",
+            {"verb": "get", "resource": "deployments.apps", "namespace": "prod"},
+        ),
+        (
+            "ListContainerImages",
+            List(namespace="prod", deployment="web"),
+            kube_errors.ServerError(503, method="GET", path="/", message="etcd"),
+            grpc.StatusCode.UNAVAILABLE,
+            "KUBERNETES_UNAVAILABLE",
+            {},
+        ),
+        (
+            "ListContainerImages",
+            List(namespace="prod", deployment="web"),
+            kube_errors.Timeout("slow"),
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "KUBERNETES_TIMEOUT",
+            {},
+        ),
+        (
+            "ListContainerImages",
+            List(namespace="prod", deployment="web"),
+            kube_errors.UnexpectedStatus(400, method="GET", path="/"),
+            grpc.StatusCode.INTERNAL,
+            "INTERNAL",
+            {},
+        ),
+    ],
+)
+async def test_every_error_carries_its_reason(
+    stub: pb_grpc.DeploymentImageServiceAsyncStub,
+    api: InMemoryDeploymentApi,
+    rpc: str,
+    request_: Any,
+    failure: kube_errors.KubeError | None,
+    code: grpc.StatusCode,
+    reason: str,
+    metadata: dict[str, str],
+) -> None:
+    if failure is not None:
+        api.fail_next("get_deployment", failure)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await getattr(stub, rpc)(request_)
+    assert info.value.code() == code
+    assert reason_of(info.value) == (reason, metadata)
+
+
 async def test_retry_after_reaches_the_caller(
     stub: pb_grpc.DeploymentImageServiceAsyncStub, api: InMemoryDeploymentApi
 ) -> None:
@@ -108,6 +236,7 @@ async def test_retry_after_reaches_the_caller(
         await call
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert ("retry-after", "5") in tuple(info.value.trailing_metadata() or ())
+    assert reason_of(info.value) == ("KUBERNETES_OVERLOADED", {"retryAfterSeconds": "5"})
 
 
 async def test_unexpected_error_is_internal_with_the_request_id(

@@ -24,7 +24,10 @@ Exit codes:
 
 ===  ==================================================================
 0    success (``status``/``watch``: the rollout is not failed)
-1    any other error (the server failed, an unexpected answer)
+1    any other error (the server failed, an unexpected answer), and the
+     server's own Kubernetes access refused (reasons
+     KUBERNETES_PERMISSION_MISSING, KUBERNETES_CREDENTIALS_INVALID): an
+     operator must fix the server, retrying will not help
 2    usage error: bad command line, or the server refused the request as
      invalid (INVALID_ARGUMENT)
 3    the rollout failed: FAILED, TIMED_OUT or ROLLED_BACK (``set --wait``,
@@ -39,6 +42,11 @@ Exit codes:
      retry) or Kubernetes rejected it (FAILED_PRECONDITION)
 130  interrupted (Ctrl-C); a change already sent may still happen
 ===  ==================================================================
+
+The codes are chosen by the error's gRPC code and, where the code alone is
+too coarse, its ErrorInfo reason (``REASON_EXIT_CODES``); never by its
+sentence. An error line names both: ``kubeupdate-client: NotFound
+(CONTAINER_NOT_FOUND): ...``.
 """
 
 from __future__ import annotations
@@ -110,11 +118,20 @@ EXIT_CODE_FOR_ERROR: tuple[tuple[type[KubeUpdateError], ExitCode], ...] = (
 )
 
 
+# Reasons whose code would mislead: the server's own access, not the caller's.
+REASON_EXIT_CODES: dict[str, ExitCode] = {
+    "KUBERNETES_PERMISSION_MISSING": ExitCode.ERROR,  # PERMISSION_DENIED, but not the caller's
+    "KUBERNETES_CREDENTIALS_INVALID": ExitCode.ERROR,  # UNAVAILABLE, but retrying won't help
+}
+
+
 class UsageError(Exception):
     """A command line that parses but makes no sense (reported like argparse's)."""
 
 
 def exit_code_for(error: KubeUpdateError) -> ExitCode:
+    if error.reason in REASON_EXIT_CODES:
+        return REASON_EXIT_CODES[error.reason]
     for kind, code in EXIT_CODE_FOR_ERROR:
         if isinstance(error, kind):
             return code
@@ -143,7 +160,7 @@ def main(
         err.write(f"{PROG}: error: {exc}\n")
         return ExitCode.USAGE
     except KubeUpdateError as exc:
-        kind = type(exc).__name__
+        kind = f"{type(exc).__name__} ({exc.reason})" if exc.reason else type(exc).__name__
         err.write(f"{PROG}: {kind}: {exc.message}\n")
         return exit_code_for(exc)
     except KeyboardInterrupt:

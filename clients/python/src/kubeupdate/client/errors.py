@@ -19,26 +19,51 @@
     ├── ServerError                  INTERNAL, UNKNOWN, DATA_LOSS and anything else
     └── RolloutFailed                (local) set(wait=True) ended FAILED/TIMED_OUT/ROLLED_BACK
 
-:func:`from_rpc_error` applies the one table, ``ERROR_FOR_CODE``.
+:func:`from_rpc_error` applies the one table, ``ERROR_FOR_CODE``, and reads the
+status details the server attaches: ``.reason`` is the ``google.rpc.ErrorInfo``
+reason (a name of the contract's ``ErrorReason``, e.g. ``CONTAINER_NOT_FOUND``;
+empty when the server sent none) and ``.metadata`` its facts. Programs switch
+on ``.reason`` and ``.code``, never on ``.message``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 
 if TYPE_CHECKING:
     from kubeupdate.client.results import ImageChange
 
 
-class KubeUpdateError(Exception):
-    """Any failure of a kubeupdate call; ``code`` is the gRPC status, if any."""
+#: The ErrorInfo domain of kubeupdate's reasons.
+DOMAIN = "kubeupdate.dev"
+#: The trailer that carries a call's google.rpc.Status.
+DETAILS_KEY = "grpc-status-details-bin"
 
-    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+
+class KubeUpdateError(Exception):
+    """Any failure of a kubeupdate call.
+
+    ``code`` is the gRPC status (None for a local failure); ``reason`` the
+    server's ErrorInfo reason ("" when there is none) and ``metadata`` its facts.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: grpc.StatusCode | None = None,
+        *,
+        reason: str = "",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.reason = reason
+        self.metadata: dict[str, str] = dict(metadata or {})
 
 
 class InvalidArgument(KubeUpdateError):
@@ -137,7 +162,28 @@ ERROR_FOR_CODE: dict[grpc.StatusCode, type[KubeUpdateError]] = {
 def from_rpc_error(error: grpc.RpcError) -> KubeUpdateError:
     """The client exception for a failed gRPC call (``raise from_rpc_error(e) from e``)."""
     # Every RpcError grpc raises for a call is also a grpc.Call.
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = error.details() if isinstance(error, grpc.Call) else None
-    message = details or code.name.lower().replace("_", " ")
-    return ERROR_FOR_CODE.get(code, ServerError)(message, code)
+    if not isinstance(error, grpc.Call):
+        return ServerError("unknown", grpc.StatusCode.UNKNOWN)
+    code = error.code()
+    message = error.details() or code.name.lower().replace("_", " ")
+    reason, metadata = error_info(error.trailing_metadata() or ())
+    return ERROR_FOR_CODE.get(code, ServerError)(message, code, reason=reason, metadata=metadata)
+
+
+def error_info(trailers: Iterable[Any]) -> tuple[str, dict[str, str]]:
+    """The reason and metadata of kubeupdate's ErrorInfo in a call's trailing metadata.
+
+    ``trailers`` are (key, value) pairs, as sync and ``grpc.aio`` calls give them.
+    """
+    for key, value in trailers:
+        if key != DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except Exception:  # a malformed trailer: as if there were none
+            return "", {}
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info) and info.domain == DOMAIN:
+                return str(info.reason), dict(info.metadata)
+    return "", {}

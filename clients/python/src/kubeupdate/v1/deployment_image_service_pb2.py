@@ -23,17 +23,48 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,kubeupdate/v1/deployment_image_service.proto\x12\rkubeupdate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"v\n\x18GetContainerImageRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x1c\n\tcontainer\x18\x03 \x01(\tR\tContainer\"\x8d\x01\n\x19GetContainerImageResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x1c\n\tcontainer\x18\x03 \x01(\tR\tContainer\x12\x14\n\x05image\x18\x04 \x01(\tR\x05Image\"\xb6\x02\n\x18SetContainerImageRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x1c\n\tcontainer\x18\x03 \x01(\tR\tContainer\x12\x14\n\x05image\x18\x04 \x01(\tR\x05Image\x12\x12\n\x04wait\x18\x05 \x01(\x08R\x04Wait\x12\x33\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07Timeout\x12.\n\x13rollback_on_failure\x18\x07 \x01(\x08R\x11RollbackOnFailure\x12\x17\n\x07\x64ry_run\x18\x08 \x01(\x08R\x06\x44ryRun\x12\x16\n\x06reason\x18\t \x01(\tR\x06Reason\"\xb9\x02\n\x19SetContainerImageResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x1c\n\tcontainer\x18\x03 \x01(\tR\tContainer\x12\x14\n\x05image\x18\x04 \x01(\tR\x05Image\x12%\n\x0eprevious_image\x18\x05 \x01(\tR\rPreviousImage\x12\x18\n\x07\x63hanged\x18\x06 \x01(\x08R\x07\x43hanged\x12\x1e\n\ngeneration\x18\x07 \x01(\x03R\nGeneration\x12\x17\n\x07\x64ry_run\x18\x08 \x01(\x08R\x06\x44ryRun\x12\x30\n\x07rollout\x18\t \x01(\x0b\x32\x16.kubeupdate.v1.RolloutR\x07Rollout\"Z\n\x1aListContainerImagesRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\"\x9a\x01\n\x1bListContainerImagesResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12=\n\ncontainers\x18\x03 \x03(\x0b\x32\x1d.kubeupdate.v1.ContainerImageR\nContainers\"a\n\x0e\x43ontainerImage\x12\x12\n\x04name\x18\x01 \x01(\tR\x04Name\x12\x14\n\x05image\x18\x02 \x01(\tR\x05Image\x12%\n\x0einit_container\x18\x03 \x01(\x08R\rInitContainer\"W\n\x17GetRolloutStatusRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\"\x8a\x01\n\x18GetRolloutStatusResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x30\n\x07rollout\x18\x03 \x01(\x0b\x32\x16.kubeupdate.v1.RolloutR\x07Rollout\"S\n\x13WatchRolloutRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\"\x86\x01\n\x14WatchRolloutResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x30\n\x07rollout\x18\x03 \x01(\x0b\x32\x16.kubeupdate.v1.RolloutR\x07Rollout\"\xe1\x04\n\x07Rollout\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32\x1c.kubeupdate.v1.Rollout.StateR\x05State\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06Reason\x12\x18\n\x07message\x18\x03 \x01(\tR\x07Message\x12\x1a\n\x08replicas\x18\x04 \x01(\x05R\x08Replicas\x12)\n\x10updated_replicas\x18\x05 \x01(\x05R\x0fUpdatedReplicas\x12%\n\x0eready_replicas\x18\x06 \x01(\x05R\rReadyReplicas\x12-\n\x12\x61vailable_replicas\x18\x07 \x01(\x05R\x11\x41vailableReplicas\x12\x1a\n\x08revision\x18\x08 \x01(\x03R\x08Revision\x12\x35\n\x08\x64uration\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x44uration\x12&\n\x0c\x66\x61iled_image\x18\n \x01(\tH\x00R\x0b\x46\x61iledImage\x88\x01\x01\x12*\n\x0erestored_image\x18\x0b \x01(\tH\x01R\rRestoredImage\x88\x01\x01\"\x87\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11STATE_PROGRESSING\x10\x01\x12\x12\n\x0eSTATE_COMPLETE\x10\x02\x12\x10\n\x0cSTATE_FAILED\x10\x03\x12\x13\n\x0fSTATE_TIMED_OUT\x10\x04\x12\x15\n\x11STATE_ROLLED_BACK\x10\x05\x42\x0f\n\r_failed_imageB\x11\n\x0f_restored_image\"T\n\x14ListRevisionsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\"\x8c\x01\n\x15ListRevisionsResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x35\n\trevisions\x18\x03 \x03(\x0b\x32\x17.kubeupdate.v1.RevisionR\tRevisions\"\x82\x02\n\x08Revision\x12\x1a\n\x08revision\x18\x01 \x01(\x03R\x08Revision\x12\x1f\n\x0breplica_set\x18\x02 \x01(\tR\nReplicaSet\x12!\n\x0c\x63hange_cause\x18\x03 \x01(\tR\x0b\x43hangeCause\x12=\n\ncontainers\x18\x04 \x03(\x0b\x32\x1d.kubeupdate.v1.ContainerImageR\nContainers\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nCreateTime\x12\x1a\n\x08replicas\x18\x06 \x01(\x05R\x08Replicas2\xb6\x07\n\x16\x44\x65ploymentImageService\x12\xa3\x01\n\x11GetContainerImage\x12\'.kubeupdate.v1.GetContainerImageRequest\x1a(.kubeupdate.v1.GetContainerImageResponse\";\x90\x02\x01\x82\xd3\xe4\x93\x02\x32\x12\x30/deployment/{namespace}/{deployment}/{container}\x12\xa6\x01\n\x11SetContainerImage\x12\'.kubeupdate.v1.SetContainerImageRequest\x1a(.kubeupdate.v1.SetContainerImageResponse\">\x90\x02\x00\x82\xd3\xe4\x93\x02\x35\"0/deployment/{namespace}/{deployment}/{container}:\x01*\x12\x9d\x01\n\x13ListContainerImages\x12).kubeupdate.v1.ListContainerImagesRequest\x1a*.kubeupdate.v1.ListContainerImagesResponse\"/\x90\x02\x01\x82\xd3\xe4\x93\x02&\x12$/deployment/{namespace}/{deployment}\x12\x91\x01\n\x10GetRolloutStatus\x12&.kubeupdate.v1.GetRolloutStatusRequest\x1a\'.kubeupdate.v1.GetRolloutStatusResponse\",\x90\x02\x01\x82\xd3\xe4\x93\x02#\x12!/rollout/{namespace}/{deployment}\x12\x8d\x01\n\x0cWatchRollout\x12\".kubeupdate.v1.WatchRolloutRequest\x1a#.kubeupdate.v1.WatchRolloutResponse\"2\x90\x02\x01\x82\xd3\xe4\x93\x02)\x12\'/rollout/{namespace}/{deployment}/watch0\x01\x12\x88\x01\n\rListRevisions\x12#.kubeupdate.v1.ListRevisionsRequest\x1a$.kubeupdate.v1.ListRevisionsResponse\",\x90\x02\x01\x82\xd3\xe4\x93\x02#\x12!/history/{namespace}/{deployment}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,kubeupdate/v1/deployment_image_service.proto\x12\rkubeupdate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x18GetContainerImageRequest\x12\"\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tNamespace\x12$\n\ndeployment\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nDeployment\x12\"\n\tcontainer\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\tContainer\"\x8d\x01\n\x19GetContainerImageResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x1c\n\tcontainer\x18\x03 \x01(\tR\tContainer\x12\x14\n\x05image\x18\x04 \x01(\tR\x05Image\"\xce\x02\n\x18SetContainerImageRequest\x12\"\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tNamespace\x12$\n\ndeployment\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nDeployment\x12\"\n\tcontainer\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02R\tContainer\x12\x1a\n\x05image\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02R\x05Image\x12\x12\n\x04wait\x18\x05 \x01(\x08R\x04Wait\x12\x33\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07Timeout\x12.\n\x13rollback_on_failure\x18\x07 \x01(\x08R\x11RollbackOnFailure\x12\x17\n\x07\x64ry_run\x18\x08 \x01(\x08R\x06\x44ryRun\x12\x16\n\x06reason\x18\t \x01(\tR\x06Reason\"\xb9\x02\n\x19SetContainerImageResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x1c\n\tcontainer\x18\x03 \x01(\tR\tContainer\x12\x14\n\x05image\x18\x04 \x01(\tR\x05Image\x12%\n\x0eprevious_image\x18\x05 \x01(\tR\rPreviousImage\x12\x18\n\x07\x63hanged\x18\x06 \x01(\x08R\x07\x43hanged\x12\x1e\n\ngeneration\x18\x07 \x01(\x03R\nGeneration\x12\x17\n\x07\x64ry_run\x18\x08 \x01(\x08R\x06\x44ryRun\x12\x30\n\x07rollout\x18\t \x01(\x0b\x32\x16.kubeupdate.v1.RolloutR\x07Rollout\"f\n\x1aListContainerImagesRequest\x12\"\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tNamespace\x12$\n\ndeployment\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nDeployment\"\x9a\x01\n\x1bListContainerImagesResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12=\n\ncontainers\x18\x03 \x03(\x0b\x32\x1d.kubeupdate.v1.ContainerImageR\nContainers\"a\n\x0e\x43ontainerImage\x12\x12\n\x04name\x18\x01 \x01(\tR\x04Name\x12\x14\n\x05image\x18\x02 \x01(\tR\x05Image\x12%\n\x0einit_container\x18\x03 \x01(\x08R\rInitContainer\"c\n\x17GetRolloutStatusRequest\x12\"\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tNamespace\x12$\n\ndeployment\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nDeployment\"\x8a\x01\n\x18GetRolloutStatusResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x30\n\x07rollout\x18\x03 \x01(\x0b\x32\x16.kubeupdate.v1.RolloutR\x07Rollout\"_\n\x13WatchRolloutRequest\x12\"\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tNamespace\x12$\n\ndeployment\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nDeployment\"\x86\x01\n\x14WatchRolloutResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x30\n\x07rollout\x18\x03 \x01(\x0b\x32\x16.kubeupdate.v1.RolloutR\x07Rollout\"\xe1\x04\n\x07Rollout\x12\x32\n\x05state\x18\x01 \x01(\x0e\x32\x1c.kubeupdate.v1.Rollout.StateR\x05State\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06Reason\x12\x18\n\x07message\x18\x03 \x01(\tR\x07Message\x12\x1a\n\x08replicas\x18\x04 \x01(\x05R\x08Replicas\x12)\n\x10updated_replicas\x18\x05 \x01(\x05R\x0fUpdatedReplicas\x12%\n\x0eready_replicas\x18\x06 \x01(\x05R\rReadyReplicas\x12-\n\x12\x61vailable_replicas\x18\x07 \x01(\x05R\x11\x41vailableReplicas\x12\x1a\n\x08revision\x18\x08 \x01(\x03R\x08Revision\x12\x35\n\x08\x64uration\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x44uration\x12&\n\x0c\x66\x61iled_image\x18\n \x01(\tH\x00R\x0b\x46\x61iledImage\x88\x01\x01\x12*\n\x0erestored_image\x18\x0b \x01(\tH\x01R\rRestoredImage\x88\x01\x01\"\x87\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11STATE_PROGRESSING\x10\x01\x12\x12\n\x0eSTATE_COMPLETE\x10\x02\x12\x10\n\x0cSTATE_FAILED\x10\x03\x12\x13\n\x0fSTATE_TIMED_OUT\x10\x04\x12\x15\n\x11STATE_ROLLED_BACK\x10\x05\x42\x0f\n\r_failed_imageB\x11\n\x0f_restored_image\"`\n\x14ListRevisionsRequest\x12\"\n\tnamespace\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02R\tNamespace\x12$\n\ndeployment\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02R\nDeployment\"\x8c\x01\n\x15ListRevisionsResponse\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tNamespace\x12\x1e\n\ndeployment\x18\x02 \x01(\tR\nDeployment\x12\x35\n\trevisions\x18\x03 \x03(\x0b\x32\x17.kubeupdate.v1.RevisionR\tRevisions\"\x82\x02\n\x08Revision\x12\x1a\n\x08revision\x18\x01 \x01(\x03R\x08Revision\x12\x1f\n\x0breplica_set\x18\x02 \x01(\tR\nReplicaSet\x12!\n\x0c\x63hange_cause\x18\x03 \x01(\tR\x0b\x43hangeCause\x12=\n\ncontainers\x18\x04 \x03(\x0b\x32\x1d.kubeupdate.v1.ContainerImageR\nContainers\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nCreateTime\x12\x1a\n\x08replicas\x18\x06 \x01(\x05R\x08Replicas2\xb6\x07\n\x16\x44\x65ploymentImageService\x12\xa3\x01\n\x11GetContainerImage\x12\'.kubeupdate.v1.GetContainerImageRequest\x1a(.kubeupdate.v1.GetContainerImageResponse\";\x90\x02\x01\x82\xd3\xe4\x93\x02\x32\x12\x30/deployment/{namespace}/{deployment}/{container}\x12\xa6\x01\n\x11SetContainerImage\x12\'.kubeupdate.v1.SetContainerImageRequest\x1a(.kubeupdate.v1.SetContainerImageResponse\">\x90\x02\x00\x82\xd3\xe4\x93\x02\x35\"0/deployment/{namespace}/{deployment}/{container}:\x01*\x12\x9d\x01\n\x13ListContainerImages\x12).kubeupdate.v1.ListContainerImagesRequest\x1a*.kubeupdate.v1.ListContainerImagesResponse\"/\x90\x02\x01\x82\xd3\xe4\x93\x02&\x12$/deployment/{namespace}/{deployment}\x12\x91\x01\n\x10GetRolloutStatus\x12&.kubeupdate.v1.GetRolloutStatusRequest\x1a\'.kubeupdate.v1.GetRolloutStatusResponse\",\x90\x02\x01\x82\xd3\xe4\x93\x02#\x12!/rollout/{namespace}/{deployment}\x12\x8d\x01\n\x0cWatchRollout\x12\".kubeupdate.v1.WatchRolloutRequest\x1a#.kubeupdate.v1.WatchRolloutResponse\"2\x90\x02\x01\x82\xd3\xe4\x93\x02)\x12\'/rollout/{namespace}/{deployment}/watch0\x01\x12\x88\x01\n\rListRevisions\x12#.kubeupdate.v1.ListRevisionsRequest\x1a$.kubeupdate.v1.ListRevisionsResponse\",\x90\x02\x01\x82\xd3\xe4\x93\x02#\x12!/history/{namespace}/{deployment}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kubeupdate.v1.deployment_image_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GETCONTAINERIMAGEREQUEST'].fields_by_name['namespace']._loaded_options = None
+  _globals['_GETCONTAINERIMAGEREQUEST'].fields_by_name['namespace']._serialized_options = b'\342A\001\002'
+  _globals['_GETCONTAINERIMAGEREQUEST'].fields_by_name['deployment']._loaded_options = None
+  _globals['_GETCONTAINERIMAGEREQUEST'].fields_by_name['deployment']._serialized_options = b'\342A\001\002'
+  _globals['_GETCONTAINERIMAGEREQUEST'].fields_by_name['container']._loaded_options = None
+  _globals['_GETCONTAINERIMAGEREQUEST'].fields_by_name['container']._serialized_options = b'\342A\001\002'
+  _globals['_SETCONTAINERIMAGEREQUEST'].fields_by_name['namespace']._loaded_options = None
+  _globals['_SETCONTAINERIMAGEREQUEST'].fields_by_name['namespace']._serialized_options = b'\342A\001\002'
+  _globals['_SETCONTAINERIMAGEREQUEST'].fields_by_name['deployment']._loaded_options = None
+  _globals['_SETCONTAINERIMAGEREQUEST'].fields_by_name['deployment']._serialized_options = b'\342A\001\002'
+  _globals['_SETCONTAINERIMAGEREQUEST'].fields_by_name['container']._loaded_options = None
+  _globals['_SETCONTAINERIMAGEREQUEST'].fields_by_name['container']._serialized_options = b'\342A\001\002'
+  _globals['_SETCONTAINERIMAGEREQUEST'].fields_by_name['image']._loaded_options = None
+  _globals['_SETCONTAINERIMAGEREQUEST'].fields_by_name['image']._serialized_options = b'\342A\001\002'
+  _globals['_LISTCONTAINERIMAGESREQUEST'].fields_by_name['namespace']._loaded_options = None
+  _globals['_LISTCONTAINERIMAGESREQUEST'].fields_by_name['namespace']._serialized_options = b'\342A\001\002'
+  _globals['_LISTCONTAINERIMAGESREQUEST'].fields_by_name['deployment']._loaded_options = None
+  _globals['_LISTCONTAINERIMAGESREQUEST'].fields_by_name['deployment']._serialized_options = b'\342A\001\002'
+  _globals['_GETROLLOUTSTATUSREQUEST'].fields_by_name['namespace']._loaded_options = None
+  _globals['_GETROLLOUTSTATUSREQUEST'].fields_by_name['namespace']._serialized_options = b'\342A\001\002'
+  _globals['_GETROLLOUTSTATUSREQUEST'].fields_by_name['deployment']._loaded_options = None
+  _globals['_GETROLLOUTSTATUSREQUEST'].fields_by_name['deployment']._serialized_options = b'\342A\001\002'
+  _globals['_WATCHROLLOUTREQUEST'].fields_by_name['namespace']._loaded_options = None
+  _globals['_WATCHROLLOUTREQUEST'].fields_by_name['namespace']._serialized_options = b'\342A\001\002'
+  _globals['_WATCHROLLOUTREQUEST'].fields_by_name['deployment']._loaded_options = None
+  _globals['_WATCHROLLOUTREQUEST'].fields_by_name['deployment']._serialized_options = b'\342A\001\002'
+  _globals['_LISTREVISIONSREQUEST'].fields_by_name['namespace']._loaded_options = None
+  _globals['_LISTREVISIONSREQUEST'].fields_by_name['namespace']._serialized_options = b'\342A\001\002'
+  _globals['_LISTREVISIONSREQUEST'].fields_by_name['deployment']._loaded_options = None
+  _globals['_LISTREVISIONSREQUEST'].fields_by_name['deployment']._serialized_options = b'\342A\001\002'
   _globals['_DEPLOYMENTIMAGESERVICE'].methods_by_name['GetContainerImage']._loaded_options = None
   _globals['_DEPLOYMENTIMAGESERVICE'].methods_by_name['GetContainerImage']._serialized_options = b'\220\002\001\202\323\344\223\0022\0220/deployment/{namespace}/{deployment}/{container}'
   _globals['_DEPLOYMENTIMAGESERVICE'].methods_by_name['SetContainerImage']._loaded_options = None
@@ -46,38 +77,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEPLOYMENTIMAGESERVICE'].methods_by_name['WatchRollout']._serialized_options = b'\220\002\001\202\323\344\223\002)\022\'/rollout/{namespace}/{deployment}/watch'
   _globals['_DEPLOYMENTIMAGESERVICE'].methods_by_name['ListRevisions']._loaded_options = None
   _globals['_DEPLOYMENTIMAGESERVICE'].methods_by_name['ListRevisions']._serialized_options = b'\220\002\001\202\323\344\223\002#\022!/history/{namespace}/{deployment}'
-  _globals['_GETCONTAINERIMAGEREQUEST']._serialized_start=158
-  _globals['_GETCONTAINERIMAGEREQUEST']._serialized_end=276
-  _globals['_GETCONTAINERIMAGERESPONSE']._serialized_start=279
-  _globals['_GETCONTAINERIMAGERESPONSE']._serialized_end=420
-  _globals['_SETCONTAINERIMAGEREQUEST']._serialized_start=423
-  _globals['_SETCONTAINERIMAGEREQUEST']._serialized_end=733
-  _globals['_SETCONTAINERIMAGERESPONSE']._serialized_start=736
-  _globals['_SETCONTAINERIMAGERESPONSE']._serialized_end=1049
-  _globals['_LISTCONTAINERIMAGESREQUEST']._serialized_start=1051
-  _globals['_LISTCONTAINERIMAGESREQUEST']._serialized_end=1141
-  _globals['_LISTCONTAINERIMAGESRESPONSE']._serialized_start=1144
-  _globals['_LISTCONTAINERIMAGESRESPONSE']._serialized_end=1298
-  _globals['_CONTAINERIMAGE']._serialized_start=1300
-  _globals['_CONTAINERIMAGE']._serialized_end=1397
-  _globals['_GETROLLOUTSTATUSREQUEST']._serialized_start=1399
-  _globals['_GETROLLOUTSTATUSREQUEST']._serialized_end=1486
-  _globals['_GETROLLOUTSTATUSRESPONSE']._serialized_start=1489
-  _globals['_GETROLLOUTSTATUSRESPONSE']._serialized_end=1627
-  _globals['_WATCHROLLOUTREQUEST']._serialized_start=1629
-  _globals['_WATCHROLLOUTREQUEST']._serialized_end=1712
-  _globals['_WATCHROLLOUTRESPONSE']._serialized_start=1715
-  _globals['_WATCHROLLOUTRESPONSE']._serialized_end=1849
-  _globals['_ROLLOUT']._serialized_start=1852
-  _globals['_ROLLOUT']._serialized_end=2461
-  _globals['_ROLLOUT_STATE']._serialized_start=2290
-  _globals['_ROLLOUT_STATE']._serialized_end=2425
-  _globals['_LISTREVISIONSREQUEST']._serialized_start=2463
-  _globals['_LISTREVISIONSREQUEST']._serialized_end=2547
-  _globals['_LISTREVISIONSRESPONSE']._serialized_start=2550
-  _globals['_LISTREVISIONSRESPONSE']._serialized_end=2690
-  _globals['_REVISION']._serialized_start=2693
-  _globals['_REVISION']._serialized_end=2951
-  _globals['_DEPLOYMENTIMAGESERVICE']._serialized_start=2954
-  _globals['_DEPLOYMENTIMAGESERVICE']._serialized_end=3904
+  _globals['_GETCONTAINERIMAGEREQUEST']._serialized_start=192
+  _globals['_GETCONTAINERIMAGEREQUEST']._serialized_end=328
+  _globals['_GETCONTAINERIMAGERESPONSE']._serialized_start=331
+  _globals['_GETCONTAINERIMAGERESPONSE']._serialized_end=472
+  _globals['_SETCONTAINERIMAGEREQUEST']._serialized_start=475
+  _globals['_SETCONTAINERIMAGEREQUEST']._serialized_end=809
+  _globals['_SETCONTAINERIMAGERESPONSE']._serialized_start=812
+  _globals['_SETCONTAINERIMAGERESPONSE']._serialized_end=1125
+  _globals['_LISTCONTAINERIMAGESREQUEST']._serialized_start=1127
+  _globals['_LISTCONTAINERIMAGESREQUEST']._serialized_end=1229
+  _globals['_LISTCONTAINERIMAGESRESPONSE']._serialized_start=1232
+  _globals['_LISTCONTAINERIMAGESRESPONSE']._serialized_end=1386
+  _globals['_CONTAINERIMAGE']._serialized_start=1388
+  _globals['_CONTAINERIMAGE']._serialized_end=1485
+  _globals['_GETROLLOUTSTATUSREQUEST']._serialized_start=1487
+  _globals['_GETROLLOUTSTATUSREQUEST']._serialized_end=1586
+  _globals['_GETROLLOUTSTATUSRESPONSE']._serialized_start=1589
+  _globals['_GETROLLOUTSTATUSRESPONSE']._serialized_end=1727
+  _globals['_WATCHROLLOUTREQUEST']._serialized_start=1729
+  _globals['_WATCHROLLOUTREQUEST']._serialized_end=1824
+  _globals['_WATCHROLLOUTRESPONSE']._serialized_start=1827
+  _globals['_WATCHROLLOUTRESPONSE']._serialized_end=1961
+  _globals['_ROLLOUT']._serialized_start=1964
+  _globals['_ROLLOUT']._serialized_end=2573
+  _globals['_ROLLOUT_STATE']._serialized_start=2402
+  _globals['_ROLLOUT_STATE']._serialized_end=2537
+  _globals['_LISTREVISIONSREQUEST']._serialized_start=2575
+  _globals['_LISTREVISIONSREQUEST']._serialized_end=2671
+  _globals['_LISTREVISIONSRESPONSE']._serialized_start=2674
+  _globals['_LISTREVISIONSRESPONSE']._serialized_end=2814
+  _globals['_REVISION']._serialized_start=2817
+  _globals['_REVISION']._serialized_end=3075
+  _globals['_DEPLOYMENTIMAGESERVICE']._serialized_start=3078
+  _globals['_DEPLOYMENTIMAGESERVICE']._serialized_end=4028
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,11 @@ class DeploymentImageServiceStub:
     server grants `read` or `write` access by it, and refuses an RPC that
     states none.
 
+    Every error status carries a `google.rpc.ErrorInfo` in its details, whose
+    `reason` is a value name of `ErrorReason` (error_reason.proto), for
+    example NAMESPACE_NOT_FOUND, DEPLOYMENT_NOT_FOUND or CONTAINER_NOT_FOUND
+    where the message says which level is missing.
+
     Errors every RPC can return besides those listed on it:
     UNAUTHENTICATED and PERMISSION_DENIED once authentication is configured;
     UNAVAILABLE when the Kubernetes API cannot be reached, is overloaded (429)
@@ -100,6 +105,11 @@ class DeploymentImageServiceServicer:
     (`IDEMPOTENCY_UNKNOWN` when repeating one may do more than once does). The
     server grants `read` or `write` access by it, and refuses an RPC that
     states none.
+
+    Every error status carries a `google.rpc.ErrorInfo` in its details, whose
+    `reason` is a value name of `ErrorReason` (error_reason.proto), for
+    example NAMESPACE_NOT_FOUND, DEPLOYMENT_NOT_FOUND or CONTAINER_NOT_FOUND
+    where the message says which level is missing.
 
     Errors every RPC can return besides those listed on it:
     UNAUTHENTICATED and PERMISSION_DENIED once authentication is configured;
@@ -288,6 +298,11 @@ class DeploymentImageService:
     (`IDEMPOTENCY_UNKNOWN` when repeating one may do more than once does). The
     server grants `read` or `write` access by it, and refuses an RPC that
     states none.
+
+    Every error status carries a `google.rpc.ErrorInfo` in its details, whose
+    `reason` is a value name of `ErrorReason` (error_reason.proto), for
+    example NAMESPACE_NOT_FOUND, DEPLOYMENT_NOT_FOUND or CONTAINER_NOT_FOUND
+    where the message says which level is missing.
 
     Errors every RPC can return besides those listed on it:
     UNAUTHENTICATED and PERMISSION_DENIED once authentication is configured;

@@ -48,6 +48,11 @@ class DeploymentImageServiceStub:
     server grants `read` or `write` access by it, and refuses an RPC that
     states none.
 
+    Every error status carries a `google.rpc.ErrorInfo` in its details, whose
+    `reason` is a value name of `ErrorReason` (error_reason.proto), for
+    example NAMESPACE_NOT_FOUND, DEPLOYMENT_NOT_FOUND or CONTAINER_NOT_FOUND
+    where the message says which level is missing.
+
     Errors every RPC can return besides those listed on it:
     UNAUTHENTICATED and PERMISSION_DENIED once authentication is configured;
     UNAVAILABLE when the Kubernetes API cannot be reached, is overloaded (429)
@@ -177,6 +182,11 @@ class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
     server grants `read` or `write` access by it, and refuses an RPC that
     states none.
 
+    Every error status carries a `google.rpc.ErrorInfo` in its details, whose
+    `reason` is a value name of `ErrorReason` (error_reason.proto), for
+    example NAMESPACE_NOT_FOUND, DEPLOYMENT_NOT_FOUND or CONTAINER_NOT_FOUND
+    where the message says which level is missing.
+
     Errors every RPC can return besides those listed on it:
     UNAUTHENTICATED and PERMISSION_DENIED once authentication is configured;
     UNAVAILABLE when the Kubernetes API cannot be reached, is overloaded (429)
@@ -301,6 +311,11 @@ class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
     (`IDEMPOTENCY_UNKNOWN` when repeating one may do more than once does). The
     server grants `read` or `write` access by it, and refuses an RPC that
     states none.
+
+    Every error status carries a `google.rpc.ErrorInfo` in its details, whose
+    `reason` is a value name of `ErrorReason` (error_reason.proto), for
+    example NAMESPACE_NOT_FOUND, DEPLOYMENT_NOT_FOUND or CONTAINER_NOT_FOUND
+    where the message says which level is missing.
 
     Errors every RPC can return besides those listed on it:
     UNAUTHENTICATED and PERMISSION_DENIED once authentication is configured;
