@@ -41,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(args.log_level, args.log_format)
     if args.command in DELEGATED:
         return run_with_devcluster(args.command, rest)
+    # serve runs its service half as a child with the same command line.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     code: int = args.run(args)
     return code
 
@@ -106,10 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    halves = parser.add_mutually_exclusive_group()
+    halves.add_argument(
         "--only",
         choices=["grpc", "gateway"],
-        help="run just the gRPC service or just the REST gateway (default: both)",
+        help="run just the gRPC service or just the REST gateway (default: both, the "
+        "service in a child process)",
+    )
+    halves.add_argument(
+        "--one-process",
+        action="store_true",
+        help="run both in this one process: less memory, at most one core for both",
     )
     service.add_arguments(parser)
     parser.add_argument(
@@ -185,12 +194,11 @@ def run_serve(args: argparse.Namespace) -> int:
             # A waited change may take the longest wait the service allows.
             wait_call_timeout=args.max_wait_timeout + args.call_timeout,
         )
-    # Imported here: with --only gateway, the service's stack stays unloaded.
-    from kubeupdate.serving import serve_all
-
     try:
         channel_credentials = upstream_credentials(args)
-        asyncio.run(serve_all(config, gateway, channel_credentials=channel_credentials))
+        if config is not None and gateway is not None and not args.one_process:
+            return run_split(args, config, gateway, channel_credentials)
+        asyncio.run(run_here(config, gateway, channel_credentials))
     except CredentialsError as exc:
         print(f"kubeupdate: {exc}", file=sys.stderr)  # it says which credentials
         if config is not None and config.kubeconfig is None:
@@ -206,6 +214,56 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"kubeupdate: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+async def run_here(
+    config: ServerConfig | None,
+    gateway: GatewaySettings | None,
+    channel_credentials: grpc.ChannelCredentials | None,
+) -> None:
+    """The halves asked for, in this process; stopped with the parent that started it, if any."""
+    # Imported here: with --only gateway, the service's stack stays unloaded.
+    from kubeupdate.serving import serve_all
+    from kubeupdate.supervisor import ParentLink
+
+    stop = asyncio.Event()
+    link = ParentLink.from_environment()
+    if link is not None:
+        link.watch(stop)
+    try:
+        await serve_all(
+            config,
+            gateway,
+            channel_credentials=channel_credentials,
+            stop=stop,
+            ready=None if link is None else link.ready,
+        )
+    finally:
+        if link is not None:
+            link.close()
+
+
+def run_split(
+    args: argparse.Namespace,
+    config: ServerConfig,
+    gateway: GatewaySettings,
+    channel_credentials: grpc.ChannelCredentials | None,
+) -> int:
+    """Both halves: the service in a child process, the gateway here."""
+    from kubeupdate.serving import alongside_credentials
+    from kubeupdate.supervisor import serve_split
+
+    if channel_credentials is None:
+        channel_credentials = alongside_credentials(config)
+    return asyncio.run(
+        serve_split(
+            [*args.argv, "--only", "grpc"],
+            gateway,
+            service_host=config.host,
+            grace=config.grace,
+            channel_credentials=channel_credentials,
+        )
+    )
 
 
 def upstream_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:

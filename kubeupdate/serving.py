@@ -1,8 +1,10 @@
 """Running the gRPC service and the REST gateway together in one event loop.
 
-``kubeupdate serve`` and ``kubeupdate demo`` both use :func:`serve_all`; the
-two servers still talk over a real socket, exactly as when they run in
-separate Pods.
+``kubeupdate serve --one-process`` (or one half, ``--only``), ``kubeupdate
+demo`` and the tests' stack use :func:`serve_all`; the two servers still talk
+over a real socket, exactly as when they run in separate Pods. ``kubeupdate
+serve`` itself runs the service in a child process
+(:mod:`kubeupdate.supervisor`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ async def serve_all(
     TLS service started alongside with the service's own certificate as root.
     """
     if channel_credentials is None and config is not None and settings is not None:
-        channel_credentials = _alongside_credentials(config)
+        channel_credentials = alongside_credentials(config)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -110,8 +112,8 @@ async def serve_all(
         raise failures.exceptions[0] from None
 
 
-def _alongside_credentials(config: ServerConfig) -> grpc.ChannelCredentials | None:
-    """How the gateway reaches a service in the same process over TLS, if it uses TLS."""
+def alongside_credentials(config: ServerConfig) -> grpc.ChannelCredentials | None:
+    """How the gateway reaches a service started alongside over TLS, if it uses TLS."""
     if config.auth.tls_cert is None:
         return None
     if config.auth.tls_client_ca is not None:

@@ -185,35 +185,39 @@ class KubeClient:
             started = time.perf_counter()
             code = "connection"
             try:
-                async with self._get_watch_session().get(
-                    transport.host + path,
-                    params=query,
-                    headers=headers,
-                    ssl=transport.ssl_context,
-                    server_hostname=transport.server_hostname,
-                    proxy=transport.proxy,
-                    timeout=timeout,
-                    allow_redirects=False,
-                ) as response:
-                    code = str(response.status)
-                    self._watch_started(resource, code, started)
-                    try:
-                        if response.status == 401 and not reloaded:
-                            reloaded = True
-                            await self._reload_credentials(generation)
-                            continue
-                        if not 200 <= response.status < 300:
-                            raw = await response.read()
-                            retry_after = response.headers.get("Retry-After")
-                            raise _api_error(response.status, raw, "GET", path, retry_after)
-                        log.debug("watching %s from resourceVersion %s", path, resource_version)
-                        async for event in _watch_events(response, path):
-                            yield event
-                        return
-                    finally:
-                        # Never hand a half-read stream back to the pool: close it, so
-                        # the API server ends the watch at once.
-                        response.close()
+                # The API server answers a watch's status at once; a request left
+                # unanswered (a server stopping as it accepted it) must not hang for
+                # the whole watch: the status line gets one call's timeout.
+                async with asyncio.timeout(self._timeout):
+                    response = await self._get_watch_session().get(
+                        transport.host + path,
+                        params=query,
+                        headers=headers,
+                        ssl=transport.ssl_context,
+                        server_hostname=transport.server_hostname,
+                        proxy=transport.proxy,
+                        timeout=timeout,
+                        allow_redirects=False,
+                    )
+                code = str(response.status)
+                self._watch_started(resource, code, started)
+                try:
+                    if response.status == 401 and not reloaded:
+                        reloaded = True
+                        await self._reload_credentials(generation)
+                        continue
+                    if not 200 <= response.status < 300:
+                        raw = await response.read()
+                        retry_after = response.headers.get("Retry-After")
+                        raise _api_error(response.status, raw, "GET", path, retry_after)
+                    log.debug("watching %s from resourceVersion %s", path, resource_version)
+                    async for event in _watch_events(response, path):
+                        yield event
+                    return
+                finally:
+                    # Never hand a half-read stream back to the pool: close it, so
+                    # the API server ends the watch at once.
+                    response.close()
             except TimeoutError as exc:
                 if code == "connection":  # no answer at all
                     self._watch_started(resource, "timeout", started)

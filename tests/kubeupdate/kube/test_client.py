@@ -433,6 +433,22 @@ async def test_watch_yields_events_split_across_chunks(api: Api, client: KubeCli
     assert "allowWatchBookmarks=true" in path
 
 
+async def test_a_watch_left_unanswered_times_out_after_one_calls_timeout(
+    api: Api, tmp_path: Path
+) -> None:
+    async def never(request: web.Request) -> web.StreamResponse:
+        await api.hold.wait()  # no status line, as from a server stopping as it accepted
+        return web.Response()
+
+    api.script.append(never)
+    credentials = Credentials.from_kubeconfig(kubeconfig(tmp_path / "config", api.url, "t1"))
+    async with KubeClient(credentials, timeout=0.2) as client:
+        with pytest.raises(errors.Timeout):
+            # Not the watch's own 300 s: that bounds silence once it streams.
+            async for _ in client.watch(PODS, "prod", resource_version="7", timeout_seconds=300):
+                pass
+
+
 async def test_watches_are_told_to_the_observer_once_they_answer(api: Api, tmp_path: Path) -> None:
     api.script.append(streamed(event("ADDED", {"metadata": {"name": "p", "resourceVersion": "8"}})))
     observed: list[tuple[str, str, str]] = []
