@@ -11,7 +11,6 @@ import time
 
 import grpc
 import pytest
-from devcluster.journal import Entry
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
@@ -27,14 +26,6 @@ def restart(cluster: DevCluster) -> None:
     cluster.stop()
     cluster.start()
     assert cluster.port == port
-
-
-def deployment_watches(cluster: DevCluster) -> list[Entry]:
-    return [
-        e
-        for e in cluster.journal
-        if e.method == "GET" and e.path == DEPLOYMENTS and e.query.get("watch") in ("1", "true")
-    ]
 
 
 def test_outage_answers_503_then_recovers_without_restarting_kubeupdate(
@@ -93,16 +84,13 @@ def test_wait_survives_its_watch_being_dropped(
     answer = pending.result(timeout=30)
     assert answer.changed is True
     assert answer.rollout.state == pb.Rollout.STATE_COMPLETE, answer.rollout
-    # At least the dropped watch and the one that resumed after it; a watch is
-    # journaled when it ends, a moment after the wait closed it.
-    for _ in range(200):  # bounded: at most ~10 s
-        if len(deployment_watches(cluster)) >= 2:
-            break
-        time.sleep(0.05)
-    assert len(deployment_watches(cluster)) >= 2, deployment_watches(cluster)
+    lists = [e for e in cluster.journal if e.path == DEPLOYMENTS and "watch" not in e.query]
     if compact:
-        lists = [e for e in cluster.journal if e.path == DEPLOYMENTS and "watch" not in e.query]
         assert len(lists) >= 2
+    else:
+        # Resumed from its resourceVersion, not listed again. (The journal records a watch
+        # when the server ends it; one that a restarting devcluster drops may be missing.)
+        assert len(lists) == 1
 
 
 def test_call_while_down_fails_fast_over_grpc(
