@@ -183,8 +183,10 @@ def test_delete_removes_the_deployment_and_its_pods(running: DevCluster, kubectl
     kubectl("rollout", "status", "deployment/web")
     assert kubectl.json("get", "pods")["items"]
     assert 'deployment.apps "web" deleted' in kubectl("delete", "deployment", "web").stdout
-    assert kubectl.json("get", "pods")["items"] == []
     assert kubectl.json("get", "replicasets")["items"] == []
+    # The garbage collector deletes the Pods; they terminate, then go (kubectl wait watches).
+    kubectl("wait", "--for=delete", "pods", "--all", "--timeout=60s")
+    assert kubectl.json("get", "pods")["items"] == []
 
 
 def test_forbidden_fault_shows_the_rbac_message(running: DevCluster, kubectl: Kubectl) -> None:
@@ -429,3 +431,30 @@ def test_describe_and_get_events_show_what_the_components_reported() -> None:
         assert ("Normal", "ScalingReplicaSet", "deployment/web") in reasons
         assert ("Normal", "Scheduled", f"pod/{new_pod}") in reasons
         assert ("Warning", "Failed", f"pod/{new_pod}") in reasons
+
+
+def test_delete_cascade_orphan_leaves_replica_sets_and_pods(
+    running: DevCluster, kubectl: Kubectl
+) -> None:
+    kubectl("rollout", "status", "deployment/web")
+    result = kubectl("delete", "deployment", "web", "--cascade=orphan")
+    assert 'deployment.apps "web" deleted' in result.stdout
+    assert kubectl.json("get", "deployments")["items"] == []
+    (rs,) = kubectl.json("get", "replicasets")["items"]
+    assert "ownerReferences" not in rs["metadata"]
+    pods = kubectl.json("get", "pods")["items"]
+    assert len(pods) == 1
+    assert pods[0]["metadata"]["ownerReferences"][0]["name"] == rs["metadata"]["name"]
+    assert "deletionTimestamp" not in pods[0]["metadata"]
+
+
+def test_delete_cascade_foreground_waits_for_the_pods(
+    running: DevCluster, kubectl: Kubectl
+) -> None:
+    kubectl("rollout", "status", "deployment/web")
+    # kubectl waits until the Deployment is gone, which foreground deletion delays until
+    # its ReplicaSet and Pods are.
+    result = kubectl("delete", "deployment", "web", "--cascade=foreground")
+    assert 'deployment.apps "web" deleted' in result.stdout
+    assert kubectl.json("get", "replicasets")["items"] == []
+    assert kubectl.json("get", "pods")["items"] == []

@@ -576,6 +576,11 @@ def test_delete_answers_success_and_collects_owned_objects(
     assert status["details"]["name"] == "web"
     assert devcluster.get("deployments", "default", "web") is None
     assert apps.list_namespaced_replica_set("default").items == []
+    # The garbage collector deletes the Pods as any client would: they terminate first.
+    pods = core.list_namespaced_pod("default").items
+    assert len(pods) == 2
+    assert all(pod.metadata.deletion_timestamp is not None for pod in pods)
+    devcluster.advance(5)
     assert core.list_namespaced_pod("default").items == []
 
 

@@ -37,6 +37,7 @@ from devcluster.credentials import (
     write_private,
 )
 from devcluster.faults import Faults
+from devcluster.garbage import GarbageCollector
 from devcluster.journal import Journal
 from devcluster.registry import Registry
 from devcluster.resources import BY_KIND, BY_NAME, NAMESPACES, ResourceType
@@ -129,6 +130,7 @@ class DevCluster:
         self.journal = Journal()
         self._tokens = Tokens() if tls else None
         self.registry = Registry(self.store, self.clock.now, self._reconcile)
+        self.garbage = GarbageCollector(self.store, self.registry)
         self._server = ApiServer(
             self.registry,
             self.clock,
@@ -321,8 +323,21 @@ class DevCluster:
         selection = Selection(BY_NAME[resource], label_selector, None)
         return self._copy(lambda: self.registry.list(BY_NAME[resource], namespace, selection)[0])
 
-    def delete(self, resource: str, namespace: str, name: str) -> Object:
-        return self._copy(lambda: self.registry.delete(BY_NAME[resource], namespace, name))
+    def delete(
+        self, resource: str, namespace: str, name: str, propagation: str | None = None
+    ) -> Object:
+        """Deletes as a DELETE does (``propagation``: Background, Foreground or Orphan).
+
+        Answers the object as removed, or as it stays while finalizers or a grace
+        period run.
+        """
+        return self._copy(
+            lambda: (
+                self.registry.delete(
+                    BY_NAME[resource], namespace, name, propagation=propagation
+                ).object
+            )
+        )
 
     def patch(
         self, resource: str, namespace: str, name: str, body: bytes, content_type: str
@@ -412,7 +427,10 @@ class DevCluster:
         self._reconciling = True
         started, cpu = time.perf_counter(), time.thread_time()
         try:
-            return self.controller.reconcile(budget=RECONCILE_CHUNK)
+            # The garbage collector first: what it deletes, the controllers then see gone.
+            self.garbage.collect(budget=RECONCILE_CHUNK)
+            more = self.controller.reconcile(budget=RECONCILE_CHUNK)
+            return more or self.garbage.has_work
         except Exception:
             log.exception("the rollout controller failed")
             return False

@@ -12,11 +12,13 @@ Everything here runs on the server's event-loop thread.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import logging
 import secrets
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from devcluster import decoding, deletion, patches
@@ -25,11 +27,13 @@ from devcluster.resources import ALL, DEPLOYMENTS, NAMESPACES, PODS, SCALE, Reso
 from devcluster.selectors import Selection
 from devcluster.statuses import (
     ApiError,
+    Cause,
     already_exists,
     bad_request,
     conflict,
-    failure,
+    delete_precondition_failed,
     invalid,
+    invalid_options,
     namespace_not_found,
     not_found,
     rejected_request,
@@ -38,7 +42,7 @@ from devcluster.statuses import (
     unsupported_media_type,
 )
 from devcluster.store import Object, Store, timestamp
-from devcluster.validation import invalid_value, validate
+from devcluster.validation import go_value, invalid_value, validate
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,71 @@ Admission = Callable[[Object], None]
 
 def _admit_all(obj: Object) -> None:
     """The admission chain of a cluster without webhooks or policies."""
+
+
+#: propagationPolicy values, in the order ValidateDeleteOptions lists them.
+_PROPAGATION_POLICIES = ("Foreground", "Background", "Orphan")
+_ORPHAN = "orphan"
+_FOREGROUND = "foregroundDeletion"
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What a DELETE did: ``object`` as removed, or as it stays while it goes (not removed)."""
+
+    object: Object
+    removed: bool
+
+
+def _finalizers(obj: Object) -> list[str]:
+    finalizers: list[str] = obj["metadata"].get("finalizers") or []
+    return finalizers
+
+
+def _collection_finalizers(
+    obj: Object, propagation: str | None, orphan_dependents: bool | None
+) -> list[str]:
+    """deletionFinalizersForGarbageCollection: the object's finalizers after this DELETE.
+
+    The request decides (orphanDependents, then propagationPolicy); without a word
+    from it, a garbage collector finalizer already there does; the default for every
+    kind served is Background, which needs none.
+    """
+    existing = _finalizers(obj)
+    if orphan_dependents is not None:
+        orphan, foreground = orphan_dependents, False
+    elif propagation is not None:
+        orphan, foreground = propagation == "Orphan", propagation == "Foreground"
+    else:
+        first = next((f for f in existing if f in (_ORPHAN, _FOREGROUND)), None)
+        orphan, foreground = first == _ORPHAN, first == _FOREGROUND
+    kept = [f for f in existing if f not in (_ORPHAN, _FOREGROUND)]
+    wanted = kept + [_ORPHAN] * orphan + [_FOREGROUND] * foreground
+    return existing if set(wanted) == set(existing) else wanted
+
+
+def _mark_deleting(obj: Object, now: float) -> None:
+    """markAsDeleting: deletionTimestamp now (never later), no grace period, a new generation."""
+    meta = obj["metadata"]
+    if not meta.get("deletionTimestamp") and int(meta.get("generation") or 0) > 0:
+        meta["generation"] = int(meta["generation"]) + 1
+    if not meta.get("deletionTimestamp") or meta["deletionTimestamp"] > timestamp(now):
+        meta["deletionTimestamp"] = timestamp(now)
+    meta["deletionGracePeriodSeconds"] = 0
+
+
+def _finalized(current: Object, new: Object) -> bool:
+    """ShouldDeleteDuringUpdate: being deleted, no grace period left, no finalizer left."""
+    meta = current["metadata"]
+    return (
+        bool(meta.get("deletionTimestamp"))
+        and not meta.get("deletionGracePeriodSeconds")
+        and not _finalizers(new)
+    )
+
+
+def _stamps(obj: Object) -> dict[str, Any]:
+    return {k: obj["metadata"][k] for k in ("uid", "creationTimestamp", "resourceVersion")}
 
 
 def _meta(obj: Object) -> dict[str, Any]:
@@ -233,6 +302,11 @@ class Registry:
                 {k: current["metadata"][k] for k in ("uid", "creationTimestamp", "resourceVersion")}
             )
             return preview
+        if _finalized(current, new):
+            # ShouldDeleteDuringUpdate: the last finalizer of an object being deleted is gone.
+            gone = self.store.delete(resource.name, namespace, name)
+            self._after_write()
+            return {**new, "metadata": {**new["metadata"], **_stamps(gone)}}
         stored = self.store.update(resource.name, new)
         if stored is not current:
             self._after_write()
@@ -349,45 +423,116 @@ class Registry:
         name: str,
         dry_run: bool = False,
         preconditions: dict[str, Any] | None = None,
-        cascade: bool = True,
+        propagation: str | None = None,
+        orphan_dependents: bool | None = None,
         admit: Admission = _admit_all,
         grace_period_seconds: int | None = None,
-    ) -> Object:
-        """Deletes an object; a Pod on a node is only marked (see :mod:`devcluster.deletion`)."""
+    ) -> Deletion:
+        """Deletes an object as the generic registry's Delete does.
+
+        The object is removed at once unless something must happen first: a Pod on a
+        node terminates gracefully (:mod:`devcluster.deletion`); finalizers keep any
+        object (``deletionTimestamp`` set) until they are removed. ``propagation``
+        (``propagationPolicy``: Background by default, Foreground, Orphan) adds or
+        removes the garbage collector's finalizers, which :mod:`devcluster.garbage`
+        then honours; so do the object's own when the request names no policy.
+        """
         current = self.get(resource, namespace, name)
-        preconditions = preconditions or {}
+        self._check_delete_options(propagation, orphan_dependents)
         meta = current["metadata"]
-        if preconditions.get("uid") and preconditions["uid"] != meta["uid"]:
-            raise ApiError(
-                failure(
-                    409,
-                    "Conflict",
-                    f'Operation cannot be fulfilled on {resource.qualified} "{name}": Precondition'
-                    f" failed: UID in precondition: {preconditions['uid']}, UID in object meta:"
-                    f" {meta['uid']}",
-                    {"name": name, "group": resource.group, "kind": resource.name},
-                )
-            )
-        if (
-            preconditions.get("resourceVersion")
-            and preconditions["resourceVersion"] != meta["resourceVersion"]
-        ):
-            raise conflict(resource, name)
+        preconditions = preconditions or {}
+        for field, key in (("UID", "uid"), ("ResourceVersion", "resourceVersion")):
+            wanted = preconditions.get(key)
+            if wanted and wanted != meta[key]:
+                raise delete_precondition_failed(resource, name, field, wanted, meta[key])
         admit(current)
         if dry_run:
-            return current
-        kept = deletion.graceful(resource.name, current, grace_period_seconds, self._now())
-        if kept is not None:
-            if kept is current:
-                return current  # already going, and no sooner
+            return Deletion(current, removed=not _finalizers(current))
+        now = self._now()
+        marked = deletion.graceful(resource.name, current, grace_period_seconds, now)
+        if marked is current and meta.get("deletionTimestamp"):
+            return Deletion(current, removed=False)  # already going, and no sooner
+        graceful = marked is not None
+        going = marked if marked is not None else current
+        finalizers = _collection_finalizers(going, propagation, orphan_dependents)
+        if graceful or finalizers:
+            kept = copy.deepcopy(going)
+            if finalizers:
+                kept["metadata"]["finalizers"] = finalizers
+            else:
+                kept["metadata"].pop("finalizers", None)
+            if not graceful:
+                _mark_deleting(kept, now)
             stored = self.store.update(resource.name, kept)
             self._after_write()
-            return stored
+            return Deletion(stored, removed=False)
         gone = self.store.delete(resource.name, namespace, name)
-        if cascade:
-            self._collect_garbage(resource, namespace, name, meta["uid"])
+        if resource is NAMESPACES:
+            self._empty_namespace(name)
         self._after_write()
-        return gone
+        return Deletion(gone, removed=True)
+
+    def delete_collection(
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        selection: Selection,
+        dry_run: bool = False,
+        propagation: str | None = None,
+        orphan_dependents: bool | None = None,
+        admit: Admission = _admit_all,
+        grace_period_seconds: int | None = None,
+    ) -> tuple[builtins.list[Object], int]:
+        """DELETE on a collection: every selected object, as listed before (and the list's RV)."""
+        self._check_delete_options(propagation, orphan_dependents)
+        items, resource_version = self.list(resource, namespace, selection)
+        for obj in items:
+            meta = obj["metadata"]
+            try:
+                self.delete(
+                    resource,
+                    meta.get("namespace", ""),
+                    meta["name"],
+                    dry_run=dry_run,
+                    propagation=propagation,
+                    orphan_dependents=orphan_dependents,
+                    admit=admit,
+                    grace_period_seconds=grace_period_seconds,
+                )
+            except ApiError as exc:
+                if exc.code != 404:  # deleted meanwhile (by the garbage collector): fine
+                    raise
+        return items, resource_version
+
+    @staticmethod
+    def _check_delete_options(propagation: str | None, orphan_dependents: bool | None) -> None:
+        """ValidateDeleteOptions, as rest.BeforeDelete runs it (after the object was found)."""
+        causes: builtins.list[Cause] = []
+        if orphan_dependents is not None and propagation is not None:
+            causes.append(
+                invalid_value(
+                    "propagationPolicy",
+                    propagation,
+                    "orphanDependents and deletionPropagation cannot be both set",
+                )
+            )
+        if propagation is not None and propagation not in _PROPAGATION_POLICIES:
+            supported = ", ".join(f'"{p}"' for p in (*_PROPAGATION_POLICIES, "nil"))
+            causes.append(
+                Cause(
+                    "FieldValueNotSupported",
+                    "propagationPolicy",
+                    f"Unsupported value: {go_value(propagation)}: supported values: {supported}",
+                )
+            )
+        if causes:
+            raise invalid_options("DeleteOptions", causes)
+
+    def _empty_namespace(self, namespace: str) -> None:
+        """The namespace controller's work, done at once: the namespace's objects go with it."""
+        for kind in (r.name for r in ALL if r.namespaced):
+            for obj in self.store.list(kind, namespace):
+                self._delete_quietly(kind, obj)
 
     # -- helpers ---------------------------------------------------------------
 
@@ -430,23 +575,6 @@ class Registry:
         return resource is DEPLOYMENTS and (old["metadata"].get("annotations") or {}) != (
             new["metadata"].get("annotations") or {}
         )
-
-    def _collect_garbage(self, resource: ResourceType, namespace: str, name: str, uid: str) -> None:
-        """Deletes what the deleted object owned, as the garbage collector would."""
-        if resource is NAMESPACES:
-            for kind in (r.name for r in ALL if r.namespaced):
-                for obj in self.store.list(kind, name):
-                    self._delete_quietly(kind, obj)
-            return
-        pending = [uid]
-        while pending:
-            owner = pending.pop()
-            for kind in ("replicasets", "pods"):
-                for obj in self.store.list(kind, namespace):
-                    refs = obj["metadata"].get("ownerReferences") or []
-                    if any(ref.get("uid") == owner for ref in refs):
-                        self._delete_quietly(kind, obj)
-                        pending.append(obj["metadata"]["uid"])
 
     def _delete_quietly(self, kind: str, obj: Object) -> None:
         meta = obj["metadata"]

@@ -89,6 +89,17 @@ def dumps(value: Any) -> bytes:
 
 
 @dataclass(frozen=True)
+class DeleteRequest:
+    """The DeleteOptions of one DELETE, from its body and query."""
+
+    dry_run: bool
+    propagation: str | None
+    orphan_dependents: bool | None
+    grace_period_seconds: int | None
+    preconditions: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class Target:
     """What a resource path addresses."""
 
@@ -282,6 +293,8 @@ class ApiServer:
             return await self._patch(request, target)
         if method == "DELETE" and target.name and not target.subresource:
             return await self._delete(request, target)
+        if method == "DELETE" and not target.name:
+            return await self._delete_collection(request, target)
         raise method_not_allowed(target.resource, method)
 
     def _non_resource(self, request: web.Request) -> web.Response:
@@ -354,8 +367,11 @@ class ApiServer:
         items, rv = self.registry.list(target.resource, target.namespace, selection)
         if tables.wants_table(request.headers.get("Accept", "")):
             return self._json(tables.table(target.resource, items, str(rv), self.clock.now()))
-        resource = target.resource
-        body = {
+        return self._json(self._list_body(target.resource, items, rv))
+
+    @staticmethod
+    def _list_body(resource: ResourceType, items: list[Object], rv: int) -> Object:
+        return {
             "kind": resource.list_kind,
             "apiVersion": resource.api_version,
             "metadata": {"resourceVersion": str(rv)},
@@ -364,7 +380,6 @@ class ApiServer:
                 {k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items
             ],
         }
-        return self._json(body)
 
     async def _body(self, request: web.Request, kind: str) -> Object:
         """The request's object from JSON, YAML or Kubernetes protobuf; ``kind``: what it should be.
@@ -454,32 +469,69 @@ class ApiServer:
             return self._json(obj)
         return self._object(request, target, obj)
 
-    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+    async def _delete_options(self, request: web.Request) -> DeleteRequest:
+        """DeleteOptions from the body and the query (the query's win, as in kube-apiserver)."""
         options: Object = {}
         if await request.read():
             options = await self._body(request, "DeleteOptions")
+        query = request.query
         dry_run = self._dry_run(request) or "All" in (options.get("dryRun") or [])
-        policy = request.query.get("propagationPolicy") or options.get("propagationPolicy")
-        grace = request.query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
+        grace = query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
         try:
             grace_seconds = None if grace is None else int(grace)
         except (TypeError, ValueError) as exc:
             raise bad_request(f"invalid gracePeriodSeconds: {grace}") from exc
-        gone = self.registry.delete(
+        orphan = query.get("orphanDependents", options.get("orphanDependents"))
+        return DeleteRequest(
+            dry_run=dry_run,
+            propagation=query.get("propagationPolicy", options.get("propagationPolicy")),
+            orphan_dependents=None if orphan is None else orphan in (True, "true"),
+            grace_period_seconds=grace_seconds,
+            preconditions=options.get("preconditions"),
+        )
+
+    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+        options = await self._delete_options(request)
+        deletion = self.registry.delete(
             target.resource,
             target.store_namespace,
             target.name,
-            dry_run=dry_run,
-            preconditions=options.get("preconditions"),
-            cascade=policy != "Orphan",
+            dry_run=options.dry_run,
+            preconditions=options.preconditions,
+            propagation=options.propagation,
+            orphan_dependents=options.orphan_dependents,
             admit=self._admission(request, target),
-            grace_period_seconds=grace_seconds,
+            grace_period_seconds=options.grace_period_seconds,
         )
+        gone = deletion.object
+        if not deletion.removed:
+            # Kept while finalizers or a grace period run: the object as it now is.
+            return self._object(request, target, gone)
         if not target.resource.returns_deleted:
             return self._json(success(target.resource, target.name, gone["metadata"]["uid"]))
         if target.resource is NAMESPACES:
             gone = {**gone, "status": {"phase": "Terminating"}}
         return self._object(request, target, gone)
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        resource = target.resource
+        if "deletecollection" not in resource.verbs:
+            raise method_not_allowed(resource, "deletecollection")
+        query = request.query
+        selection = Selection(resource, query.get("labelSelector"), query.get("fieldSelector"))
+        options = await self._delete_options(request)
+        items, rv = self.registry.delete_collection(
+            resource,
+            target.namespace,
+            selection,
+            dry_run=options.dry_run,
+            propagation=options.propagation,
+            orphan_dependents=options.orphan_dependents,
+            admit=self._admission(request, target),
+            grace_period_seconds=options.grace_period_seconds,
+        )
+        # The answer is the list of what was selected, as it was before the deletion.
+        return self._json(self._list_body(resource, items, rv))
 
     # -- watch -------------------------------------------------------------------
 

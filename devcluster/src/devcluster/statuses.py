@@ -139,6 +139,46 @@ def uid_conflict(resource: ResourceType, name: str, wanted: str, stored: str) ->
     )
 
 
+def delete_precondition_failed(
+    resource: ResourceType, name: str, field: str, wanted: str, stored: str
+) -> ApiError:
+    """rest.BeforeDelete's 409 when a DELETE's precondition (UID or ResourceVersion) fails.
+
+    It names the resource by its kind ("Deployment.apps"), unlike the storage's conflicts.
+    """
+    group_kind = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
+    why = (
+        "The object might have been deleted and then recreated"
+        if field == "UID"
+        else "The object might have been modified"
+    )
+    details: dict[str, Any] = {"name": name}
+    if resource.group:
+        details["group"] = resource.group
+    details["kind"] = resource.kind
+    return ApiError(
+        failure(
+            409,
+            "Conflict",
+            f'Operation cannot be fulfilled on {group_kind} "{name}": the {field} in the'
+            f" precondition ({wanted}) does not match the {field} in record ({stored}). {why}",
+            details,
+        )
+    )
+
+
+def invalid_options(kind: str, causes: list[Cause]) -> ApiError:
+    """A 422 for request options (``DeleteOptions``, ``ListOptions``) of group meta.k8s.io."""
+    rendered = [cause.render() for cause in causes]
+    joined = rendered[0] if len(rendered) == 1 else "[" + ", ".join(rendered) + "]"
+    details = {
+        "group": "meta.k8s.io",
+        "kind": kind,
+        "causes": [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes],
+    }
+    return ApiError(failure(422, "Invalid", f'{kind}.meta.k8s.io "" is invalid: {joined}', details))
+
+
 def resource_version_required(resource: ResourceType, name: str) -> ApiError:
     """The 422 for a PUT without resourceVersion where the kind refuses unconditional updates.
 

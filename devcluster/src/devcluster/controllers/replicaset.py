@@ -57,7 +57,9 @@ class ReplicaSetController:
             active = [pod for pod in pods if pod_active(pod)]
             terminating = [pod for pod in pods if pod_terminating(pod)]
             wanted = int_or(rs["spec"].get("replicas"), 1)
-            if len(active) < wanted:
+            if rs["metadata"].get("deletionTimestamp"):
+                pass  # being deleted (in foreground): its Pods are the garbage collector's
+            elif len(active) < wanted:
                 active += [self._create_pod(rs, now) for _ in range(wanted - len(active))]
             elif len(active) > wanted:
                 doomed = sorted(active, key=lambda pod: _deletion_rank(work.created(pod), pod))
