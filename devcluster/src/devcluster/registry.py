@@ -26,9 +26,11 @@ from devcluster.defaults import apply_defaults
 from devcluster.resources import ALL, DEPLOYMENTS, NAMESPACES, PODS, SCALE, ResourceType
 from devcluster.selectors import Selection
 from devcluster.statuses import (
+    APPLY_PATCH,
     ApiError,
     Cause,
     already_exists,
+    apply_not_served,
     bad_request,
     conflict,
     delete_precondition_failed,
@@ -323,6 +325,8 @@ class Registry:
         dry_run: bool = False,
         admit: Admission = _admit_all,
     ) -> Object:
+        if content_type.partition(";")[0] == APPLY_PATCH:
+            raise apply_not_served()
         current = self.get(resource, namespace, name)
         if subresource == "scale":
             patched_scale = self._apply_patch(self._scale_view(current), body, content_type)

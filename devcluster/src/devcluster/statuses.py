@@ -17,6 +17,7 @@ from devcluster.resources import NAMESPACES, ResourceType
 
 Status = dict[str, Any]
 
+APPLY_PATCH = "application/apply-patch+yaml"
 #: Patch types a built-in resource accepts, in kube-apiserver's order.
 PATCH_TYPES = (
     "application/json-patch+json",
@@ -295,6 +296,19 @@ def unsupported_media_type(accepted: tuple[str, ...] = PATCH_TYPES) -> ApiError:
             "UnsupportedMediaType",
             "the body of the request was in an unknown format - accepted media types include: "
             + ", ".join(accepted),
+        )
+    )
+
+
+def apply_not_served() -> ApiError:
+    """A 415 saying plainly that server-side apply is one thing the devcluster does not do."""
+    served = ", ".join(t for t in PATCH_TYPES if t != APPLY_PATCH)
+    return ApiError(
+        failure(
+            415,
+            "UnsupportedMediaType",
+            f"server-side apply ({APPLY_PATCH}) is not served by the devcluster - accepted"
+            f" media types include: {served}",
         )
     )
 
