@@ -1,4 +1,5 @@
-"""What a request is about, its syntax checked: the one place names and images are checked.
+"""What a request is about, its syntax checked: the one place a request's names and image
+are checked.
 
 :func:`check_target` runs first, before anything matches a policy glob against
 a name or Kubernetes sees one: a name that is not a valid Kubernetes name, or

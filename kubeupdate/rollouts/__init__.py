@@ -2,7 +2,7 @@
 
 - :mod:`~kubeupdate.rollouts.judgement`: the states and the report
   (:func:`~kubeupdate.rollouts.judgement.assess`);
-- :mod:`~kubeupdate.rollouts.tracking`: the watches that follow a rollout;
+- :mod:`~kubeupdate.rollouts.tracking`: following a rollout from the shared informers;
 - :mod:`~kubeupdate.rollouts.waits`: waiting for the end, rolling back;
 - :mod:`~kubeupdate.rollouts.status`: the state now, and as a stream;
 - :mod:`~kubeupdate.rollouts.history`: the revisions;
