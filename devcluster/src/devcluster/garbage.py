@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 from devcluster.registry import Registry
@@ -149,7 +150,7 @@ class GarbageCollector:
                 self._guarded(self._attempt_to_delete, key)
         return self.has_work
 
-    def _guarded(self, step: Any, key: Key) -> None:
+    def _guarded(self, step: Callable[[Key], None], key: Key) -> None:
         try:
             step(key)
         except ApiError as exc:  # gone meanwhile, or refused: the next change retries

@@ -1,11 +1,13 @@
 """What each verb means for an object: kube-apiserver's registry and strategies.
 
 The HTTP layer (``server.py``) parses requests and renders answers; this
-module decides: defaults, validation, which fields a write may change
-(status only through ``/status``), generation bumps, resourceVersion
-preconditions, dry runs, namespace existence and garbage collection of
-owned objects. The Python API calls the same code, so objects created from a
-test are checked exactly like objects created over HTTP.
+module decides: decoding, defaults, validation, which fields a write may
+change (status only through ``/status``), generation bumps, each kind's
+update rules and resourceVersion preconditions, dry runs, admission, namespace
+existence, and deletion (graceful Pods, finalizers, the garbage collector's
+finalizers, which :mod:`devcluster.garbage` then honours). The Python API
+calls the same code, so objects created from a test are checked exactly like
+objects created over HTTP.
 
 Everything here runs on the server's event-loop thread.
 """
