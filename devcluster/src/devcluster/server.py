@@ -11,6 +11,7 @@ beyond its own.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -171,7 +172,13 @@ class ApiServer:
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._front], client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        app.on_response_prepare.append(self._date)
         return app
+
+    async def _date(self, request: web.Request, response: web.StreamResponse) -> None:
+        # kube-apiserver's Date comes from the clock its timestamps come from: here the
+        # simulated one, so a client can tell how old an object's timestamps are.
+        response.headers["Date"] = email.utils.formatdate(self.clock.now(), usegmt=True)
 
     # -- middleware: authentication, faults, journal -----------------------------
 
