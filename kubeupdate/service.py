@@ -52,7 +52,7 @@ class ServerConfig:
     kube_timeout: float = DEFAULT_TIMEOUT
     update_attempts: int = DEFAULT_ATTEMPTS
     grace: float = 10.0
-    # Waits for rollouts: default and maximum timeout, how long Pods may be stuck.
+    # Waits for rollouts: default and maximum timeout, how long Pods may be in trouble.
     rollouts: RolloutSettings = field(default_factory=RolloutSettings)
     # Authentication, policy, audit, rate limits, TLS: on by default.
     auth: auth_config.AuthConfig = field(default_factory=auth_config.AuthConfig)
@@ -118,8 +118,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stuck-grace",
         type=float,
         default=defaults.rollouts.stuck_grace,
-        help="seconds new Pods may stay in ImagePullBackOff or CrashLoopBackOff before a "
-        "waited rollout fails (default: %(default)s)",
+        help="seconds a new Pod may stay unready while its image cannot be pulled or its "
+        "container keeps exiting before the rollout is FAILED (default: %(default)s)",
     )
     group.add_argument(
         "--metrics-port",

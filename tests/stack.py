@@ -23,6 +23,7 @@ from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.demo import SAMPLES
+from kubeupdate.rollouts.settings import RolloutSettings
 from kubeupdate.service import ServerConfig
 from kubeupdate.serving import Listening, serve_all
 
@@ -148,19 +149,25 @@ def seed_samples(cluster: DevCluster) -> None:
 
 @contextlib.contextmanager
 def running_stack(
-    cluster: DevCluster, auth: AuthConfig, *, call_timeout: float | None = None
+    cluster: DevCluster,
+    auth: AuthConfig,
+    *,
+    call_timeout: float | None = None,
+    rollouts: RolloutSettings | None = None,
 ) -> Iterator[Stack]:
     """The samples seeded, then the service and gateway started in front of ``cluster``.
 
-    ``call_timeout`` shortens the gateway's deadline per forwarded call.
+    ``call_timeout`` shortens the gateway's deadline per forwarded call;
+    ``rollouts`` replaces the service's rollout settings.
     """
     seed_samples(cluster)
     settings = GatewaySettings(upstream="", port=0, access_log=False)
     if call_timeout is not None:
         settings = replace(settings, call_timeout=call_timeout)
-    runner = StackThread(
-        ServerConfig(port=0, kubeconfig=cluster.kubeconfig_path, auth=auth), settings
-    )
+    config = ServerConfig(port=0, kubeconfig=cluster.kubeconfig_path, auth=auth)
+    if rollouts is not None:
+        config = replace(config, rollouts=rollouts)
+    runner = StackThread(config, settings)
     listening = runner.start()
     assert listening.grpc_port is not None
     assert listening.http_port is not None

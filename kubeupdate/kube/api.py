@@ -14,7 +14,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from kubeupdate.kube.clock import ClusterClock
 
 #: Seconds allowed for one Kubernetes call unless told otherwise.
 DEFAULT_TIMEOUT = 10.0
@@ -93,6 +96,15 @@ class WatchApi(Protocol):
     Every method raises :mod:`kubeupdate.kube.errors` classes only; a watch
     whose resourceVersion is too old raises ``Expired`` (410).
     """
+
+    @property
+    def clock(self) -> ClusterClock:
+        """The API server's clock, learned from its answers (rollout judgements read it)."""
+        ...
+
+    async def read_clock(self, *, deadline: float | None = None) -> None:
+        """Ask the API server for something small (``/version``) to learn its time now."""
+        ...
 
     async def list_objects(
         self,

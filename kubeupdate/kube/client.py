@@ -17,6 +17,9 @@ Retries, and why they are safe:
 A watch is one long GET and is not retried here: the caller
 (:class:`kubeupdate.kube.reflector.Reflector`) resumes it from the last
 resourceVersion it saw, or lists again after 410.
+
+The ``Date`` of every answer (a watch's too) goes to :attr:`KubeClient.clock`,
+the API server's clock as rollout judgements need it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import aiohttp
 
 from kubeupdate.kube import errors
 from kubeupdate.kube.api import DEFAULT_TIMEOUT, JsonObject, JsonPatch, Resource, WatchEvent
+from kubeupdate.kube.clock import ClusterClock
 from kubeupdate.kube.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,8 @@ class KubeClient:
         self._watch_session: aiohttp.ClientSession | None = None
         self._credentials_generation = 0
         self._reload_lock = asyncio.Lock()
+        #: The API server's time, from the ``Date`` of its answers.
+        self.clock = ClusterClock()
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -135,6 +141,10 @@ class KubeClient:
             query={"dryRun": "All"} if dry_run else {},
             deadline=deadline,
         )
+
+    async def read_clock(self, *, deadline: float | None = None) -> None:
+        # Any answer carries the server's Date; /version is the smallest every identity may read.
+        await self._request("GET", "/version", "get", "version", deadline=deadline)
 
     async def list_objects(
         self,
@@ -201,6 +211,7 @@ class KubeClient:
                     )
                 code = str(response.status)
                 self._watch_started(resource, code, started)
+                self.clock.observe(response.headers.get("Date"))
                 try:
                     if response.status == 401 and not reloaded:
                         reloaded = True
@@ -320,6 +331,7 @@ class KubeClient:
                 raw = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
+                self.clock.observe(response.headers.get("Date"))
             code = str(status)
         except TimeoutError as exc:
             code = "timeout"

@@ -16,8 +16,12 @@ class RolloutSettings:
     default_timeout: float = 300.0
     #: Longer requested timeouts are cut to this.
     max_timeout: float = 1800.0
-    #: How long a new Pod may wait in ImagePullBackOff & co. before the rollout fails.
+    #: How long a new Pod may stay unready with a container in trouble (ImagePullBackOff,
+    #: CrashLoopBackOff...) before the rollout fails; seconds of the cluster's clock.
     stuck_grace: float = 30.0
+    #: While a Pod's grace runs, the cluster's time is read again at least this often
+    #: (one ``GET /version`` per process), so a clock that jumped is noticed.
+    clock_sync: float = 10.0
     #: timeoutSeconds of each watch request; the watch then starts again.
     watch_seconds: int = DEFAULT_WATCH_SECONDS
     #: Seconds a shared watch outlives the last rollout that read it.

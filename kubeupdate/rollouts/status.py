@@ -1,14 +1,25 @@
-"""A rollout's state now (from plain reads), and as a stream of changes (from watches)."""
+"""A rollout's state now (from plain reads), and as a stream of changes (from watches).
+
+Both are judged by :func:`~kubeupdate.rollouts.judgement.judge`, as a waited
+change is: the same objects give the same verdict, whoever asks. The Pods are
+best-effort here too: when they cannot be read, the verdict is the
+workload's own rule's, with a warning.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
-from kubeupdate.kube.api import PODS
-from kubeupdate.rollouts.judgement import RolloutReport, assess
-from kubeupdate.rollouts.tracking import RolloutTracking, owned_by
+from kubeupdate import errors
+from kubeupdate.kube import errors as kube_errors
+from kubeupdate.kube.api import PODS, JsonObject
+from kubeupdate.rollouts.judgement import RolloutReport, judge, pods_unavailable
+from kubeupdate.rollouts.tracking import RolloutTracking, failure_cause
 from kubeupdate.targets import Target
+
+log = logging.getLogger(__name__)
 
 
 class RolloutStatus:
@@ -19,17 +30,27 @@ class RolloutStatus:
         self._access = tracking.access
 
     async def now(self, target: Target, *, deadline: float | None = None) -> RolloutReport:
-        """The rollout state now, from plain reads (no fail-fast: a snapshot has no grace)."""
+        """The rollout state now, from plain reads, judged at the cluster's time."""
         namespace, name = target.namespace, target.name
-        kind = self._access.kind
+        clock = self._access.watch_api().clock
         obj = await self._access.read(namespace, name, deadline=deadline)
-        current = await kind.current_pods(self._access, namespace, obj, deadline=deadline)
-        if current is None or not current.selector:
-            return assess(kind.progress(obj))
-        pods = await self._access.list(
-            PODS, namespace, label_selector=current.selector, deadline=deadline
+        warnings: tuple[str, ...] = ()
+        try:
+            pods = await self._current_pods(namespace, obj, deadline)
+        except (errors.KubeupdateError, kube_errors.KubeError) as exc:
+            cause = failure_cause(exc, "list", namespace)
+            warning = pods_unavailable(self._access.kind.name, namespace, name, cause)
+            log.warning("%s", warning)
+            pods, warnings = [], (warning,)
+        judgement = judge(
+            self._access.kind,
+            obj,
+            pods,
+            now=clock.now(),
+            grace=self._tracking.settings.stuck_grace,
+            warnings=warnings,
         )
-        return assess(kind.progress(obj, owned_by(pods, current.owner)))
+        return judgement.report
 
     async def watch(
         self, target: Target, *, deadline: float | None = None
@@ -50,3 +71,16 @@ class RolloutStatus:
         ) as reports:
             async for report in reports:
                 yield report
+
+    async def _current_pods(
+        self, namespace: str, obj: JsonObject, deadline: float | None
+    ) -> list[JsonObject]:
+        current = await self._access.kind.current_pods(
+            self._access, namespace, obj, deadline=deadline
+        )
+        if current is None or not current.selector:
+            return []
+        pods = await self._access.list(
+            PODS, namespace, label_selector=current.selector, deadline=deadline
+        )
+        return [pod for pod in pods if current.holds(pod)]

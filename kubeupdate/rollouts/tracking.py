@@ -8,9 +8,22 @@ one watch per resource and namespace however many rollouts are followed.
 - the workload itself, by name;
 - the objects that hold its revisions (a Deployment's ReplicaSets), by owner:
   once the controller has made the current revision, its Pods are known;
-- the Pods of that revision, by owner. A container of those Pods waiting in
-  ImagePullBackOff, ErrImagePull, InvalidImageName or CrashLoopBackOff for
-  longer than ``stuck_grace`` fails the rollout at once.
+- the Pods of that revision, by owner.
+
+Every change is judged by :func:`~kubeupdate.rollouts.judgement.judge`, the
+same pure rule a status call applies, at the cluster's time
+(:class:`~kubeupdate.kube.clock.ClusterClock`). The follow also looks again
+when the judgement says time alone could change its verdict (a Pod in trouble
+reaching the grace), and when the cluster's clock is found to have jumped:
+while a grace runs, the API server's time is read again (``GET /version``) at
+least every ``clock_sync`` seconds, so a clock stepped on either side (or the
+devcluster's simulated one, moved by a test) is noticed.
+
+The revisions and Pods only make a failure known sooner: they are
+best-effort. When they cannot be listed or watched (no permission, a proxy
+that answers oddly, a watch that keeps breaking), the follow goes on with the
+workload's own rule (kubectl's, for a Deployment), says so in every report's
+``warnings`` and logs it once. Only the workload's own watch is essential.
 
 A shared cache may not have seen the write that started the rollout yet:
 ``generation`` (the workload's ``metadata.generation`` after the write) holds
@@ -27,8 +40,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from types import TracebackType
 
@@ -37,11 +51,12 @@ from kubeupdate.kube import errors as kube_errors
 from kubeupdate.kube.api import PODS, JsonObject, Resource
 from kubeupdate.kube.informers import Informers, Name, Owner, Reader
 from kubeupdate.kube.translation import translate_error
-from kubeupdate.rollouts.judgement import RolloutReport, RolloutState, assess
+from kubeupdate.rollouts.judgement import RolloutReport, RolloutState, judge, pods_unavailable
 from kubeupdate.rollouts.settings import RolloutSettings
 from kubeupdate.workloads.access import WorkloadAccess
 from kubeupdate.workloads.kinds import RevisionPods
-from kubeupdate.workloads.pods import stuck_pods
+
+log = logging.getLogger(__name__)
 
 
 class RolloutTracking:
@@ -91,15 +106,18 @@ class RolloutTracking:
         """
         start = time.monotonic() if start is None else start
         stop_at = _margin_end(deadline, self.settings, start)
-        grace = self.settings.stuck_grace
         kind = self.access.kind
-        stuck_since: dict[tuple[str, str], float] = {}
+        clock = self.access.watch_api().clock
+        recheck: float | None = None  # monotonic: when time alone may change the verdict
         last: RolloutReport | None = None
         async with _Tracker(self, namespace, name, generation) as tracker:
             while True:
-                wake = [t for t in (until, stop_at) if t is not None]
-                wake += [since + grace for since in stuck_since.values()]
+                wake = [t for t in (until, stop_at, recheck) if t is not None]
+                if recheck is not None:  # a grace runs: the cluster's clock must be current
+                    wake.append(time.monotonic() + self.settings.clock_sync)
                 await tracker.changed(min(wake) if wake else None)
+                if recheck is not None:
+                    await self._sync_clock(deadline)
                 tracker.update()
                 now = time.monotonic()
                 if not tracker.ready:
@@ -114,18 +132,16 @@ class RolloutTracking:
                     if stop_at is not None and now >= stop_at:
                         raise self._deadline_error(namespace, name, last)
                     continue
-                pods = tracker.pods()
-                stuck = stuck_pods(pods)
-                keys = {(s.pod, s.container) for s in stuck}
-                for key in list(stuck_since):
-                    if key not in keys:
-                        del stuck_since[key]
-                for key in keys:
-                    stuck_since.setdefault(key, now)
-                overdue = next(
-                    (s for s in stuck if now - stuck_since[(s.pod, s.container)] >= grace), None
+                judgement = judge(
+                    kind,
+                    tracker.workload(),
+                    tracker.pods(),
+                    now=clock.now(),
+                    grace=self.settings.stuck_grace,
+                    warnings=tracker.warnings,
                 )
-                report = assess(kind.progress(tracker.workload(), pods), overdue)
+                report, recheck_at = judgement.report, judgement.recheck_at
+                recheck = None if recheck_at is None else clock.local(recheck_at)
                 if report != last:
                     last = report
                     yield report
@@ -142,6 +158,16 @@ class RolloutTracking:
                     return
                 if stop_at is not None and now >= stop_at:
                     raise self._deadline_error(namespace, name, report)
+
+    async def _sync_clock(self, deadline: float | None) -> None:
+        """Read the cluster's time again if no answer told it lately (best-effort)."""
+        api = self.access.watch_api()
+        if api.clock.age() < self.settings.clock_sync:
+            return
+        try:
+            await api.read_clock(deadline=deadline)
+        except kube_errors.KubeError as exc:
+            log.info("could not read the Kubernetes API's clock: %s", exc)
 
     def _deadline_error(
         self, namespace: str, name: str, last: RolloutReport | None
@@ -168,6 +194,10 @@ class _Tracker:
         self._readers = contextlib.ExitStack()
         self._uid = ""  # of the workload, once seen
         self._current: RevisionPods | None = None
+        self._clock = tracking.access.watch_api().clock
+        self._unlisten: Callable[[], None] = lambda: None
+        #: Why the revisions and Pods are not looked at (once they could not be).
+        self.warnings: tuple[str, ...] = ()
 
     def _read(self, resource: Resource) -> Reader:
         return self._readers.enter_context(
@@ -180,6 +210,8 @@ class _Tracker:
         self._revisions = self._read(self._kind.revision_resource)
         self._pods = self._read(PODS)
         self._event.set()  # the caches may be warm already: look at once
+        # Pod timestamps are the cluster's: when its clock turns out to have jumped, judge again.
+        self._unlisten = self._clock.listen(self._event.set)
         return self
 
     async def __aexit__(
@@ -188,12 +220,13 @@ class _Tracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._unlisten()
         self._readers.close()
 
     @property
     def ready(self) -> bool:
         """The workload is known as of the caller's write, and the Pods too once their
-        revision is."""
+        revision is (unless they cannot be read)."""
         if not self._workloads.synced:
             return False
         obj = self._workloads.get(self._name)
@@ -225,24 +258,37 @@ class _Tracker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
         self._event.clear()
-        readers = [self._workloads, self._revisions]
+        exc = self._workloads.error
+        if isinstance(exc, kube_errors.Expired):
+            raise errors.Unavailable(
+                "the Kubernetes API keeps expiring the watch on the rollout"
+            ) from exc
+        if isinstance(exc, kube_errors.KubeError):
+            raise translate_error(exc, "list or watch", self._namespace) from exc
+        if exc is not None:
+            raise exc
+        if self.warnings:
+            return
+        # The Pods matter once their revision is known.
+        for reader in (self._revisions, self._pods) if self._current else (self._revisions,):
+            if reader.error is not None:
+                self._give_up_pods(reader.error, reader.key.resource.plural)
+                return
+
+    def _give_up_pods(self, exc: BaseException, plural: str) -> None:
+        """Go on without the revisions and Pods (they only make a failure known sooner)."""
+        cause = failure_cause(exc, "list or watch", self._namespace)
+        warning = pods_unavailable(self._kind.name, self._namespace, self._name, cause)
+        log.warning("%s (%s)", warning, plural)
+        self.warnings = (warning,)
         if self._current is not None:
-            readers.append(self._pods)  # the Pods matter once their revision is known
-        for reader in readers:
-            exc = reader.error
-            if isinstance(exc, kube_errors.Expired):
-                raise errors.Unavailable(
-                    "the Kubernetes API keeps expiring the watch on the rollout"
-                ) from exc
-            if isinstance(exc, kube_errors.KubeError):
-                raise translate_error(exc, "list or watch", self._namespace) from exc
-            if exc is not None:
-                raise exc
+            self._pods.unfollow(Owner(self._current.owner_uid))
+        self._current = None
 
     def update(self) -> None:
         """Follow the workload's revisions, then the Pods of the current one."""
         obj = self._workloads.get(self._name)
-        if obj is None:
+        if obj is None or self.warnings:
             return
         uid = str((obj.get("metadata") or {}).get("uid", ""))
         if uid != self._uid:  # first seen, or deleted and created again
@@ -261,16 +307,14 @@ class _Tracker:
         self._pods.follow(Owner(current.owner_uid))
 
 
-def owned_by(objects: list[JsonObject], owner: str) -> list[JsonObject]:
-    """The objects whose ownerReferences name ``owner``."""
-    return [
-        obj
-        for obj in objects
-        if any(
-            ref.get("name") == owner
-            for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
-        )
-    ]
+def failure_cause(exc: BaseException, verb: str, namespace: str) -> str:
+    """What went wrong, in the words a domain error would use (``verb`` for a 403)."""
+    if isinstance(exc, errors.KubeupdateError):
+        return exc.message
+    if isinstance(exc, kube_errors.KubeError):
+        with contextlib.suppress(kube_errors.KubeError):  # one translation does not know
+            return translate_error(exc, verb, namespace).message
+    return str(exc) or type(exc).__name__
 
 
 def _generation(obj: JsonObject) -> int:

@@ -144,6 +144,7 @@ class DeploymentKind:
             available_replicas=_int(status.get("availableReplicas")),
             revision=_revision(obj),
             failed=failed,
+            paused=spec.get("paused") is True,
         )
 
     async def revisions(

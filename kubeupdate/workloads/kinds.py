@@ -33,7 +33,8 @@ class Progress:
     ``failed`` is where kubectl exits with an error (the message then is that
     error). ``reason`` is the controller's word for where it stands (for a
     Deployment, the reason of its Progressing condition); ``observed`` whether
-    the controller has seen the latest spec.
+    the controller has seen the latest spec; ``paused`` whether someone
+    paused its rollouts (a Deployment's ``spec.paused``).
     """
 
     message: str
@@ -46,6 +47,7 @@ class Progress:
     available_replicas: int
     revision: int
     failed: bool = False
+    paused: bool = False
 
 
 @dataclass(frozen=True)

@@ -673,6 +673,7 @@ def test_stream_answers_one_json_line_per_reply(
                 "ReadyReplicas": 0,
                 "AvailableReplicas": 0,
                 "Revision": "4",
+                "Warnings": [],
             },
         }
         for state, updated in (("STATE_PROGRESSING", 1), ("STATE_COMPLETE", 2))
@@ -681,7 +682,7 @@ def test_stream_answers_one_json_line_per_reply(
     assert lines[0] == (
         b'{"Namespace":"default","Deployment":"web","Rollout":{"State":"STATE_PROGRESSING",'
         b'"Reason":"","Message":"","Replicas":2,"UpdatedReplicas":1,"ReadyReplicas":0,'
-        b'"AvailableReplicas":0,"Revision":"4"}}'
+        b'"AvailableReplicas":0,"Revision":"4","Warnings":[]}}'
     )
     assert upstream.last.request == pb.WatchRolloutRequest(namespace="default", deployment="web")
     assert upstream.opened[-1].cancelled  # the call is released once the stream ends

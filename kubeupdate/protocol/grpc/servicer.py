@@ -36,6 +36,7 @@ _STATES = {
     RolloutState.FAILED: pb.Rollout.STATE_FAILED,
     RolloutState.TIMED_OUT: pb.Rollout.STATE_TIMED_OUT,
     RolloutState.ROLLED_BACK: pb.Rollout.STATE_ROLLED_BACK,
+    RolloutState.PAUSED: pb.Rollout.STATE_PAUSED,
 }
 # google.protobuf.Duration's own bounds (about 10,000 years).
 _MAX_DURATION_SECONDS = 315_576_000_000
@@ -171,6 +172,7 @@ def _rollout(report: RolloutReport) -> pb.Rollout:
         ready_replicas=report.ready_replicas,
         available_replicas=report.available_replicas,
         revision=report.revision,
+        warnings=report.warnings,
     )
     # Optional fields: set only after a rollback, so JSON shows them only then.
     if report.failed_image:

@@ -30,7 +30,7 @@ Exit codes:
      operator must fix the server, retrying will not help
 2    usage error: bad command line, or the server refused the request as
      invalid (INVALID_ARGUMENT)
-3    the rollout failed: FAILED, TIMED_OUT or ROLLED_BACK (``set --wait``,
+3    the rollout failed: FAILED, TIMED_OUT, ROLLED_BACK or PAUSED (``set --wait``,
      ``status``, ``watch``)
 4    authentication failed or permission denied (UNAUTHENTICATED,
      PERMISSION_DENIED, or no token could be obtained)

@@ -125,7 +125,7 @@ class DeploymentImageClient:
         ``timeout`` (seconds or a timedelta) bounds the wait on the server
         (its default: 5 minutes). ``progress`` is called with each
         intermediate rollout state while waiting. With ``check`` (default) a
-        rollout that ends FAILED, TIMED_OUT or ROLLED_BACK raises
+        rollout that ends FAILED, TIMED_OUT, ROLLED_BACK or PAUSED raises
         :class:`RolloutFailed` carrying the answer; otherwise it is returned.
         """
         wait_seconds = _seconds(timeout)

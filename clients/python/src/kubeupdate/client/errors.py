@@ -17,7 +17,7 @@
     ├── Cancelled                    CANCELLED
     ├── Unimplemented                UNIMPLEMENTED: the server is older than this client
     ├── ServerError                  INTERNAL, UNKNOWN, DATA_LOSS and anything else
-    └── RolloutFailed                (local) set(wait=True) ended FAILED/TIMED_OUT/ROLLED_BACK
+    └── RolloutFailed                (local) set(wait=True) did not complete (FAILED...)
 
 :func:`from_rpc_error` applies the one table, ``ERROR_FOR_CODE``, and reads the
 status details the server attaches: ``.reason`` is the ``google.rpc.ErrorInfo``
@@ -129,7 +129,7 @@ class RolloutFailed(KubeUpdateError):
     """``set(wait=True)`` stored the image but the rollout did not complete.
 
     ``result`` is the full answer: ``result.rollout.state`` is FAILED,
-    TIMED_OUT or ROLLED_BACK and ``result.rollout.message`` says why.
+    TIMED_OUT, ROLLED_BACK or PAUSED and ``result.rollout.message`` says why.
     """
 
     def __init__(self, result: ImageChange) -> None:

@@ -22,6 +22,7 @@ class RolloutState(enum.Enum):
     FAILED = 3
     TIMED_OUT = 4
     ROLLED_BACK = 5
+    PAUSED = 6
 
     @property
     def terminal(self) -> bool:
@@ -30,8 +31,13 @@ class RolloutState(enum.Enum):
 
     @property
     def failed(self) -> bool:
-        """True for FAILED, TIMED_OUT and ROLLED_BACK."""
-        return self in (RolloutState.FAILED, RolloutState.TIMED_OUT, RolloutState.ROLLED_BACK)
+        """True for FAILED, TIMED_OUT, ROLLED_BACK and PAUSED: the release does not run."""
+        return self in (
+            RolloutState.FAILED,
+            RolloutState.TIMED_OUT,
+            RolloutState.ROLLED_BACK,
+            RolloutState.PAUSED,
+        )
 
 
 @dataclass(frozen=True)

@@ -432,8 +432,30 @@ Global___WatchRolloutResponse: _TypeAlias = WatchRolloutResponse  # noqa: Y015
 
 @_typing.final
 class Rollout(_message.Message):
-    """Rollout is the state of a Deployment's rollout, as `kubectl rollout
-    status` judges it.
+    """Rollout is the state of a Deployment's rollout.
+
+    GetRolloutStatus, WatchRollout and a waited SetContainerImage judge it with
+    one rule, from the objects alone, so the same Deployment and Pods give the
+    same answer whoever asks and whenever:
+
+    1. `kubectl rollout status`'s rule on the Deployment decides COMPLETE, and
+       FAILED once its progress deadline passed (reason
+       `ProgressDeadlineExceeded`);
+    2. a paused Deployment with a template not yet rolled out is PAUSED;
+    3. a Pod of the new ReplicaSet that has not been ready for the server's
+       grace (`--stuck-grace`, 30 s) while one of its containers fails to pull
+       its image (reason `ImagePullBackOff`, also while the kubelet shows
+       ErrImagePull), cannot have its image reference parsed
+       (`InvalidImageName`) or keeps exiting (`CrashLoopBackOff`, also while
+       the container is briefly running again or has just exited) makes it
+       FAILED. The grace is counted from the Pod's own timestamps (its Ready
+       condition) on the cluster's clock, which kubeupdate learns from the
+       Kubernetes API's `Date` header;
+    4. anything else is PROGRESSING.
+
+    Pods only make a failure known sooner. When kubeupdate may not list or
+    watch them (or their ReplicaSets), the Deployment's rule alone decides and
+    `warnings` says so.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -458,6 +480,11 @@ class Rollout(_message.Message):
         """The wait's timeout passed before the rollout finished."""
         STATE_ROLLED_BACK: Rollout._State.ValueType  # 5
         """The rollout failed or timed out and the previous image was set again."""
+        STATE_PAUSED: Rollout._State.ValueType  # 6
+        """The Deployment is paused (`spec.paused`) and its template has not been
+        rolled out: nothing happens until someone resumes it (`kubectl rollout
+        resume`). A wait ends with this state at once and never rolls back.
+        """
 
     class State(_State, metaclass=_StateEnumTypeWrapper):
         """State is where the rollout stands."""
@@ -476,6 +503,11 @@ class Rollout(_message.Message):
     """The wait's timeout passed before the rollout finished."""
     STATE_ROLLED_BACK: Rollout.State.ValueType  # 5
     """The rollout failed or timed out and the previous image was set again."""
+    STATE_PAUSED: Rollout.State.ValueType  # 6
+    """The Deployment is paused (`spec.paused`) and its template has not been
+    rolled out: nothing happens until someone resumes it (`kubectl rollout
+    resume`). A wait ends with this state at once and never rolls back.
+    """
 
     STATE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
@@ -488,11 +520,15 @@ class Rollout(_message.Message):
     DURATION_FIELD_NUMBER: _builtins.int
     FAILED_IMAGE_FIELD_NUMBER: _builtins.int
     RESTORED_IMAGE_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     state: Global___Rollout.State.ValueType
     """Where the rollout stands."""
     reason: _builtins.str
-    """A short machine-readable reason, e.g. `NewReplicaSetAvailable`,
-    `ProgressDeadlineExceeded`, `ImagePullBackOff`.
+    """A short machine-readable reason: the Deployment controller's (e.g.
+    `NewReplicaSetAvailable`, `ReplicaSetUpdated`, `ProgressDeadlineExceeded`,
+    `DeploymentPaused`), `WaitingForObservation` before the controller has
+    seen the change, one of the Pod reasons above (`ImagePullBackOff`,
+    `InvalidImageName`, `CrashLoopBackOff`), or `Timeout` (TIMED_OUT).
     """
     message: _builtins.str
     """A sentence for humans, in kubectl's words where kubectl has them."""
@@ -514,6 +550,13 @@ class Rollout(_message.Message):
     def duration(self) -> _duration_pb2.Duration:
         """How long the wait lasted (in waited answers only)."""
 
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the judgement could not look at, one sentence each; for example
+        that the Pods could not be listed or watched, so only the Deployment's
+        progress deadline can fail the rollout. Empty when nothing was missing.
+        """
+
     def __init__(
         self,
         *,
@@ -528,10 +571,11 @@ class Rollout(_message.Message):
         duration: _duration_pb2.Duration | None = ...,
         failed_image: _builtins.str | None = ...,
         restored_image: _builtins.str | None = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image", "_restored_image", b"_restored_image", "duration", b"duration", "failed_image", b"failed_image", "restored_image", b"restored_image"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image", "_restored_image", b"_restored_image", "available_replicas", b"available_replicas", "duration", b"duration", "failed_image", b"failed_image", "message", b"message", "ready_replicas", b"ready_replicas", "reason", b"reason", "replicas", b"replicas", "restored_image", b"restored_image", "revision", b"revision", "state", b"state", "updated_replicas", b"updated_replicas"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image", "_restored_image", b"_restored_image", "available_replicas", b"available_replicas", "duration", b"duration", "failed_image", b"failed_image", "message", b"message", "ready_replicas", b"ready_replicas", "reason", b"reason", "replicas", b"replicas", "restored_image", b"restored_image", "revision", b"revision", "state", b"state", "updated_replicas", b"updated_replicas", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__failed_image: _TypeAlias = _typing.Literal["failed_image"]  # noqa: Y015
     _WhichOneofArgType__failed_image: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image"]  # noqa: Y015

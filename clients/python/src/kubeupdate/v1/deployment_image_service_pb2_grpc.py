@@ -189,20 +189,21 @@ class DeploymentImageServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetRolloutStatus(self, request, context):
-        """Returns the rollout status of a Deployment now, judged as
-        `kubectl rollout status` judges it. Pods of the new ReplicaSet stuck in
-        ImagePullBackOff or CrashLoopBackOff show in `message` (a warning
-        kubeupdate adds to kubectl's words) but do not make a snapshot FAILED:
-        only a wait or WatchRollout, which can see them stay stuck past the
-        server's grace, fails fast.
+        """Returns the rollout status of a Deployment now, judged by the rule a
+        waited SetContainerImage and WatchRollout apply (see `Rollout`): the same
+        objects give the same answer, so a rollout a wait reported FAILED is
+        FAILED here too. Pods of the new ReplicaSet that cannot start show in
+        `message` (a warning kubeupdate adds to kubectl's words) while their
+        grace runs, and make the rollout FAILED once it is over.
 
         Status codes:
-        - OK: `rollout` describes the current state (PROGRESSING, COMPLETE or
-        FAILED).
+        - OK: `rollout` describes the current state (PROGRESSING, COMPLETE,
+        FAILED or PAUSED). Pods that may not be read leave the Deployment's rule
+        alone to decide, with a warning in `rollout.warnings`.
         - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
         - NOT_FOUND: the namespace or the Deployment does not exist.
         - PERMISSION_DENIED: kubeupdate's own service account lacks the
-        Kubernetes permission to read Deployments or Pods there.
+        Kubernetes permission to read Deployments there.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -210,17 +211,20 @@ class DeploymentImageServiceServicer:
 
     def WatchRollout(self, request, context):
         """Streams the rollout status of a Deployment: the current status first,
-        then one message per change, until the rollout completes or fails (the
-        stream then ends) or the caller's deadline passes. Over REST the stream
-        is newline-delimited JSON, one object per line, flushed per message.
+        then one message per change, until the rollout completes, fails or is
+        paused (the stream then ends) or the caller's deadline passes. Each
+        status is judged as GetRolloutStatus judges it. Over REST the stream is
+        newline-delimited JSON, one object per line, flushed per message.
 
         Status codes:
-        - OK: the stream ended with a terminal state (COMPLETE or FAILED).
+        - OK: the stream ended with a terminal state (COMPLETE, FAILED or
+        PAUSED). Pods that may not be listed or watched leave the Deployment's
+        rule alone to decide, with a warning in `rollout.warnings`.
         - INVALID_ARGUMENT: a name is not a valid Kubernetes name.
         - NOT_FOUND: the namespace or the Deployment does not exist, or the
         Deployment was deleted while watched.
         - PERMISSION_DENIED: kubeupdate's own service account lacks the
-        Kubernetes permission to watch Deployments or list Pods there.
+        Kubernetes permission to watch Deployments there.
         - DEADLINE_EXCEEDED: the caller's deadline passed before a terminal state.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
