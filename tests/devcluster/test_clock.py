@@ -159,7 +159,7 @@ def test_a_stopped_devcluster_is_advanced_from_another_process(tmp_path: Path) -
     kubeconfig = tmp_path / "dc.kubeconfig"
     server = subprocess.Popen(
         [sys.executable, "-m", "devcluster", "--port", "0", "--speed", "0", "--seed", str(seed),
-         "--kubeconfig-out", str(kubeconfig)],
+         "--kubeconfig-out", str(kubeconfig), "--no-events"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -204,6 +204,7 @@ def test_a_stopped_devcluster_is_advanced_from_another_process(tmp_path: Path) -
         assert started["speed"] == 1.0
         stats = json.loads(kubectl("get", "--raw", "/devcluster/v1/stats"))
         assert stats["chunks"] > 0
+        assert json.loads(kubectl("get", "events", "-A", "-o", "json"))["items"] == []
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=30)

@@ -67,6 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="simulated seconds per real second for rollouts (default 1; 0 stops time)",
     )
     parser.add_argument(
+        "--no-events",
+        action="store_true",
+        help="write no Events (the controllers and the kubelet write them by default)",
+    )
+    parser.add_argument(
         "--image-catalog",
         type=Path,
         help="YAML file of the repositories and tags that exist (default: the shipped catalogue;"
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace, prog: str = "devcluster") -> int:
         host=args.host,
         port=args.port,
         image_catalog=catalog,
+        record_events=not args.no_events,
     )
     try:
         cluster.start()
