@@ -548,3 +548,15 @@ def test_catalogue_changes_reach_pods_at_once() -> None:
     assert app(at(local, S + 5))["state"]["waiting"]["reason"] == "ImagePullBackOff"
     catalog.add("acme/web", "2.0")  # pushed
     assert "running" in app(at(local, S + 6))["state"]
+
+
+def test_the_spam_filter_slows_the_events_about_one_object(cluster: Cluster) -> None:
+    cluster.create(make_deployment(image="nginx:1.26-crash", replicas=1))
+    pod = at(cluster, S + 3000)
+    events = events_of(cluster, pod["metadata"]["name"])
+    counted = sum(e.get("count", 1) for e in events)
+    # 25 at once, then one per 5 minutes: about 35 over 50 minutes of crash loop, while
+    # the kubelet had several times more to say (Pulled, Created, Started per restart).
+    assert 25 < counted <= 25 + 3000 // 300 + 1
+    restarts = app(pod)["restartCount"]
+    assert 3 * restarts > counted

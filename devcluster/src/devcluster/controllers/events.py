@@ -11,6 +11,9 @@ client-go's event recorder does in each component:
 - the same happening again (same source, object, type, reason and message)
   updates that Event: ``count`` grows and ``lastTimestamp`` moves, as the
   recorder's correlator does (it remembers the last 4096 of them);
+- its spam filter drops what one source says about one object beyond 25
+  Events at once, then one per 5 minutes (a crash-looping Pod's counts then
+  grow slowly, as on a cluster);
 - the scheduler's ``Scheduled`` Event is written as events.k8s.io/v1 events
   read through core/v1 look: ``eventTime``, ``action``, an empty ``source``
   and no first/last timestamps.
@@ -19,8 +22,7 @@ Events live :data:`TTL` after their last write, as kube-apiserver's
 ``--event-ttl`` (1 h) keeps them, whoever wrote them: the controller manager
 reports every stored Event to :meth:`EventRecorder.written` and calls
 :meth:`EventRecorder.expire` on every reconcile.
-Not simulated: the recorder's spam filter and its "combined from similar
-events" aggregation.
+Not simulated: the correlator's "combined from similar events" aggregation.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ WARNING: Final = "Warning"
 TTL: Final = 3600.0
 #: client-go's correlator cache size.
 _REMEMBERED: Final = 4096
+#: client-go's spam filter: a token bucket per source and object.
+_SPAM_BURST: Final = 25
+_SPAM_REFILL_SECONDS: Final = 300.0
 _RESOURCE: Final = "events"
 
 
@@ -89,6 +94,10 @@ class EventRecorder:
             collections.OrderedDict()
         )
         self._expiry = Timers()
+        # Spam key -> (tokens left, when counted): the spam filter's buckets.
+        self._buckets: collections.OrderedDict[tuple[str, ...], tuple[float, float]] = (
+            collections.OrderedDict()
+        )
         self._last_nanos = 0
         #: Events written (created or counted again) since the recorder was made.
         self.writes = 0
@@ -110,6 +119,8 @@ class EventRecorder:
         if not self.enabled:
             return
         involved = reference(obj, field_path)
+        if not self._spam_allows(source, involved, at):
+            return
         key = (
             source.component,
             source.host,
@@ -182,6 +193,22 @@ class EventRecorder:
             self._written[key] = (meta["namespace"], meta["name"])
             if len(self._written) > _REMEMBERED:
                 self._written.popitem(last=False)
+
+    def _spam_allows(self, source: Source, involved: Object, at: float) -> bool:
+        """The spam filter: 25 Events per source and object at once, then one per 5 min."""
+        key = (
+            source.component,
+            source.host,
+            *(str(involved.get(k, "")) for k in ("kind", "namespace", "name", "uid", "apiVersion")),
+        )
+        tokens, counted = self._buckets.get(key, (float(_SPAM_BURST), at))
+        tokens = min(float(_SPAM_BURST), tokens + max(at - counted, 0.0) / _SPAM_REFILL_SECONDS)
+        allowed = tokens >= 1.0
+        self._buckets[key] = (tokens - 1.0 if allowed else tokens, max(at, counted))
+        self._buckets.move_to_end(key)
+        if len(self._buckets) > _REMEMBERED:
+            self._buckets.popitem(last=False)
+        return allowed
 
     def _name(self, involved_name: str, at: float) -> str:
         # Nanoseconds as the recorder's clock gives them; never twice the same.
