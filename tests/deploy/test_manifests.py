@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from kubeupdate.auth.policy import parse_policy
+from kubeupdate.service import ServerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
@@ -115,6 +116,7 @@ def test_rbac_is_namespaced_and_minimal(rendered: list[Object]) -> None:
         ("apps", "deployments"): ["get", "list", "patch", "watch"],
         ("apps", "replicasets"): ["get", "list", "watch"],
         ("", "pods"): ["get", "list", "watch"],
+        ("coordination.k8s.io", "leases"): ["create", "delete", "get", "list", "update", "watch"],
     }
     binding = find(rendered, "RoleBinding", "kubeupdate")
     assert binding["metadata"]["namespace"] == role["metadata"]["namespace"]
@@ -186,3 +188,26 @@ def test_policy_and_tokens_are_mounted_into_the_service(rendered: list[Object]) 
     args = pod["containers"][0]["args"]
     assert "--policy-file=/etc/kubeupdate/policy/policy.yaml" in args
     assert "--tokens-file=/etc/kubeupdate/tokens/tokens.yaml" in args
+
+
+@pytest.mark.parametrize("name", ["kubeupdate-service", "kubeupdate-gateway"])
+def test_replicas_spread_over_nodes(rendered: list[Object], name: str) -> None:
+    template = find(rendered, "Deployment", name)["spec"]["template"]
+    (constraint,) = template["spec"]["topologySpreadConstraints"]
+    assert constraint["topologyKey"] == "kubernetes.io/hostname"
+    assert constraint["whenUnsatisfiable"] == "DoNotSchedule"
+    labels = template["metadata"]["labels"]
+    assert constraint["labelSelector"]["matchLabels"].items() <= labels.items()
+
+
+def test_a_stopping_service_has_time_to_hand_its_rollouts_over(rendered: list[Object]) -> None:
+    deployment = find(rendered, "Deployment", "kubeupdate-service")["spec"]
+    assert deployment["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    pod = deployment["template"]["spec"]
+    (container,) = pod["containers"]
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    grace = next(
+        (float(a.split("=", 1)[1]) for a in container["args"] if a.startswith("--grace=")),
+        ServerConfig().grace,
+    )
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + grace + 5
