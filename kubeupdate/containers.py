@@ -2,12 +2,26 @@
 
 Requests arrive checked (:class:`~kubeupdate.targets.Target`: valid names, a
 parsed image). A change is a GET, then one compare-and-swap JSON patch
-(:func:`kubeupdate.patches.image_patch`).
-A failed ``test`` is answered with 422: we read again and retry with jittered
-backoff, a bounded number of times, then report
-:class:`~kubeupdate.errors.Aborted`. A patch whose answer was lost is checked
-by reading back: setting an image is idempotent, and the pinned previous image
-makes sending it again safe. Never PUT.
+(:func:`kubeupdate.patches.image_patch`). Never PUT.
+
+A 422 to that patch is a conflict (one of its ``test`` operations failed) or a
+refusal (validation, an admission policy), and kube-apiserver's answer does not
+say which: it words a patch that does not apply generically, without causes.
+So the object is read again, and only what it shows decides: if what the patch
+pinned (the container at its index, its image, the resourceVersion when the
+patch creates the annotations) or the spec (``metadata.generation``, which
+grows with every spec change, so a change made and undone meanwhile shows too)
+differs from the object the patch was made from, the patch may have met a
+newer object: retry with jittered backoff, a bounded number of times, then
+:class:`~kubeupdate.errors.Aborted`. Otherwise the patch's tests held, so the
+422 was a refusal, reported as what it is
+(:func:`~kubeupdate.kube.translation.translate_refusal`) and not retried. A
+patch whose answer was lost is checked by reading back: setting an image is
+idempotent, and the pinned previous image makes sending it again safe.
+
+A waited change of a paused workload is refused before anything is written
+(:class:`~kubeupdate.errors.PreconditionFailed`): its new template would not
+roll out until someone resumes it.
 
 This module does not know gRPC; it raises :mod:`kubeupdate.errors` classes.
 """
@@ -23,7 +37,7 @@ from dataclasses import dataclass
 from kubeupdate import errors
 from kubeupdate.kube import errors as kube_errors
 from kubeupdate.kube.api import JsonObject
-from kubeupdate.kube.translation import api_message, translate_error
+from kubeupdate.kube.translation import translate_error, translate_refusal
 from kubeupdate.patches import ChangeRecord, change_cause, image_patch
 from kubeupdate.targets import Target
 from kubeupdate.workloads.access import WorkloadAccess
@@ -91,12 +105,25 @@ class ContainerImages:
         deadline: float | None = None,
         dry_run: bool = False,
         record: ChangeRecord | None = None,
+        refuse_paused: bool = False,
     ) -> ImageChange:
-        """Set the target's new image; with ``record``, the same patch writes the change-cause."""
+        """Set the target's new image; with ``record``, the same patch writes the change-cause.
+
+        ``refuse_paused``: a paused workload is refused before anything is
+        written (a waited change could only wait for nothing).
+        """
         # As the caller wrote it: the parser splits without rewriting.
         image = str(target.new_image())
         change = await self._swap(
-            target.namespace, target.name, target.container, image, None, record, dry_run, deadline
+            target.namespace,
+            target.name,
+            target.container,
+            image,
+            expected=None,
+            record=record,
+            dry_run=dry_run,
+            deadline=deadline,
+            refuse_paused=refuse_paused,
         )
         assert change is not None  # only a swap with an expected image can be skipped
         return change
@@ -123,10 +150,10 @@ class ContainerImages:
             deployment,
             container,
             image,
-            expected,
-            record,
-            False,
-            deadline,
+            expected=expected,
+            record=record,
+            dry_run=False,
+            deadline=deadline,
             rollback=True,
         )
         if change is None:
@@ -145,12 +172,13 @@ class ContainerImages:
         deployment: str,
         container: str,
         image: str,
+        *,
         expected: str | None,
         record: ChangeRecord | None,
         dry_run: bool,
         deadline: float | None,
-        *,
         rollback: bool = False,
+        refuse_paused: bool = False,
     ) -> ImageChange | None:
         def outcome(previous: str, changed: bool, obj: JsonObject) -> ImageChange:
             return ImageChange(
@@ -158,10 +186,13 @@ class ContainerImages:
             )
 
         kind = self._kind.name
+        doing = f'set the image of container "{container}" in {kind} {namespace}/{deployment}'
         obj = await self.access.read(namespace, deployment, deadline=deadline)
         broken: kube_errors.KubeError | None = None  # the last attempt's connection failure
         for attempt in range(1, self._attempts + 1):
             broken = None
+            if refuse_paused and self._kind.progress(obj).paused:
+                raise _paused(kind, namespace, deployment)
             slot = self._slot(obj, namespace, deployment, container)
             if slot.image == image:
                 return outcome(image, False, obj)
@@ -181,12 +212,9 @@ class ContainerImages:
                 return outcome(slot.image, True, patched)
             except kube_errors.Invalid as exc:
                 pinned = _resource_version(obj) if cause and not _has_annotations(obj) else None
-                obj = await self.access.read(namespace, deployment, deadline=deadline)
-                if not _test_failed(exc, obj, slot, container, pinned):
-                    raise errors.Rejected(
-                        f'Kubernetes refused to set the image of container "{container}" '
-                        f"in {kind} {namespace}/{deployment}: {api_message(exc)}"
-                    ) from exc
+                before, obj = obj, await self.access.read(namespace, deployment, deadline=deadline)
+                if not _may_have_conflicted(before, obj, slot, container, pinned):
+                    raise translate_refusal(exc, doing, namespace) from exc
                 log.info(
                     "%s %s/%s changed during the update (attempt %d of %d)",
                     kind,
@@ -213,7 +241,7 @@ class ContainerImages:
             except kube_errors.NotFound as exc:
                 raise await self.access.not_found(namespace, deployment, deadline) from exc
             except kube_errors.KubeError as exc:
-                raise translate_error(exc, "patch", namespace) from exc
+                raise translate_refusal(exc, doing, namespace) from exc
             if attempt < self._attempts:
                 await self._pause(attempt, deadline)
         if broken is not None:
@@ -257,22 +285,34 @@ class ContainerImages:
             await asyncio.sleep(delay)
 
 
-def _test_failed(
-    exc: kube_errors.Invalid,
+def _paused(kind: str, namespace: str, name: str) -> errors.PreconditionFailed:
+    return errors.PreconditionFailed(
+        f"{kind} {namespace}/{name} is paused: a new image would not roll out until it is "
+        f"resumed (kubectl rollout resume {kind}/{name} -n {namespace}), so nothing was "
+        "changed; resume it, or set the image without Wait",
+        reason=errors.ErrorReason.DEPLOYMENT_PAUSED,
+        metadata={"namespace": namespace, kind: name},
+    )
+
+
+def _may_have_conflicted(
+    before: JsonObject,
     fresh: JsonObject,
     slot: ContainerSlot,
     container: str,
     resource_version: str | None = None,
 ) -> bool:
-    """Whether a 422 came from one of our ``test`` ops rather than validation."""
+    """Whether a 422 may have come from one of the patch's ``test`` ops, judged by re-reading.
+
+    ``before`` is the object the patch was made from, ``fresh`` the object read
+    after the 422. Never the server's words: on a real cluster they say nothing.
+    """
     now = container_at(fresh, slot)
     if now is None or now.get("name") != container or now.get("image") != slot.image:
-        return True  # what we pinned has changed: a conflict
-    if resource_version is not None and _resource_version(fresh) != resource_version:
-        return True
-    # Changed and changed back since: the server's words are the only clue left.
-    text = " ".join([exc.message, *exc.causes]).lower()
-    return "test" in text and "fail" in text
+        return True  # what the patch pinned has changed
+    if _generation(fresh) != _generation(before):
+        return True  # the spec changed meanwhile, perhaps back and forth
+    return resource_version is not None and _resource_version(fresh) != resource_version
 
 
 def _resource_version(obj: JsonObject) -> str:

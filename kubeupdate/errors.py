@@ -14,6 +14,10 @@ own hierarchy, translated at the boundary
     ├── Aborted              kept conflicting; safe to retry       CONFLICT_RETRIES_EXHAUSTED
     │                        (ABORTED)
     ├── Rejected             Kubernetes refused the new object     KUBERNETES_REJECTED
+    │                        (FAILED_PRECONDITION); an admission   ADMISSION_WEBHOOK_DENIED
+    │                        webhook or policy says which          ADMISSION_POLICY_DENIED
+    ├── PreconditionFailed   the workload cannot do what was asked DEPLOYMENT_PAUSED
+    │                        now: a waited change of a paused one
     │                        (FAILED_PRECONDITION)
     ├── PermissionMissing    our service account lacks an RBAC     KUBERNETES_PERMISSION_MISSING
     │                        permission, never shown as 404 (PERMISSION_DENIED)
@@ -57,6 +61,7 @@ __all__ = [
     "KubeupdateError",
     "NotFound",
     "PermissionMissing",
+    "PreconditionFailed",
     "RateLimited",
     "Rejected",
     "Unauthenticated",
@@ -117,6 +122,12 @@ class Rejected(KubeupdateError):
     """Kubernetes refused the object we would write (validation, admission)."""
 
     default_reason = ErrorReason.KUBERNETES_REJECTED
+
+
+class PreconditionFailed(KubeupdateError):
+    """The workload is in a state where the call cannot do what it promises; nothing was done."""
+
+    default_reason = ErrorReason.DEPLOYMENT_PAUSED
 
 
 class PermissionMissing(KubeupdateError):

@@ -110,7 +110,12 @@ class ImageUpdates:
             settings=self.settings,
         )
         change = await self._images.set_container_image(
-            target, deadline=deadline, dry_run=dry_run, record=ChangeRecord(identity, reason)
+            target,
+            deadline=deadline,
+            dry_run=dry_run,
+            record=ChangeRecord(identity, reason),
+            # Waiting on a paused Deployment would wait for nothing: refuse first.
+            refuse_paused=wait_for is not None,
         )
         if wait_for is None:
             return SetImageOutcome(change, dry_run, None)

@@ -8,11 +8,13 @@ was missing).
     KubeError
     ├── ApiError                 the API server answered with an error Status
     │   ├── Unauthorized         401: our credentials were refused (after one reload)
-    │   ├── Forbidden            403: our identity lacks an RBAC permission
+    │   ├── Forbidden            403: RBAC refused our identity, or an admission
+    │   │                        webhook or policy refused the object
     │   ├── NotFound             404: details.kind says what is missing
     │   ├── Conflict             409
     │   ├── Expired              410: a watch's resourceVersion is too old; list again
-    │   ├── Invalid              422: validation failed, or a JSON patch `test` failed
+    │   ├── Invalid              422: validation or a policy refused the object, or
+    │   │                        a JSON patch did not apply (a failed `test`)
     │   ├── TooManyRequests      429: overloaded; retry_after in seconds, if given
     │   ├── ServerError          5xx
     │   └── UnexpectedStatus     any other non-2xx answer
@@ -82,7 +84,11 @@ class Unauthorized(ApiError):
 
 
 class Forbidden(ApiError):
-    """403: our identity may not do this (RBAC)."""
+    """403: our identity may not do this (RBAC), or admission refused the object.
+
+    Only the ``Status`` body's words tell which
+    (:mod:`kubeupdate.kube.translation`).
+    """
 
 
 class NotFound(ApiError):
@@ -98,7 +104,11 @@ class Expired(ApiError):
 
 
 class Invalid(ApiError):
-    """422: the object we would write is invalid, or a JSON patch `test` failed."""
+    """422: the object we would write was refused, or a JSON patch did not apply.
+
+    kube-apiserver answers a patch that does not apply (a failed ``test``)
+    with a generic message and no causes: only reading the object again tells.
+    """
 
 
 class TooManyRequests(ApiError):

@@ -27,6 +27,7 @@ from tests.stack import Response, Stack, running_stack
 NS = "default"
 ROUTE = "/deployment/default/web/app"
 PODS = "/api/v1/namespaces/default/pods"
+DEPLOYMENT = "/apis/apps/v1/namespaces/default/deployments/web"
 # A guard against a hung call, not a measured time.
 GUARD = 60.0
 GRACE = 30.0
@@ -183,3 +184,134 @@ def test_after_a_failed_wait_the_status_the_stream_and_the_cli_say_failed(live: 
     assert json.loads(line)["Rollout"]["State"] == "STATE_FAILED"
     assert code == ExitCode.ROLLOUT_FAILED, err.getvalue()
     assert out.getvalue().startswith("default/web: FAILED")
+
+
+# -- 4. a failed JSON-patch test is a generic 422: only a re-read tells a conflict ----------
+
+
+def test_a_policy_refusal_is_shown_as_such_and_not_retried(live: Stack) -> None:
+    # Its words happen to say "test" and "failed": they must not be taken for a conflict.
+    refusal = faults.policy_denied(
+        "signed-images", "image test failed: nginx:1.26 is not signed", binding="prod"
+    )
+    live.cluster.faults.add("PATCH", DEPLOYMENT, refusal, count=None)
+
+    answer = live.post_json(ROUTE, {"Image": "nginx:1.26"})
+
+    assert answer.status == 400, answer.body
+    body = answer.json
+    assert (body["Code"], body["Reason"]) == ("FAILED_PRECONDITION", "ADMISSION_POLICY_DENIED")
+    assert body["Detail"] == (
+        "the ValidatingAdmissionPolicy 'signed-images' (binding 'prod') refused to set the "
+        'image of container "app" in deployment default/web: image test failed: nginx:1.26 '
+        "is not signed"
+    )
+    assert len([e for e in live.cluster.journal if e.method == "PATCH"]) == 1
+    assert live.image_of(NS, "web", "app") == "nginx:1.25"
+
+
+# -- 5. not every 403 is RBAC -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"), [(403, "Forbidden"), (0, "")], ids=["gatekeeper", "kyverno"]
+)
+def test_an_admission_webhook_refusal_is_not_a_missing_permission(
+    live: Stack, code: int, reason: str
+) -> None:
+    refusal = faults.webhook_denied(
+        "validation.gatekeeper.sh",
+        "[pinned-images] container <app> must use a digest",
+        code=code,
+        reason=reason,
+    )
+    live.cluster.faults.add("PATCH", DEPLOYMENT, refusal, count=None)
+
+    answer = live.post_json(ROUTE, {"Image": "nginx:1.26"})
+
+    assert answer.status == 400, answer.body
+    body = answer.json
+    assert (body["Code"], body["Reason"]) == ("FAILED_PRECONDITION", "ADMISSION_WEBHOOK_DENIED")
+    assert body["Detail"] == (
+        'the admission webhook "validation.gatekeeper.sh" refused to set the image of '
+        'container "app" in deployment default/web: [pinned-images] container <app> must '
+        "use a digest"
+    )
+    assert len([e for e in live.cluster.journal if e.method == "PATCH"]) == 1
+
+
+def test_an_rbac_refusal_names_the_missing_permission(live: Stack) -> None:
+    live.cluster.faults.add("PATCH", DEPLOYMENT, faults.forbidden(), count=None)
+
+    answer = live.post_json(ROUTE, {"Image": "nginx:1.26"})
+
+    assert answer.status == 403, answer.body
+    body = answer.json
+    assert (body["Code"], body["Reason"]) == ("PERMISSION_DENIED", "KUBERNETES_PERMISSION_MISSING")
+    assert body["Detail"].startswith(
+        'kubeupdate\'s service account may not patch deployments.apps in namespace "default"'
+    )
+
+
+# -- 6. paused Deployments --------------------------------------------------------------------
+
+
+def pause(cluster: DevCluster) -> None:
+    patch = json.dumps({"spec": {"paused": True}}).encode()
+    cluster.patch("deployments", NS, "web", patch, "application/merge-patch+json")
+
+
+def test_a_waited_change_of_a_paused_deployment_is_refused_before_any_write(live: Stack) -> None:
+    pause(live.cluster)
+    live.cluster.journal.clear()
+
+    answer = live.post_json(
+        ROUTE, {"Image": "nginx:1.26", "Wait": True, "Timeout": "5s", "RollbackOnFailure": True}
+    )
+
+    assert answer.status == 400, answer.body
+    body = answer.json
+    assert (body["Code"], body["Reason"]) == ("FAILED_PRECONDITION", "DEPLOYMENT_PAUSED")
+    assert body["Detail"] == (
+        "deployment default/web is paused: a new image would not roll out until it is resumed "
+        "(kubectl rollout resume deployment/web -n default), so nothing was changed; resume "
+        "it, or set the image without Wait"
+    )
+    assert live.cluster.journal.writes() == []
+    assert live.image_of(NS, "web", "app") == "nginx:1.25"
+
+
+def test_an_unwaited_change_of_a_paused_deployment_is_made_and_reported_paused(
+    live: Stack,
+) -> None:
+    pause(live.cluster)
+
+    answer = live.post_json(ROUTE, {"Image": "nginx:1.26"})
+    live.cluster.advance(5)
+    status = rollout_now(live)
+    stream = live.get("/rollout/default/web/watch")
+
+    assert answer.status == 200, answer.body
+    assert answer.json["Changed"] is True
+    assert (status["State"], status["Reason"]) == ("STATE_PAUSED", "DeploymentPaused")
+    [line] = stream.body.decode().splitlines()
+    assert json.loads(line)["Rollout"]["State"] == "STATE_PAUSED"
+
+
+def test_a_deployment_paused_during_the_wait_ends_it_and_is_not_rolled_back(
+    live: Stack,
+) -> None:
+    pending = in_background(
+        live, {"Image": "nginx:1.26-bad", "Wait": True, "RollbackOnFailure": True}
+    )
+    while live.image_of(NS, "web", "app") != "nginx:1.26-bad":
+        assert not pending.done(), pending.result().body
+        concurrent.futures.wait([pending], timeout=0.01)
+    pause(live.cluster)
+
+    answer = driven(live, pending)
+
+    assert answer.status == 200, answer.body
+    assert answer.json["Rollout"]["State"] == "STATE_PAUSED"
+    assert live.image_of(NS, "web", "app") == "nginx:1.26-bad"
+    assert len([e for e in live.cluster.journal if e.method == "PATCH"]) == 1

@@ -161,6 +161,182 @@ async def test_container_removed_meanwhile_is_not_found(
         await images.set_container_image(check_target("prod", "web", "app", "acme/web:2.0"))
 
 
+# What kube-apiserver answers a JSON patch that does not apply, whatever the reason.
+GENERIC_422 = kube_errors.Invalid(
+    422,
+    method="PATCH",
+    path="/apis/apps/v1/namespaces/prod/deployments/web",
+    reason="Invalid",
+    message="the server rejected our request due to an error in our request",
+    details={},
+)
+
+
+async def test_a_generic_422_after_a_change_undone_meanwhile_is_a_conflict(
+    images: ContainerImages, api: InMemoryDeploymentApi
+) -> None:
+    def changed_and_changed_back(current: JsonObject) -> None:
+        # acme/web:1.5, then acme/web:1.0 again: the image reads the same, the spec's
+        # generation shows two writes. The patch met 1.5 and its test failed.
+        api.before_patch = None
+        current["metadata"]["generation"] += 2
+        current["metadata"]["resourceVersion"] = "99"
+        raise GENERIC_422
+
+    api.before_patch = changed_and_changed_back
+    change = await images.set_container_image(check_target("prod", "web", "app", "acme/web:2.0"))
+
+    assert change.changed
+    assert len(api.patches) == 2
+    assert api.image("prod", "web", "app") == "acme/web:2.0"
+
+
+async def test_a_generic_422_on_an_unchanged_object_is_a_refusal_not_retried(
+    images: ContainerImages, api: InMemoryDeploymentApi
+) -> None:
+    api.fail_next("patch_deployment", GENERIC_422)
+
+    with pytest.raises(errors.Rejected) as refused:
+        await images.set_container_image(check_target("prod", "web", "app", "acme/web:2.0"))
+
+    assert refused.value.reason == errors.ErrorReason.KUBERNETES_REJECTED
+    assert refused.value.message == (
+        'Kubernetes refused to set the image of container "app" in deployment prod/web: '
+        "the server rejected our request due to an error in our request"
+    )
+    assert len(api.patches) == 1
+
+
+def _policy_denial(reason: str, code: int) -> kube_errors.ApiError:
+    denial = (
+        "ValidatingAdmissionPolicy 'signed-images' with binding 'prod' denied request: "
+        "image test failed: not signed"
+    )
+    cls = kube_errors.Invalid if code == 422 else kube_errors.Forbidden
+    return cls(
+        code,
+        method="PATCH",
+        path="/apis/apps/v1/namespaces/prod/deployments/web",
+        reason=reason,
+        message=f'deployments.apps "web" is forbidden: {denial}',
+        details={
+            "name": "web",
+            "group": "apps",
+            "kind": "deployments",
+            "causes": [{"message": denial}],
+        },
+    )
+
+
+def _webhook_denial(code: int, reason: str) -> kube_errors.ApiError:
+    cls = kube_errors.error_class(code)
+    return cls(
+        code,
+        method="PATCH",
+        path="/apis/apps/v1/namespaces/prod/deployments/web",
+        reason=reason,
+        message='admission webhook "validate.kyverno.svc-fail" denied the request: '
+        "policy Deployment/prod/web for resource violation: require-digest",
+    )
+
+
+RBAC_DENIAL = kube_errors.Forbidden(
+    403,
+    method="PATCH",
+    path="/apis/apps/v1/namespaces/prod/deployments/web",
+    reason="Forbidden",
+    message='deployments.apps "web" is forbidden: User "system:serviceaccount:kubeupdate:'
+    'kubeupdate" cannot patch resource "deployments" in API group "apps" in the namespace "prod"',
+    details={"name": "web", "group": "apps", "kind": "deployments"},
+)
+
+QUOTA_DENIAL = kube_errors.Forbidden(
+    403,
+    method="PATCH",
+    path="/apis/apps/v1/namespaces/prod/deployments/web",
+    reason="Forbidden",
+    message='deployments.apps "web" is forbidden: exceeded quota: compute, requested: '
+    "limits.cpu=2, used: limits.cpu=8, limited: limits.cpu=9",
+    details={"name": "web", "group": "apps", "kind": "deployments"},
+)
+
+
+@pytest.mark.parametrize(
+    ("failure", "error", "reason", "metadata"),
+    [
+        (
+            _policy_denial("Invalid", 422),
+            errors.Rejected,
+            errors.ErrorReason.ADMISSION_POLICY_DENIED,
+            {"policy": "signed-images", "binding": "prod"},
+        ),
+        (
+            _policy_denial("Forbidden", 403),
+            errors.Rejected,
+            errors.ErrorReason.ADMISSION_POLICY_DENIED,
+            {"policy": "signed-images", "binding": "prod"},
+        ),
+        (
+            _webhook_denial(403, "Forbidden"),
+            errors.Rejected,
+            errors.ErrorReason.ADMISSION_WEBHOOK_DENIED,
+            {"webhook": "validate.kyverno.svc-fail"},
+        ),
+        (
+            _webhook_denial(400, ""),
+            errors.Rejected,
+            errors.ErrorReason.ADMISSION_WEBHOOK_DENIED,
+            {"webhook": "validate.kyverno.svc-fail"},
+        ),
+        (
+            _webhook_denial(422, "Invalid"),
+            errors.Rejected,
+            errors.ErrorReason.ADMISSION_WEBHOOK_DENIED,
+            {"webhook": "validate.kyverno.svc-fail"},
+        ),
+        (
+            QUOTA_DENIAL,
+            errors.Rejected,
+            errors.ErrorReason.KUBERNETES_REJECTED,
+            {"namespace": "prod"},
+        ),
+        (
+            RBAC_DENIAL,
+            errors.PermissionMissing,
+            errors.ErrorReason.KUBERNETES_PERMISSION_MISSING,
+            {"verb": "patch", "resource": "deployments.apps", "namespace": "prod"},
+        ),
+    ],
+    ids=[
+        "policy-422",
+        "policy-403",
+        "webhook-403",
+        "webhook-400",
+        "webhook-422",
+        "quota-403",
+        "rbac-403",
+    ],
+)
+async def test_refusals_are_told_apart_by_their_status_body_and_never_retried(
+    images: ContainerImages,
+    api: InMemoryDeploymentApi,
+    failure: kube_errors.ApiError,
+    error: type[errors.KubeupdateError],
+    reason: errors.Reason,
+    metadata: dict[str, str],
+) -> None:
+    api.fail_next("patch_deployment", failure)
+
+    with pytest.raises(error) as refused:
+        await images.set_container_image(check_target("prod", "web", "app", "acme/web:2.0"))
+
+    assert type(refused.value) is error
+    assert refused.value.reason == reason
+    assert refused.value.metadata == metadata
+    assert len(api.patches) == 1
+    assert api.image("prod", "web", "app") == "acme/web:1.0"
+
+
 async def test_validation_422_is_rejected_not_retried(
     images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
@@ -266,15 +442,7 @@ async def test_retry_after_is_kept_for_the_caller(
 async def test_forbidden_patch_names_the_verb(
     images: ContainerImages, api: InMemoryDeploymentApi
 ) -> None:
-    api.fail_next(
-        "patch_deployment",
-        _api_error(
-            kube_errors.Forbidden,
-            403,
-            message="cannot patch",
-            details={"name": "web", "group": "apps", "kind": "deployments"},
-        ),
-    )
+    api.fail_next("patch_deployment", RBAC_DENIAL)
     with pytest.raises(errors.PermissionMissing, match=r"may not patch deployments\.apps"):
         await images.set_container_image(check_target("prod", "web", "app", "acme/web:2.0"))
 

@@ -32,6 +32,7 @@ STATUS_CODES: dict[type[errors.KubeupdateError], grpc.StatusCode] = {
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.Aborted: grpc.StatusCode.ABORTED,
     errors.Rejected: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PermissionMissing: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,

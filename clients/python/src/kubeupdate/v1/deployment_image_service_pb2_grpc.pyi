@@ -105,11 +105,17 @@ class DeploymentImageServiceStub:
       exist; the message says which.
     - ABORTED: the Deployment kept changing under us and the update could
       not be applied after several attempts; retrying later is safe.
-    - FAILED_PRECONDITION: Kubernetes refused the new object (for example an
-      admission rule); the message gives its reason.
+    - FAILED_PRECONDITION: Kubernetes refused the new object, and the
+      message gives its words: an admission webhook
+      (ADMISSION_WEBHOOK_DENIED, whatever HTTP status it chose), a
+      ValidatingAdmissionPolicy (ADMISSION_POLICY_DENIED), or validation and
+      other admission plugins (KUBERNETES_REJECTED). Or, with `wait`, the
+      Deployment is paused (DEPLOYMENT_PAUSED): its new template would not
+      roll out until someone resumes it, so nothing is written (without
+      `wait` the image is set, as `kubectl set image` would).
     - PERMISSION_DENIED: kubeupdate's own service account lacks the
-      Kubernetes permission to read or patch Deployments there; the message
-      names it.
+      Kubernetes permission to read or patch Deployments there (an RBAC
+      refusal, KUBERNETES_PERMISSION_MISSING); the message names it.
     """
     ListContainerImages: _grpc.UnaryUnaryMultiCallable[_deployment_image_service_pb2.ListContainerImagesRequest, _deployment_image_service_pb2.ListContainerImagesResponse]
     """Lists every container and init container of a Deployment with its image,
@@ -240,11 +246,17 @@ class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
       exist; the message says which.
     - ABORTED: the Deployment kept changing under us and the update could
       not be applied after several attempts; retrying later is safe.
-    - FAILED_PRECONDITION: Kubernetes refused the new object (for example an
-      admission rule); the message gives its reason.
+    - FAILED_PRECONDITION: Kubernetes refused the new object, and the
+      message gives its words: an admission webhook
+      (ADMISSION_WEBHOOK_DENIED, whatever HTTP status it chose), a
+      ValidatingAdmissionPolicy (ADMISSION_POLICY_DENIED), or validation and
+      other admission plugins (KUBERNETES_REJECTED). Or, with `wait`, the
+      Deployment is paused (DEPLOYMENT_PAUSED): its new template would not
+      roll out until someone resumes it, so nothing is written (without
+      `wait` the image is set, as `kubectl set image` would).
     - PERMISSION_DENIED: kubeupdate's own service account lacks the
-      Kubernetes permission to read or patch Deployments there; the message
-      names it.
+      Kubernetes permission to read or patch Deployments there (an RBAC
+      refusal, KUBERNETES_PERMISSION_MISSING); the message names it.
     """
     ListContainerImages: _aio.UnaryUnaryMultiCallable[_deployment_image_service_pb2.ListContainerImagesRequest, _deployment_image_service_pb2.ListContainerImagesResponse]  # type: ignore[assignment]
     """Lists every container and init container of a Deployment with its image,
@@ -384,11 +396,17 @@ class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
           exist; the message says which.
         - ABORTED: the Deployment kept changing under us and the update could
           not be applied after several attempts; retrying later is safe.
-        - FAILED_PRECONDITION: Kubernetes refused the new object (for example an
-          admission rule); the message gives its reason.
+        - FAILED_PRECONDITION: Kubernetes refused the new object, and the
+          message gives its words: an admission webhook
+          (ADMISSION_WEBHOOK_DENIED, whatever HTTP status it chose), a
+          ValidatingAdmissionPolicy (ADMISSION_POLICY_DENIED), or validation and
+          other admission plugins (KUBERNETES_REJECTED). Or, with `wait`, the
+          Deployment is paused (DEPLOYMENT_PAUSED): its new template would not
+          roll out until someone resumes it, so nothing is written (without
+          `wait` the image is set, as `kubectl set image` would).
         - PERMISSION_DENIED: kubeupdate's own service account lacks the
-          Kubernetes permission to read or patch Deployments there; the message
-          names it.
+          Kubernetes permission to read or patch Deployments there (an RBAC
+          refusal, KUBERNETES_PERMISSION_MISSING); the message names it.
         """
 
     @_abc_1.abstractmethod

@@ -164,8 +164,24 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     KUBERNETES_REJECTED: _ErrorReason.ValueType  # 34
     """--- FAILED_PRECONDITION (HTTP 400).
 
-    Kubernetes refused the new object (validation or an admission rule); the
-    message gives its words.
+    Kubernetes refused the new object (validation, or an admission plugin
+    other than those below); the message gives its words.
+    """
+    ADMISSION_WEBHOOK_DENIED: _ErrorReason.ValueType  # 60
+    """A validating admission webhook (Gatekeeper, Kyverno...) refused the
+    change, whatever HTTP status it chose (403, 400, 422...); the message
+    gives its words, `metadata.webhook` its name. An admission rule, not a
+    missing permission: retrying will not help, changing the image or the
+    rule will.
+    """
+    ADMISSION_POLICY_DENIED: _ErrorReason.ValueType  # 61
+    """A ValidatingAdmissionPolicy refused the change; the message gives its
+    words, `metadata.policy` (and `metadata.binding`) its name.
+    """
+    DEPLOYMENT_PAUSED: _ErrorReason.ValueType  # 62
+    """A waited change of a paused Deployment (`spec.paused`): the new image
+    would not roll out until someone resumes it, so nothing was written.
+    Resume it (`kubectl rollout resume`), or set the image without `wait`.
     """
     KUBERNETES_UNAVAILABLE: _ErrorReason.ValueType  # 35
     """--- UNAVAILABLE (HTTP 503): retrying later may help.
@@ -367,8 +383,24 @@ changed by this call and retrying is safe.
 KUBERNETES_REJECTED: ErrorReason.ValueType  # 34
 """--- FAILED_PRECONDITION (HTTP 400).
 
-Kubernetes refused the new object (validation or an admission rule); the
-message gives its words.
+Kubernetes refused the new object (validation, or an admission plugin
+other than those below); the message gives its words.
+"""
+ADMISSION_WEBHOOK_DENIED: ErrorReason.ValueType  # 60
+"""A validating admission webhook (Gatekeeper, Kyverno...) refused the
+change, whatever HTTP status it chose (403, 400, 422...); the message
+gives its words, `metadata.webhook` its name. An admission rule, not a
+missing permission: retrying will not help, changing the image or the
+rule will.
+"""
+ADMISSION_POLICY_DENIED: ErrorReason.ValueType  # 61
+"""A ValidatingAdmissionPolicy refused the change; the message gives its
+words, `metadata.policy` (and `metadata.binding`) its name.
+"""
+DEPLOYMENT_PAUSED: ErrorReason.ValueType  # 62
+"""A waited change of a paused Deployment (`spec.paused`): the new image
+would not roll out until someone resumes it, so nothing was written.
+Resume it (`kubectl rollout resume`), or set the image without `wait`.
 """
 KUBERNETES_UNAVAILABLE: ErrorReason.ValueType  # 35
 """--- UNAVAILABLE (HTTP 503): retrying later may help.
