@@ -19,6 +19,8 @@ from devcluster.controllers import (
     REVISION_ANNOTATION,
     RolloutController,
 )
+from devcluster.garbage import GarbageCollector
+from devcluster.registry import Registry
 from devcluster.store import Event, Store
 
 Object = dict[str, Any]
@@ -35,9 +37,21 @@ class Cluster:
     controller: RolloutController
     events: list[Event] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        registry = Registry(self.store, self.clock.now, after_write=lambda: None)
+        self.garbage = GarbageCollector(self.store, registry)
+
+    def reconcile(self) -> None:
+        """What kube-controller-manager does at this instant: collect garbage, run controllers."""
+        self.garbage.collect()
+        self.controller.reconcile()
+        while self.garbage.has_work:
+            self.garbage.collect()
+            self.controller.reconcile()
+
     def create(self, deployment: Object) -> None:
         self.store.create("deployments", deployment)
-        self.controller.reconcile()
+        self.reconcile()
 
     def change(self, name: str, edit: Callable[[Object], None]) -> None:
         """An API write as the server makes it: a new generation when spec or annotations change."""
@@ -50,7 +64,7 @@ class Cluster:
         ].get("annotations"):
             changed["metadata"]["generation"] = current["metadata"]["generation"] + 1
         self.store.update("deployments", changed)
-        self.controller.reconcile()
+        self.reconcile()
 
     def deployment(self, name: str = "web") -> Object:
         found = self.store.get("deployments", NS, name)
@@ -75,7 +89,7 @@ class Cluster:
 
     def tick(self, seconds: float = STEP) -> None:
         self.clock.advance(seconds)
-        self.controller.reconcile()
+        self.reconcile()
 
     def run(self, seconds: float, step: float = STEP) -> None:
         end = self.clock.now() + seconds

@@ -623,7 +623,7 @@ def test_deleting_a_deployment_collects_its_replica_sets_and_pods(cluster: Clust
     cluster.change("web", set_image("nginx:1.26"))
     cluster.run_until_done()
     cluster.store.delete("deployments", NS, "web")
-    cluster.controller.reconcile()
+    cluster.reconcile()
     assert [rs["metadata"]["name"].split("-")[0] for rs in cluster.store.list("replicasets")] == [
         "api"
     ]

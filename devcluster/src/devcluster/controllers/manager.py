@@ -2,9 +2,10 @@
 
 :class:`RolloutController` watches the store (an observer: every write,
 whoever made it), keeps the ownership index current, queues what each change
-touches, and on ``reconcile`` runs, until nothing changes: garbage collection,
-the kubelet, the ReplicaSet controller, the deployment controller. It also
-expires Events an hour after their last write.
+touches, and on ``reconcile`` runs, until nothing changes: the kubelet, the
+ReplicaSet controller, the deployment controller. It also expires Events an
+hour after their last write. Deleting what lost its owner is the garbage
+collector's work (:mod:`devcluster.garbage`), as in kube-controller-manager.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from devcluster.controllers.deployment import DeploymentController
 from devcluster.controllers.events import EventRecorder
 from devcluster.controllers.failures import FailureRules
 from devcluster.controllers.kubelet import Kubelet
-from devcluster.controllers.objects import Object, controller_of
+from devcluster.controllers.objects import controller_of
 from devcluster.controllers.replicaset import ReplicaSetController
 from devcluster.controllers.work import CONTROLLED, Work
 from devcluster.store import Event, Store
@@ -31,11 +32,6 @@ log = logging.getLogger(__name__)
 _TICK: Final = 0.001
 # A reconcile repeats its passes until nothing changes; this bounds a bug, not a rollout.
 _MAX_PASSES: Final = 200
-# Garbage collection: (controller kind, its resource) whose loss makes each one garbage.
-_OWNER_OF: Final = {
-    "replicasets": ("Deployment", "deployments"),
-    "pods": ("ReplicaSet", "replicasets"),
-}
 
 
 class RolloutController:
@@ -85,8 +81,6 @@ class RolloutController:
         )
         self.replica_sets = ReplicaSetController(self._work, random.Random(seed))
         self.deployments = DeploymentController(self._work, observe_delay)
-        # ReplicaSets and Pods whose controller may be gone (garbage collection's queue).
-        self._orphans: dict[str, set[tuple[str, str]]] = {r: set() for r in _OWNER_OF}
         self._settings = self._current_settings()
         store.add_observer(self._observe)
         # Objects stored before this controller existed: index them and look at each once.
@@ -139,7 +133,6 @@ class RolloutController:
         try:
             for _ in range(_MAX_PASSES):
                 work.changed = False
-                self._collect_garbage(now)
                 self.kubelet.run(now)
                 self.replica_sets.run(now)
                 self.deployments.run(now)
@@ -173,7 +166,7 @@ class RolloutController:
 
     def _has_work(self) -> bool:
         """Whether anything is queued (written, or left by a reconcile that ran out of budget)."""
-        return any(self._work.queued.values()) or any(self._orphans.values())
+        return any(self._work.queued.values())
 
     def _current_settings(self) -> tuple[object, ...]:
         return (
@@ -190,8 +183,6 @@ class RolloutController:
             for obj in self._store.list(resource):
                 meta = obj["metadata"]
                 self._work.queued[resource].add((meta.get("namespace", ""), meta["name"]))
-                if resource in _OWNER_OF:
-                    self._orphans[resource].add((meta.get("namespace", ""), meta["name"]))
 
     def _observe(self, event: Event) -> None:
         """Store observer: keeps the indexes current and queues what the change touches."""
@@ -219,44 +210,13 @@ class RolloutController:
             work.pod_created.pop(uid, None)
             self.kubelet.forget(uid)
             self.deployments.forget(uid)
-            # What it controlled is garbage now.
-            for child, child_namespace, child_name in work.owners.children(uid):
-                if child in self._orphans:
-                    self._orphans[child].add((child_namespace, child_name))
         else:
             owner = controller_of(event.object)
             owner_uid = owner["uid"] if owner is not None else None
             owners = [work.owners.stored(key, uid, owner_uid), owner_uid]
             work.queued[resource].add((namespace, name))
-            if owner is not None and self._owner_gone(resource, owner):
-                self._orphans[resource].add((namespace, name))
         # A change to a Pod concerns its ReplicaSet; one to a ReplicaSet, its Deployment.
         for owner_uid in owners:
             owner_key = work.owners.key_of(owner_uid) if owner_uid is not None else None
             if owner_key is not None:
                 work.queued[owner_key[0]].add(owner_key[1:])
-
-    def _owner_gone(self, resource: str, owner: Object) -> bool:
-        """Whether a ReplicaSet's Deployment (or a Pod's ReplicaSet) is no longer stored."""
-        kind, owner_resource = _OWNER_OF[resource]
-        if owner.get("kind") != kind:
-            return False
-        key = self._work.owners.key_of(owner["uid"])
-        return key is None or key[0] != owner_resource
-
-    # --- garbage collection -----------------------------------------------
-
-    def _collect_garbage(self, now: float) -> None:
-        """Deletes ReplicaSets whose Deployment is gone, then Pods whose ReplicaSet is gone.
-
-        As the garbage collector's background deletion: Pods go gracefully (Terminating).
-        """
-        for resource in _OWNER_OF:  # ReplicaSets first: deleting one queues its Pods
-            for namespace, name in self._work.take_from(self._orphans[resource]):
-                obj = self._store.get(resource, namespace, name)
-                if obj is None:
-                    continue
-                self._work.visits["garbage"] += 1
-                owner = controller_of(obj)
-                if owner is not None and self._owner_gone(resource, owner):
-                    self._work.delete_gracefully(resource, obj, now)
