@@ -132,7 +132,12 @@ class Informer:
         self._objects: dict[ObjectKey, JsonObject] = {}
         self._owned: defaultdict[str, set[ObjectKey]] = defaultdict(set)
         self._labelled: defaultdict[tuple[str, str], set[ObjectKey]] = defaultdict(set)
-        self._followers: defaultdict[Interest, set[Reader]] = defaultdict(set)
+        # Who follows what, one index per kind of interest: an event looks up plain
+        # strings and tuples, never builds an Interest.
+        self._by_name: defaultdict[ObjectKey, set[Reader]] = defaultdict(set)
+        self._by_owner: defaultdict[str, set[Reader]] = defaultdict(set)
+        self._by_label: defaultdict[tuple[str, str], set[Reader]] = defaultdict(set)
+        self._following_everything: set[Reader] = set()
         self.readers: set[Reader] = set()
         self.reflector = Reflector(
             api,
@@ -214,14 +219,35 @@ class Informer:
             _discard(self._labelled, label, key)
 
     def _followers_of(self, obj: JsonObject) -> set[Reader]:
-        namespace, name = _key(obj)
-        interests: list[Interest] = [EVERYTHING, Name(namespace, name)]
-        interests += [Owner(uid) for uid in _owner_uids(obj)]
-        interests += [Label(key, value) for key, value in _labels(obj)]
-        found: set[Reader] = set()
-        for interest in interests:
-            found |= self._followers.get(interest, set())
+        found = set(self._following_everything)
+        found |= self._by_name.get(_key(obj), set())
+        for uid in _owner_uids(obj):
+            found |= self._by_owner.get(uid, set())
+        for label in _labels(obj):
+            found |= self._by_label.get(label, set())
         return found
+
+    def follow(self, reader: Reader, interest: Interest) -> None:
+        match interest:
+            case Name(namespace, name):
+                self._by_name[namespace, name].add(reader)
+            case Owner(uid):
+                self._by_owner[uid].add(reader)
+            case Label(key, value):
+                self._by_label[key, value].add(reader)
+            case Everything():
+                self._following_everything.add(reader)
+
+    def unfollow(self, reader: Reader, interest: Interest) -> None:
+        match interest:
+            case Name(namespace, name):
+                _discard(self._by_name, (namespace, name), reader)
+            case Owner(uid):
+                _discard(self._by_owner, uid, reader)
+            case Label(key, value):
+                _discard(self._by_label, (key, value), reader)
+            case Everything():
+                self._following_everything.discard(reader)
 
     @staticmethod
     def _wake(readers: set[Reader]) -> None:
@@ -259,12 +285,12 @@ class Reader:
     def follow(self, interest: Interest) -> None:
         """Be woken by changes of these objects too."""
         self._interests.add(interest)
-        self._informer._followers[interest].add(self)
+        self._informer.follow(self, interest)
 
     def unfollow(self, interest: Interest) -> None:
         if interest in self._interests:
             self._interests.discard(interest)
-            _discard(self._informer._followers, interest, self)
+            self._informer.unfollow(self, interest)
 
     def close(self) -> None:
         for interest in list(self._interests):
