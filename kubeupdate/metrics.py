@@ -22,6 +22,8 @@ so existing dashboards work):
   watches excluded: they last minutes by design)
 - ``kubeupdate_open_watches``: Kubernetes watches open now: one per resource and
   namespace that rollout waits and streams read (shared, whatever their number)
+- ``kubeupdate_followed_rollouts``: rollouts being followed now (waited changes
+  and rollout streams)
 - the standard ``process_*``, ``python_gc_*`` and ``python_info`` series
 """
 
@@ -145,6 +147,11 @@ class ServiceMetrics:
             "Kubernetes watches open now, shared by rollout waits and streams.",
             registry=self.registry,
         )
+        self._followed = Gauge(
+            "kubeupdate_followed_rollouts",
+            "Rollouts being followed now: waited changes and rollout streams.",
+            registry=self.registry,
+        )
         self._updates_by_outcome = {o: self._updates.labels(o) for o in UPDATE_OUTCOMES}
         self._rollouts_by_state = {
             s: self._rollout_wait.labels(s.value) for s in RolloutState if s.terminal
@@ -156,6 +163,10 @@ class ServiceMetrics:
     def count_watches(self, read: Callable[[], float]) -> None:
         """Reads the number of open watches with ``read`` at each scrape."""
         self._open_watches.set_function(read)
+
+    def count_followed(self, read: Callable[[], float]) -> None:
+        """Reads the number of rollouts being followed with ``read`` at each scrape."""
+        self._followed.set_function(read)
 
     def call(self, method: str, streaming: bool) -> CallMetrics:
         """The children of one gRPC method (``/package.Service/Method``), made once."""

@@ -202,6 +202,7 @@ async def serve(
         domain = operations(client, client, config.rollouts, attempts=config.update_attempts)
         if metrics is not None:
             metrics.count_watches(lambda: domain.tracking.open_watches)
+            metrics.count_followed(lambda: domain.tracking.following)
         server = ServiceServer(
             domain,
             host=config.host,

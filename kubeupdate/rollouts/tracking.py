@@ -66,6 +66,8 @@ class RolloutTracking:
         self.access = access
         self.settings = settings
         self._informers: Informers | None = None
+        #: Rollouts being followed right now (waits and streams), for metrics.
+        self.following = 0
 
     def informers(self) -> Informers:
         """The shared informers; UNAVAILABLE when the access cannot watch."""
@@ -185,6 +187,7 @@ class _Tracker:
     def __init__(
         self, tracking: RolloutTracking, namespace: str, name: str, generation: int
     ) -> None:
+        self._tracking = tracking
         self._kind = tracking.access.kind
         self._informers = tracking.informers()
         self._namespace = namespace
@@ -212,6 +215,7 @@ class _Tracker:
         self._event.set()  # the caches may be warm already: look at once
         # Pod timestamps are the cluster's: when its clock turns out to have jumped, judge again.
         self._unlisten = self._clock.listen(self._event.set)
+        self._tracking.following += 1
         return self
 
     async def __aexit__(
@@ -221,6 +225,7 @@ class _Tracker:
         tb: TracebackType | None,
     ) -> None:
         self._unlisten()
+        self._tracking.following -= 1
         self._readers.close()
 
     @property
@@ -255,8 +260,10 @@ class _Tracker:
     async def changed(self, until: float | None) -> None:
         """Return when something changed, or at ``until`` (monotonic)."""
         timeout = None if until is None else max(0.0, until - time.monotonic())
+        # asyncio.timeout, not wait_for: no task per wake, which a thousand waits feel.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         self._event.clear()
         exc = self._workloads.error
         if isinstance(exc, kube_errors.Expired):

@@ -110,6 +110,15 @@ def test_registries_are_per_instance_and_watches_read_at_scrape() -> None:
     assert sample(second.exposition().decode(), "kubeupdate_updates_total", outcome="failed") == 0
 
 
+def test_followed_rollouts_are_read_at_scrape() -> None:
+    metrics = ServiceMetrics()
+    following = [7]
+    metrics.count_followed(lambda: following[0])
+    assert sample(metrics.exposition().decode(), "kubeupdate_followed_rollouts") == 7
+    following[0] = 0
+    assert sample(metrics.exposition().decode(), "kubeupdate_followed_rollouts") == 0
+
+
 async def test_listener_serves_metrics_only_at_metrics() -> None:
     metrics = ServiceMetrics()
     metrics.update_failed()

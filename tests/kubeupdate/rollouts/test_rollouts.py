@@ -601,6 +601,7 @@ async def test_many_waits_share_the_event_loop_and_the_watches(devcluster: DevCl
         calls = [asyncio.ensure_future(stub.SetContainerImage(request)) for _ in range(60)]
         # Three readers each: the namespace's Deployments, ReplicaSets and Pods.
         await eventually(lambda: rollouts.informers().readers == 180, "60 waits are reading")
+        assert rollouts.following == 60
         assert rollouts.open_watches == 3
         await eventually(lambda: devcluster.open_watches == 3, "the watches reached the server")
         # No thread per wait (the resolver's small executor aside).
@@ -608,6 +609,7 @@ async def test_many_waits_share_the_event_loop_and_the_watches(devcluster: DevCl
         got = await driven(devcluster, asyncio.gather(*calls))
 
     assert {answer.rollout.state for answer in got} == {State.STATE_COMPLETE}
+    assert rollouts.following == 0
     assert rollouts.open_watches == 0
     for path in (DEPLOYMENTS, REPLICA_SETS, PODS):
         assert len(requests(devcluster, path, watch=False)) == 1
