@@ -13,10 +13,11 @@ import grpc
 from kubeupdate.client.cli import VersionAction  # one --version for both commands
 
 from gateway.settings import GatewaySettings
-from kubeupdate import logs, service
+from kubeupdate import logs, loops, service
 from kubeupdate.auth import cli as token_cli
 from kubeupdate.auth.config import SecurityConfigError
 from kubeupdate.kube.errors import CredentialsError
+from kubeupdate.loops import EVENT_LOOPS
 from kubeupdate.service import ServerConfig
 
 log = logging.getLogger("kubeupdate")
@@ -120,6 +121,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run both in this one process: less memory, at most one core for both",
     )
+    parser.add_argument(
+        "--event-loop",
+        choices=EVENT_LOOPS,
+        default=EVENT_LOOPS[0],
+        help="the asyncio event loop to run on (default: %(default)s, or asyncio's own "
+        "where uvloop is not installed)",
+    )
     service.add_arguments(parser)
     parser.add_argument(
         "--external",
@@ -198,7 +206,7 @@ def run_serve(args: argparse.Namespace) -> int:
         channel_credentials = upstream_credentials(args)
         if config is not None and gateway is not None and not args.one_process:
             return run_split(args, config, gateway, channel_credentials)
-        asyncio.run(run_here(config, gateway, channel_credentials))
+        loops.run(run_here(config, gateway, channel_credentials), args.event_loop)
     except CredentialsError as exc:
         print(f"kubeupdate: {exc}", file=sys.stderr)  # it says which credentials
         if config is not None and config.kubeconfig is None:
@@ -255,14 +263,15 @@ def run_split(
 
     if channel_credentials is None:
         channel_credentials = alongside_credentials(config)
-    return asyncio.run(
+    return loops.run(
         serve_split(
             [*args.argv, "--only", "grpc"],
             gateway,
             service_host=config.host,
             grace=config.grace,
             channel_credentials=channel_credentials,
-        )
+        ),
+        args.event_loop,
     )
 
 
