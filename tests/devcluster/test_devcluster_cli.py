@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -99,3 +101,43 @@ def test_an_unreadable_image_catalogue_exits_2(tmp_path: Path) -> None:
         f"devcluster: cannot read the image catalogue: {catalogue}:"
         " 'repositories' must map repositories to lists of tags\n"
     )
+
+
+def test_bookmark_interval_sets_how_often_a_watch_gets_one(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devcluster", "--port", "0", "--insecure-http", "--speed", "0",
+         "--bookmark-interval", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        address = next(
+            line.split("serving the Kubernetes API at ")[1].split()[0]
+            for line in process.stdout
+            if "serving the Kubernetes API at" in line
+        )
+        url = (
+            f"{address}/api/v1/namespaces/default/pods"
+            "?watch=true&resourceVersion=1&allowWatchBookmarks=true&timeoutSeconds=1"
+        )
+        with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 - http://127.0.0.1
+            events = [json.loads(line) for line in answer.read().splitlines() if line.strip()]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    # About twenty in the watch's one second; the default interval would give at most one.
+    assert sum(1 for event in events if event["type"] == "BOOKMARK") >= 5
+
+
+def test_a_bookmark_interval_of_zero_is_refused_with_exit_2() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "devcluster", "--port", "0", "--bookmark-interval", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--bookmark-interval: must be above 0 seconds: '0'" in done.stderr

@@ -72,11 +72,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write no Events (the controllers and the kubelet write them by default)",
     )
     parser.add_argument(
+        "--bookmark-interval",
+        type=positive_seconds,
+        default=1.0,
+        help="real seconds between the bookmarks of a watch that asked for them (default 1; "
+        "kube-apiserver sends one a minute)",
+    )
+    parser.add_argument(
         "--image-catalog",
         type=Path,
         help="YAML file of the repositories and tags that exist (default: the shipped catalogue;"
         " see the devcluster README)",
     )
+
+
+def positive_seconds(text: str) -> float:
+    """A number of seconds above zero (argparse says which option was wrong)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not seconds > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds: {text!r}")
+    return seconds
 
 
 def run(args: argparse.Namespace, prog: str = "devcluster") -> int:
@@ -98,6 +116,7 @@ def run(args: argparse.Namespace, prog: str = "devcluster") -> int:
         port=args.port,
         image_catalog=catalog,
         record_events=not args.no_events,
+        bookmark_interval=args.bookmark_interval,
     )
     try:
         cluster.start()
