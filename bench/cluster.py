@@ -24,8 +24,6 @@ READ_TARGET = ("web", "app")
 #: devcluster's controller adds no work per write.
 WRITE_DEPLOYMENTS = 32
 WRITE_CONTAINERS = 8
-#: Deployments whose rollouts the waits follow (the clock stands still: they never end).
-WAIT_DEPLOYMENTS = 100
 
 
 def write_slot(slot: int) -> tuple[str, str]:
@@ -71,14 +69,6 @@ def write_seed(path: Path) -> None:
         for i in range(WRITE_DEPLOYMENTS)
     ]
     path.write_text(yaml.safe_dump_all(documents))
-
-
-def wait_deployments() -> list[Any]:
-    """Created just before the waits: the devcluster's controller visits every object
-    on every write, so fewer objects during the other runs keep its cost down."""
-    return [
-        _deployment(f"wait-{i}", ["app"], paused=False, replicas=1) for i in range(WAIT_DEPLOYMENTS)
-    ]
 
 
 @dataclass(frozen=True)
@@ -130,21 +120,6 @@ class RawClient:
             headers={"Content-Type": "application/json-patch+json"},
         ) as answer:
             return answer.status, await answer.json()
-
-    async def create(self, obj: dict[str, Any]) -> int:
-        url = f"{self._access.server}/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
-        async with self._session.post(url, json=obj) as answer:
-            await answer.read()
-            return answer.status
-
-    async def image(self, deployment: str, container: str) -> str:
-        status, obj = await self.get(deployment)
-        if status != 200:
-            raise RuntimeError(f"GET {deployment}: {status}")
-        for entry in obj["spec"]["template"]["spec"]["containers"]:
-            if entry["name"] == container:
-                return str(entry["image"])
-        raise KeyError(container)
 
     async def close(self) -> None:
         await self._session.close()

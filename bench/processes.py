@@ -8,6 +8,7 @@ come from the programs' own output, so port 0 works.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ from types import TracebackType
 GRPC_LINE = re.compile(r"kubeupdate gRPC service listening on \S+:(\d+)")
 HTTP_LINE = re.compile(r"kubeupdate REST gateway listening on \S+:(\d+)")
 GATEWAY_LINE = re.compile(r"gateway listening on \S+:(\d+), forwarding")
+METRICS_LINE = re.compile(r"kubeupdate metrics at http://\S+:(\d+)/metrics")
 DEVCLUSTER_LINE = re.compile(r"serving the Kubernetes API at https?://\S+:(\d+)")
 
 
@@ -123,19 +125,24 @@ class Child:
                 self._ready.set()
         self._ready.set()  # the process ended: start() must not wait any longer
 
+    def pids(self) -> list[int]:
+        """This process and its children (``kubeupdate serve`` runs the service as one)."""
+        found, queue = [], [self.pid]
+        while queue:
+            pid = queue.pop()
+            found.append(pid)
+            with contextlib.suppress(OSError):
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                queue += [int(child) for child in children]
+        return found
+
     def rss_bytes(self) -> int:
-        """Resident memory now, from /proc (Linux)."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS in /proc status")
+        """Resident memory now, of the process and its children, from /proc (Linux)."""
+        return sum(_rss(pid) for pid in self.pids())
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time used so far, from /proc (Linux)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        """User + system CPU time used so far by the process and its children (Linux)."""
+        return sum(_cpu_seconds(pid) for pid in self.pids())
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM, then the exit code (SIGKILL if it outlives ``timeout``)."""
@@ -174,7 +181,8 @@ class Child:
 
 
 class ServeProcess(Child):
-    """``kubeupdate serve``; ``expect`` is what must listen: {"grpc"}, {"gateway"} or both."""
+    """``kubeupdate serve``; ``expect`` is what must listen: {"grpc"}, {"gateway"} or both,
+    and "metrics" for the service's metrics listener."""
 
     def __init__(
         self,
@@ -183,7 +191,7 @@ class ServeProcess(Child):
         expect: frozenset[str] = frozenset({"grpc", "gateway"}),
         cwd: Path | None = None,
     ) -> None:
-        lines = {"grpc": GRPC_LINE, "gateway": HTTP_LINE}
+        lines = {"grpc": GRPC_LINE, "gateway": HTTP_LINE, "metrics": METRICS_LINE}
         super().__init__(command, {name: lines[name] for name in expect}, cwd=cwd)
 
     @property
@@ -193,6 +201,10 @@ class ServeProcess(Child):
     @property
     def http_port(self) -> int | None:
         return self.ports.get("gateway")
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.ports.get("metrics")
 
     def __enter__(self) -> ServeProcess:
         self.start()
@@ -212,3 +224,22 @@ class DevclusterProcess(Child):
     def __enter__(self) -> DevclusterProcess:
         self.start()
         return self
+
+
+def _rss(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0  # it has just ended
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0  # a zombie has no memory left
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

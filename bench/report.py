@@ -1,5 +1,6 @@
-"""The benchmark's report: the targets of issue 7 (and issue 2's devcluster figure) checked
-against the measured figures, as JSON-ready dicts and as Markdown."""
+"""The benchmark's report: the targets of issue 7, issue 2's devcluster figure and issue
+16's waits at scale, checked against the measured figures, as JSON-ready dicts and as
+Markdown."""
 
 from __future__ import annotations
 
@@ -111,16 +112,54 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             at_most=False,
         )
     )
-    waits = figures.get("waits", {})
-    checks.append(
-        _check(
-            "REST GET p50 with 100 pending waits over idle (times)",
-            waits["busy_p50_ms"] / waits["idle_p50_ms"] if waits else None,
-            2,
-            "×",
-            at_most=True,
+    for run in figures.get("waits_at_scale", []):
+        if run["waits"] != max(r["waits"] for r in figures["waits_at_scale"]):
+            continue
+        where = f"{run['waits']:,} waits, {run['layout']}"
+        checks.append(
+            _check(f"{where}: completed", run["completed"], run["waits"], "", at_most=False)
         )
-    )
+        checks.append(
+            _check(
+                f"{where}: REST GET p50 pending over idle (times)",
+                run["get_p50_pending_ms"] / run["get_p50_idle_ms"],
+                2,
+                "×",
+                at_most=True,
+            )
+        )
+        for verb in ("list", "watch"):
+            checks.append(
+                _check(
+                    f"{where}: Kubernetes {verb} requests per namespace",
+                    run["requests"][verb] / run["namespaces"],
+                    3,
+                    "",
+                    at_most=True,
+                )
+            )
+        checks.append(
+            _check(
+                f"{where}: last answer after the last completion reached a watch",
+                run["last_answer_after_last_completion_s"],
+                1,
+                "s",
+                at_most=True,
+            )
+        )
+    notice = figures.get("notice")
+    if notice:
+        for quantile in ("p50", "p95"):
+            checks.append(
+                _check(
+                    f"notice of a completed rollout, {quantile}: waited curl over kubectl "
+                    "rollout status (times)",
+                    notice["curl"][f"{quantile}_ms"] / notice["kubectl"][f"{quantile}_ms"],
+                    1,
+                    "×",
+                    at_most=True,
+                )
+            )
     idle = figures.get("memory", {}).get("idle")
     checks.append(
         _check(
@@ -253,7 +292,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             "## Start-up",
             "",
-            f"`kubeupdate serve` (both servers, one process), spawn → `/readyz` 200: "
+            f"`kubeupdate serve` (both halves, two processes), spawn → `/readyz` 200: "
             f"{', '.join(f'{s:.2f}' for s in start['readyz_s'])} s "
             f"(median {start['readyz_median_s']:.2f} s). Spawn → listening log line for the "
             f"separate processes: service {listening.get('service') or 0:.2f} s, gateway "
@@ -270,16 +309,79 @@ def render_markdown(report: dict[str, Any]) -> str:
             )
         lines.append("")
         lines.append("Each timed run is a real change: the image is reset (untimed) before it.")
-    waits = figures.get("waits")
-    if waits:
+    scale = figures.get("waits_at_scale")
+    if scale:
         lines += [
             "",
-            "## Rollout waits",
+            "## Waits at scale",
             "",
-            f"{waits['pending']} waits pending (each a SetContainerImage with Wait, its rollout "
-            f"frozen by the devcluster's stopped clock). REST GET p50 idle "
-            f"{waits['idle_p50_ms']:.2f} ms, with the waits {waits['busy_p50_ms']:.2f} ms.",
+            "N waited SetContainerImage calls pending at once (their rollouts frozen by the "
+            "devcluster's stopped clock), then released together; a fresh devcluster, service "
+            "and gateway per row. `KB/wait`: the service's resident memory with the waits "
+            "pending over idle, per wait. `lists`/`watches`: Kubernetes requests the service "
+            "sent for the waits (its metrics). Release: the clock moves a simulated second at "
+            "a time while the benchmark watches the Deployments itself; `devcluster` is the "
+            "time from the release to the last completion that watch received (the "
+            "devcluster's share; `busy`: its controllers' busy time meanwhile), `kubeupdate` "
+            "the time from then to the last answer.",
+            "",
+            "| waits | layout | namespaces | completed | all pending after s | KB/wait | "
+            "GET p50 idle → pending ms | lists | watches | gets | patches | devcluster s | "
+            "busy s | kubeupdate s |",
+            "|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        for run in scale:
+            before = run["requests_until_pending"]
+            lines.append(
+                f"| {run['waits']:,} | {run['layout']} | {run['namespaces']} | "
+                f"{run['completed']:,} | {run['all_pending_after_s']:.1f} | "
+                f"{run['rss_per_wait'] / 1000:.0f} | {run['get_p50_idle_ms']:.2f} → "
+                f"{run['get_p50_pending_ms']:.2f} | {run['requests']['list']} | "
+                f"{run['requests']['watch']} | {before['get']} | {before['patch']} | "
+                f"{run['last_completion_after_release_s']:.2f} | "
+                f"{run['devcluster_busy_s']:.2f} | "
+                f"{run['last_answer_after_last_completion_s']:.2f} |"
+            )
+    notice = figures.get("notice")
+    if notice:
+        lines += [
+            "",
+            "## Notice of a completed rollout",
+            "",
+            f"{notice['runs']} rollouts, one at a time, each followed by a waited `curl` (POST "
+            "with Wait, through the gateway) and by `kubectl rollout status` started on the "
+            "same rollout; from the start of the clock step that completed it to each "
+            "process's exit, in ms.",
+            "",
+            "| client | p50 | p95 | max |",
+            "|---|---:|---:|---:|",
+        ]
+        for client in ("curl", "kubectl"):
+            spread = notice[client]
+            lines.append(
+                f"| {client} | {spread['p50_ms']:.1f} | {spread['p95_ms']:.1f} | "
+                f"{spread['max_ms']:.1f} |"
+            )
+    models = figures.get("process_models")
+    if models:
+        lines += [
+            "",
+            "## kubeupdate serve: one process or two",
+            "",
+            "REST throughput with wrk at c=16, each run right after a raw devcluster GET run "
+            "(c=16) and given over it.",
+            "",
+            "| serve | processes | idle RSS MB | raw GET req/s | REST GET req/s | over raw | "
+            "REST POST req/s | over raw |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, model in models.items():
+            lines.append(
+                f"| `kubeupdate serve` {name} | {model['processes']} | "
+                f"{model['rss_idle'] / MB:.1f} | {model['raw_get_rps']:.0f} | "
+                f"{model['rest_get_rps']:.0f} | {model['rest_get_over_raw']:.3f} | "
+                f"{model['rest_post_rps']:.0f} | {model['rest_post_over_raw']:.3f} |"
+            )
     soak = figures.get("soak")
     if soak:
         lines += [

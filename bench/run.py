@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import scenarios, waits
 from bench.cluster import Access, RawClient, write_seed
 from bench.loadgen import Run, wrk_available
 from bench.processes import (
@@ -46,6 +46,13 @@ from bench.profiling import Recorder, py_spy
 from bench.report import ratios, render_markdown, targets
 
 RESULTS = Path(__file__).parent / "results"
+#: The ways to run both halves with ``kubeupdate serve``, compared by REST throughput.
+PROCESS_MODELS: dict[str, tuple[str, ...]] = {
+    "(two processes, uvloop: the default)": (),
+    "--event-loop asyncio": ("--event-loop=asyncio",),
+    "--one-process": ("--one-process",),
+    "--one-process --event-loop asyncio": ("--one-process", "--event-loop=asyncio"),
+}
 
 
 @dataclass(frozen=True)
@@ -60,14 +67,18 @@ class Plan:
     one_shot_runs: int
     start_attempts: int
     profile: bool
+    #: Numbers of waits pending at once, each run in 100 namespaces and in one.
+    waits: tuple[int, ...]
+    #: Rollouts followed by both a waited curl and kubectl rollout status.
+    notice_runs: int
 
     @classmethod
     def full(cls, profile: bool) -> Plan:
-        return cls(2000, 5.0, 200, 10, 10, 20, 3, profile)
+        return cls(2000, 5.0, 200, 10, 10, 20, 3, profile, (10, 100, 1000), 20)
 
     @classmethod
     def quick(cls, profile: bool) -> Plan:
-        return cls(200, 1.0, 40, 2, 2, 3, 1, profile)
+        return cls(200, 1.0, 40, 2, 2, 3, 1, profile, (10, 100), 3)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,6 +120,16 @@ async def run(plan: Plan) -> dict[str, Any]:
             access = Access.from_kubeconfig(kubeconfig)
             async with RawClient(access) as raw:
                 await measure(plan, access, raw, kubeconfig, devcluster, runs, figures)
+    progress("waits at scale: " + ", ".join(map(str, plan.waits)) + " waits pending at once")
+    figures["waits_at_scale"] = []
+    get_requests = min(500, plan.latency_requests)
+    for count in plan.waits:
+        for layout in waits.LAYOUTS:
+            progress(f"  {count} waits in {layout.name}")
+            result = await waits.waits_at_scale(count, layout, get_requests=get_requests)
+            figures["waits_at_scale"].append(result)
+    progress(f"notice latency: waited curl and kubectl rollout status, {plan.notice_runs} times")
+    figures["notice"] = await waits.notice_latency(plan.notice_runs, scenarios.tool("kubectl"))
     report["runs"] = [r.to_json() for r in runs]
     report["targets"] = targets(report)
     report["ratios"] = ratios(report)
@@ -234,32 +255,6 @@ async def measure(
             )
             figures["memory"]["after_load"] = rss()
 
-            progress("GET p50 while 100 rollout waits are pending")
-            idle_get = await scenarios.rest_get(port, requests=n)
-            idle_get.name = "REST GET, idle (before the waits)"
-            runs.append(idle_get)
-            channel, calls = await scenarios.start_waits(target, raw)
-            try:
-                busy_get = await scenarios.rest_get(port, requests=n)
-                busy_get.name = "REST GET, 100 waits pending"
-                runs.append(busy_get)
-                busy_grpc = await scenarios.grpc_get(target, concurrency=1, requests=n)
-                busy_grpc.name = "gRPC GetContainerImage, 100 waits pending"
-                runs.append(busy_grpc)
-                figures["memory"]["with_100_waits"] = rss()
-                figures["waits"] = {
-                    "pending": sum(1 for c in calls if not c.done()),
-                    "idle_p50_ms": idle_get.p50_ms,
-                    "busy_p50_ms": busy_get.p50_ms,
-                }
-            finally:
-                await scenarios.stop_waits(channel, calls)
-            # The same PATCH as the baseline, now with 100 more Deployments (and their
-            # ReplicaSets and Pods) stored: the devcluster's cost per write grows with them.
-            crowded = await scenarios.raw_patch(raw, concurrency=1, requests=n)
-            crowded.name = "raw Kubernetes PATCH, 100 more Deployments stored"
-            runs.append(crowded)
-
             progress("one-shot processes: curl POST vs kubectl set image")
             figures["one_shot"] = await asyncio.to_thread(
                 scenarios.time_processes,
@@ -287,10 +282,60 @@ async def measure(
                 quiet.name = "REST GET via python -m gateway --no-access-log"
                 runs.append(quiet)
 
-    progress("start to ready: kubeupdate serve, both servers in one process")
+    progress("kubeupdate serve: two processes (the default) and --one-process")
+    figures["process_models"] = await process_models(plan, access, kubeconfig, runs)
+
+    progress("start to ready: kubeupdate serve")
     figures["start"] = await asyncio.to_thread(
         scenarios.start_to_ready, kubeconfig, plan.start_attempts
     )
+
+
+async def process_models(
+    plan: Plan, access: Access, kubeconfig: Path, runs: list[Run]
+) -> dict[str, Any]:
+    """REST GET and POST throughput of each way to run ``serve``, over the raw GET's."""
+    results: dict[str, Any] = {}
+    for name, flags in PROCESS_MODELS.items():
+        raw = await asyncio.to_thread(
+            scenarios.wrk_raw_get,
+            access.server,
+            access.token,
+            concurrency=16,
+            duration=plan.duration,
+        )
+        raw.name = f"raw Kubernetes GET, before serve {name}"
+        runs.append(raw)
+        command = serve_command(*scenarios.service_flags(kubeconfig, *flags))
+        with ServeProcess(command) as serve:
+            assert serve.http_port is not None
+            await asyncio.sleep(0.5)  # idle: let start-up work settle
+            idle = serve.rss_bytes()
+            processes = len(serve.pids())
+            measured, cpu_ms = {}, {}
+            for load in (scenarios.wrk_rest_get, scenarios.wrk_rest_post):
+                cpu_before = serve.cpu_seconds()
+                run = await asyncio.to_thread(
+                    load, serve.http_port, concurrency=16, duration=plan.duration
+                )
+                kind = run.name
+                # CPU per request: what the machine's other load changes least.
+                cpu_ms[kind] = 1000 * (serve.cpu_seconds() - cpu_before) / max(1, run.requests)
+                run.name = f"{kind}, serve {name}"
+                runs.append(run)
+                measured[kind] = run.rps
+        results[name] = {
+            "processes": processes,
+            "raw_get_rps": raw.rps,
+            "rest_get_rps": measured["REST GET"],
+            "rest_post_rps": measured["REST POST"],
+            "rest_get_over_raw": measured["REST GET"] / raw.rps,
+            "rest_post_over_raw": measured["REST POST"] / raw.rps,
+            "cpu_ms_per_get": cpu_ms["REST GET"],
+            "cpu_ms_per_post": cpu_ms["REST POST"],
+            "rss_idle": idle,
+        }
+    return results
 
 
 def progress(message: str) -> None:

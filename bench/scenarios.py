@@ -6,7 +6,6 @@ changes product code or settings beyond the documented flags.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import shutil
@@ -28,11 +27,9 @@ from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 from bench.cluster import (
     NAMESPACE,
     READ_TARGET,
-    WAIT_DEPLOYMENTS,
     WRITE_CONTAINERS,
     WRITE_DEPLOYMENTS,
     RawClient,
-    wait_deployments,
     write_slot,
 )
 from bench.loadgen import POST_SCRIPT, Run, closed_loop, run_wrk
@@ -338,50 +335,6 @@ def service_flags(kubeconfig: Path, *extra: str) -> list[str]:
         "--audit-log=/dev/null",
         *extra,
     ]
-
-
-# -- waits ---------------------------------------------------------------------------------
-
-
-async def start_waits(target: str, raw: RawClient) -> tuple[grpc.aio.Channel, list[Any]]:
-    """100 changes with Wait, pending (the devcluster's clock stands still)."""
-    channel = grpc.aio.insecure_channel(target)
-    stub = pb_grpc.DeploymentImageServiceStub(channel)
-    for obj in wait_deployments():
-        status = await raw.create(obj)
-        if status != 201:
-            raise RuntimeError(f"cannot create {obj['metadata']['name']}: {status}")
-    tag = _tag()
-    calls = []
-    for i in range(WAIT_DEPLOYMENTS):
-        request = pb.SetContainerImageRequest(
-            namespace=NAMESPACE,
-            deployment=f"wait-{i}",
-            container="app",
-            image=f"registry.example/bench:{tag}",
-            wait=True,
-        )
-        request.timeout.FromSeconds(1800)
-        calls.append(stub.SetContainerImage(request, timeout=1800))
-    # Pending means: patched, and watching. Every Deployment shows the new image first.
-    for _ in range(200):  # bounded: ~20 s
-        images = await asyncio.gather(
-            *(raw.image(f"wait-{i}", "app") for i in range(WAIT_DEPLOYMENTS))
-        )
-        if all(image.endswith(tag) for image in images):
-            break
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)  # let the last waits open their watches
-    done = [c for c in calls if c.done()]
-    if done:
-        raise RuntimeError(f"{len(done)} waits ended early: {done[0]}")
-    return channel, calls
-
-
-async def stop_waits(channel: grpc.aio.Channel, calls: list[Any]) -> None:
-    for call in calls:
-        call.cancel()
-    await channel.close()
 
 
 # -- soak ----------------------------------------------------------------------------------
