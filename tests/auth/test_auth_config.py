@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -191,6 +193,94 @@ async def test_serve_with_files_and_sighup_reload(tmp_path: Path) -> None:
         "PERMISSION_DENIED",
     ]
     assert secret not in (tmp_path / "audit.jsonl").read_text()
+
+
+async def test_a_policy_others_may_write_is_not_reloaded_and_the_old_one_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret, entry = create_token("bot")
+    (tmp_path / "tokens.yaml").write_text("tokens:\n" + entry.entry_yaml())
+    (tmp_path / "policy.yaml").write_text(policy("default"))
+    config = ServerConfig(
+        port=0,
+        kubeconfig=write_kubeconfig(tmp_path / "kubeconfig"),
+        kube_timeout=2,
+        grace=1,
+        auth=AuthConfig(
+            tokens_file=tmp_path / "tokens.yaml",
+            policy_file=tmp_path / "policy.yaml",
+            audit_log=os.devnull,
+        ),
+    )
+    ready: asyncio.Queue[int] = asyncio.Queue()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(config, ready=ready.put_nowait, stop=stop))
+    port = await ready.get()
+    request = pb.GetContainerImageRequest(namespace="default", deployment="web", container="app")
+    metadata = (("authorization", "Basic " + base64.b64encode(f"bot:{secret}".encode()).decode()),)
+
+    async def code() -> grpc.StatusCode:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.DeploymentImageServiceStub(channel)
+            try:
+                await stub.GetContainerImage(request, metadata=metadata, timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                return exc.code()
+        return grpc.StatusCode.OK
+
+    try:
+        # Allowed by the policy; Kubernetes itself is unreachable.
+        assert await code() == grpc.StatusCode.UNAVAILABLE
+        (tmp_path / "policy.yaml").write_text(policy("elsewhere"))
+        (tmp_path / "policy.yaml").chmod(0o666)
+        with caplog.at_level(logging.ERROR):
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.sleep(0)  # let the loop run the signal handler
+        assert await code() == grpc.StatusCode.UNAVAILABLE  # the old policy holds
+        assert "writable by every user of the host" in caplog.text
+        (tmp_path / "policy.yaml").chmod(0o644)
+        os.kill(os.getpid(), signal.SIGHUP)
+        await asyncio.sleep(0)
+        assert await code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        stop.set()
+        await task
+
+
+def test_a_tokens_file_others_may_write_is_refused(tmp_path: Path) -> None:
+    _, entry = create_token("bot")
+    (tmp_path / "tokens.yaml").write_text("tokens:\n" + entry.entry_yaml())
+    (tmp_path / "tokens.yaml").chmod(0o664)
+    with pytest.raises(SecurityConfigError, match="writable by its group"):
+        Auth(AuthConfig(tokens_file=tmp_path / "tokens.yaml"))
+
+
+def test_serve_refuses_to_start_with_a_policy_others_may_write(tmp_path: Path) -> None:
+    _, entry = create_token("bot")
+    (tmp_path / "tokens.yaml").write_text("tokens:\n" + entry.entry_yaml())
+    (tmp_path / "policy.yaml").write_text(policy("default"))
+    (tmp_path / "policy.yaml").chmod(0o646)
+    # A process with a guard: a service that starts anyway must fail the test, not hang it.
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kubeupdate"),
+            "serve",
+            "--only=grpc",
+            "--grpc-port=0",
+            "--no-metrics",
+            f"--kubeconfig={write_kubeconfig(tmp_path / 'kubeconfig')}",
+            f"--tokens-file={tmp_path / 'tokens.yaml'}",
+            f"--policy-file={tmp_path / 'policy.yaml'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    path = tmp_path / "policy.yaml"
+    assert f"{path} is writable by every user of the host (mode 0646)" in done.stderr
+    assert f"chmod go-w {path}" in done.stderr
 
 
 @pytest.fixture
