@@ -12,6 +12,11 @@ receives as ``x-request-id`` metadata, so one grep follows a request through
 both processes. Fields passed with ``extra=`` are added when they are plain
 JSON values; nothing else from the request is logged (no headers, so no
 credentials).
+
+The text format writes one line per record whatever the record holds: control
+characters in the message (a ``%0A`` in a URL path, say) are escaped, and the
+lines of a traceback after the first are indented, so nothing a caller sends
+can start a line that reads as a record of its own. (JSON escapes them anyway.)
 """
 
 from __future__ import annotations
@@ -37,6 +42,34 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_ids.current.get()
         return True
+
+
+# C0 and C1 controls, DEL and Unicode's line and paragraph separators: what may end a line.
+_CONTROLS: Final = {code: f"\\x{code:02x}" for code in (*range(0x00, 0x20), *range(0x7F, 0xA0))} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``)."""
+    return text.translate(_CONTROLS)
+
+
+class TextFormatter(logging.Formatter):
+    """:data:`TEXT_FORMAT`, one line per record (plus indented traceback lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        # A traceback's last line quotes the exception, which may quote a caller.
+        return "\n    ".join(escape_controls(line) for line in text.split("\n"))
 
 
 class JsonFormatter(logging.Formatter):
@@ -72,7 +105,7 @@ def handler(log_format: str, stream: TextIO | None = None) -> logging.Handler:
     if log_format not in FORMATS:
         raise ValueError(f"unknown log format {log_format!r}; use one of {', '.join(FORMATS)}")
     output = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    output.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    output.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(TEXT_FORMAT))
     output.addFilter(RequestIdFilter())
     return output
 

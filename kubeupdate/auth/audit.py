@@ -12,6 +12,13 @@ status code, the previous image and resulting generation when known)::
      "container": "app"}, "image": "ghcr.io/acme/web:1.2.3", "previous_image": "...",
      "decision": "allow", "reason": "allowed", "rule": "web from main",
      "outcome": "OK", "changed": true, "generation": 7}
+
+A line is written before the call is authenticated, so every text in it that
+may come from a caller is cut at :data:`FIELD_LIMIT` characters (a valid image
+reference is shorter), the cut marked with how much was left out: a caller
+cannot grow the audit file by more than a few kilobytes per call, whatever it
+sends. (The gRPC server refuses messages over its size limit before they reach
+this code.)
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from kubeupdate.caller import Caller
 
@@ -31,6 +38,16 @@ log = logging.getLogger(__name__)
 
 # json.dumps with options builds a new encoder per call; one line per call is hot.
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+
+#: The longest text of one field of an audit line, in characters.
+FIELD_LIMIT: Final = 1024
+
+
+def capped(text: str, limit: int = FIELD_LIMIT) -> str:
+    """``text``, or its first ``limit`` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...(+{len(text) - limit} characters)"
 
 
 @dataclass
@@ -56,15 +73,15 @@ class AuditRecord:
     def to_json(self) -> str:
         line: dict[str, Any] = {
             "time": self.time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "request_id": self.request_id,
+            "request_id": capped(self.request_id),
             "method": self.method,
-            "identity": _identity(self.caller, self.auth_method),
-            "source": self.source,
-            "target": self.target,
-            "image": self.image,
+            "identity": {k: capped(v) for k, v in _identity(self.caller, self.auth_method).items()},
+            "source": capped(self.source),
+            "target": {k: capped(v) for k, v in self.target.items()},
+            "image": None if self.image is None else capped(self.image),
             "previous_image": self.previous_image,
             "decision": self.decision,
-            "reason": self.reason,
+            "reason": capped(self.reason),
             "rule": self.rule,
             "outcome": self.outcome,
             "changed": self.changed,

@@ -40,8 +40,7 @@ def check_ownership(path: Path, status: os.stat_result) -> None:
     mode = stat.S_IMODE(status.st_mode)
     if mode & stat.S_IWOTH:
         raise UnsafeFileError(
-            f"{path} is writable by every user of the host (mode {mode:04o}): "
-            f"run chmod go-w {path}"
+            f"{path} is writable by every user of the host (mode {mode:04o}): run chmod go-w {path}"
         )
     if mode & stat.S_IWGRP:
         raise UnsafeFileError(

@@ -92,3 +92,22 @@ def test_peer_hosts() -> None:
     assert _peer_host("ipv4:127.0.0.1:5000") == "127.0.0.1"
     assert _peer_host("ipv6:[::1]:5000") == "::1"
     assert _peer_host("unix:/tmp/s") == "unix:/tmp/s"
+
+
+def test_what_a_caller_sends_is_cut_in_the_line() -> None:
+    huge = "a" * 1_000_000
+    record = AuditRecord(
+        huge,
+        "SetContainerImage",
+        huge,
+        auth_method="basic",
+        target={"namespace": huge, "deployment": "web"},
+        image=huge,
+        reason=f"invalid request: {huge}",
+    )
+    line = record.to_json()
+    assert len(line) < 8 * 1024
+    document = json.loads(line)
+    assert document["image"] == "a" * 1024 + "...(+998976 characters)"
+    assert document["target"]["deployment"] == "web"
+    assert document["source"].endswith("...(+998976 characters)")

@@ -99,3 +99,25 @@ def test_text_lines_show_the_request_id(logger: logging.Logger) -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown log format"):
         logs.handler("xml")
+
+
+FORGED = "2026-01-01 00:00:00,000 INFO kubeupdate.auth.audit [-]: allowed"
+
+
+def test_a_text_line_cannot_be_split_by_what_it_quotes(logger: logging.Logger) -> None:
+    output = lines(logger, "text")
+    logger.info("GET %s 404", f"/deployment/a\n{FORGED}\r\x1b[2J\u2028/app")
+    (line,) = output.getvalue().splitlines()
+    assert line.endswith("GET /deployment/a\\n" + FORGED + "\\r\\x1b[2J\\u2028/app 404")
+
+
+def test_traceback_lines_are_indented_under_their_record(logger: logging.Logger) -> None:
+    output = lines(logger, "text")
+    try:
+        raise ValueError(f"bad\n{FORGED}")
+    except ValueError:
+        logger.exception("failed")
+    first, *rest = output.getvalue().splitlines()
+    assert first.endswith("failed")
+    assert rest
+    assert all(line.startswith("    ") for line in rest)
