@@ -23,6 +23,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Sequence
 from types import TracebackType
@@ -83,7 +84,13 @@ class GatewayServer:
             app = create_app(
                 upstream, self.settings, services=self._services, open_streams=self._open_streams
             )
-            self._socket = sockets.bind(self.settings.host, self.settings.port)
+            try:
+                self._socket = sockets.bind(self.settings.host, self.settings.port)
+            except OSError as exc:
+                raise OSError(
+                    f"cannot listen for HTTP on {self.settings.host}:{self.settings.port}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
             self._port = int(self._socket.getsockname()[1])
             config = uvicorn.Config(
                 app,
@@ -296,5 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    asyncio.run(serve(settings_from_args(args)))
+    try:
+        asyncio.run(serve(settings_from_args(args)))
+    except OSError as exc:
+        print(f"gateway: {exc} (--port=0 picks a free port)", file=sys.stderr)
+        return 2
     return 0

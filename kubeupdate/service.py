@@ -218,9 +218,11 @@ async def serve(
                 metrics_ready(metrics_port)
         try:
             port = await server.start()
-        except BaseException:
+        except BaseException as exc:
             if listener is not None:
                 await listener.stop()
+            if isinstance(exc, OSError):
+                raise OSError(f"{exc} (--grpc-port=0 picks a free port)") from exc
             raise
         log.info("kubeupdate gRPC service listening on %s:%d", config.host, port)
         for sig in signals:

@@ -92,12 +92,19 @@ async def serve_all(
             if not settings.upstream:
                 settings = replace(settings, upstream=f"127.0.0.1:{listening.grpc_port}")
         try:
-            async with GatewayServer(settings, channel_credentials=channel_credentials) as gateway:
+            gateway = GatewayServer(settings, channel_credentials=channel_credentials)
+            try:
+                await gateway.start()
+            except OSError as exc:
+                raise OSError(f"{exc} (--http-port=0 picks a free port)") from exc
+            try:
                 listening.http_port = gateway.port
                 log.info("kubeupdate REST gateway listening on %s:%d", settings.host, gateway.port)
                 if ready is not None:
                     ready(listening)
                 await stop.wait()
+            finally:
+                await gateway.stop()
         finally:
             stop.set()
 

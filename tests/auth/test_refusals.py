@@ -26,6 +26,7 @@ from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from devcluster import DevCluster
+from kubeupdate.auth.audit import FIELD_LIMIT
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.auth.tokens import create_token, hash_text
 from tests.auth.conftest import AUDIENCE, Issuer, b64url
@@ -560,3 +561,32 @@ def grpc_call(secured: Secured, case: Case, authorization: str | None) -> tuple[
     except grpc.RpcError as error:
         return error.code(), error.details() or ""
     return C.OK, ""
+
+
+def test_an_oversized_grpc_request_is_refused_before_it_is_audited(secured: Secured) -> None:
+    offset = secured.audit_size()
+    huge = "ghcr.io/acme/web:" + "1" * 1_000_000
+    for _ in range(5):
+        with pytest.raises(grpc.RpcError) as refused:
+            secured.stub.SetContainerImage(
+                pb.SetContainerImageRequest(
+                    namespace="default", deployment="web", container="app", image=huge
+                ),
+                timeout=10,
+            )
+        assert refused.value.code() == C.RESOURCE_EXHAUSTED
+    assert secured.audit_size() == offset
+    assert secured.stack.cluster.journal.writes() == []
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_what_a_caller_sends_is_cut_in_its_audit_line(secured: Secured, transport: str) -> None:
+    offset = secured.audit_size()
+    image = "ghcr.io/acme/web:" + "1" * 50_000
+    case = Case("large image", fixed(None), WEB_APP, image, C.UNAUTHENTICATED)
+    call = rest_call if transport == "rest" else grpc_call
+    code, _ = call(secured, case, None)
+    assert code == C.UNAUTHENTICATED
+    (line,) = secured.audit_lines_since(offset)
+    assert len(line) < 4096
+    assert json.loads(line)["image"].endswith(f"...(+{len(image) - FIELD_LIMIT} characters)")

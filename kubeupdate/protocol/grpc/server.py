@@ -4,13 +4,21 @@
 :func:`kubeupdate.service.serve`, for tests and for embedding. Interceptors
 run inside the error interceptor, so a domain error they raise (e.g. from
 authentication) is reported like any other.
+
+Two of gRPC's defaults are changed (:data:`SERVER_OPTIONS`). ``SO_REUSEPORT``
+is off: with it (gRPC's default on Linux) a second server on a port already in
+use starts without a word and the kernel splits the connections between the
+two; without it, binding fails and :meth:`ServiceServer.start` says which
+address. And requests are limited to :data:`MAX_REQUEST_BYTES` (gRPC allows 4
+MiB): every request of the contract is a few hundred bytes, and a larger one is
+refused by gRPC itself (RESOURCE_EXHAUSTED) before any of our code reads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +34,17 @@ if TYPE_CHECKING:
     from kubeupdate.metrics import ServiceMetrics
 
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["DeploymentImageService"].full_name
+
+#: The largest request message accepted, in bytes.
+MAX_REQUEST_BYTES: Final = 64 * 1024
+#: The largest metadata (headers) accepted, in bytes: room for an Authorization value
+#: over the security interceptor's limit, which it then refuses, audited, itself.
+MAX_METADATA_BYTES: Final = 16 * 1024
+SERVER_OPTIONS: Final = (
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+)
 
 
 class ServiceServer:
@@ -48,7 +67,8 @@ class ServiceServer:
         """``metrics`` counts and times every call (exposing them is the caller's job)."""
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._server = grpc.aio.server(
-            interceptors=[ErrorStatusInterceptor(metrics), *interceptors]
+            interceptors=[ErrorStatusInterceptor(metrics), *interceptors],
+            options=SERVER_OPTIONS,
         )
         pb_grpc.add_DeploymentImageServiceServicer_to_server(
             DeploymentImageServicer(operations, metrics=metrics), self._server
@@ -70,13 +90,22 @@ class ServiceServer:
         return self._port
 
     async def start(self) -> int:
-        """Bind, start serving, report SERVING; returns the bound port."""
-        if self._credentials is not None:
-            self._port = self._server.add_secure_port(self._address, self._credentials)
-        else:
-            self._port = self._server.add_insecure_port(self._address)
+        """Bind, start serving, report SERVING; returns the bound port.
+
+        Raises OSError naming the address when it cannot be bound (in use).
+        """
+        try:
+            if self._credentials is not None:
+                self._port = self._server.add_secure_port(self._address, self._credentials)
+            else:
+                self._port = self._server.add_insecure_port(self._address)
+        except RuntimeError:  # what grpc raises for a port it cannot bind
+            self._port = 0
         if self._port == 0:
-            raise OSError(f"cannot listen on {self._address}")
+            raise OSError(
+                f"cannot listen for gRPC on {self._address}: the address is in use "
+                "(another process listens there) or not available here"
+            )
         await self._server.start()
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
