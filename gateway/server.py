@@ -37,6 +37,7 @@ from gateway.settings import GatewaySettings
 from gateway.streaming import OpenStreams
 from gateway.upstream import GrpcUpstream, Upstream
 from kubeupdate import sockets
+from kubeupdate.auth.proxies import PROXY_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,12 @@ class GatewayServer:
         upstream = self._upstream
         if upstream is None:
             self._channel = self._open_channel()
-            upstream = GrpcUpstream(self._channel, health_service=self.settings.health_service)
+            key = self.settings.proxy_key
+            upstream = GrpcUpstream(
+                self._channel,
+                health_service=self.settings.health_service,
+                metadata=((PROXY_KEY, key),) if key else (),
+            )
         try:
             app = create_app(
                 upstream, self.settings, services=self._services, open_streams=self._open_streams
@@ -272,7 +278,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--forwarded-allow-ips",
         default=defaults.forwarded_allow_ips,
-        help="proxies trusted for X-Forwarded-For (comma-separated, '*' for any)",
+        help="proxies trusted for X-Forwarded-For: addresses or networks, comma-separated, "
+        "'*' for any (default: none)",
     )
     parser.add_argument("--no-access-log", action="store_true")
     parser.add_argument("--no-metrics", action="store_true", help="no GET /metrics")

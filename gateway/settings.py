@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,14 @@ class GatewaySettings:
     # grpc.health.v1 service name asked by /readyz; "" is the whole server.
     health_service: str = ""
     max_body_bytes: int = 64 * 1024
-    # Proxies trusted for X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips);
-    # the client address forwarded as x-forwarded-for is the one they vouch for.
-    forwarded_allow_ips: str = "127.0.0.1"
+    # Proxies trusted for X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips:
+    # addresses and networks, comma-separated; "*" for any); none by default, so a
+    # client cannot name itself. The client address the gateway forwards to the
+    # service as x-forwarded-for is the one they vouch for.
+    forwarded_allow_ips: str = ""
+    # Sent as x-kubeupdate-proxy with every call, when the gateway runs in the
+    # service's process: the service then believes its x-forwarded-for.
+    proxy_key: str = field(default="", repr=False)
     # One access line per request (logger "gateway.access"), with its request id.
     access_log: bool = True
     # GET /metrics (Prometheus) on the gateway's port.

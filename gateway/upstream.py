@@ -87,10 +87,14 @@ class Upstream(Protocol):
 class GrpcUpstream:
     """``Upstream`` over one ``grpc.aio`` channel, which the caller owns."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, health_service: str = "") -> None:
+    def __init__(
+        self, channel: grpc.aio.Channel, *, health_service: str = "", metadata: Metadata = ()
+    ) -> None:
+        """``metadata`` is added to every call (the gateway's proxy key)."""
         self._channel = channel
         self._health = health_pb2_grpc.HealthStub(channel)
         self._health_request = health_pb2.HealthCheckRequest(service=health_service)
+        self._metadata = metadata
 
     def unary_unary(self, rpc: Rpc) -> UnaryCall:
         handle = self._channel.unary_unary(
@@ -106,7 +110,9 @@ class GrpcUpstream:
             metadata: Metadata,
         ) -> Message:
             try:
-                reply: Message = await handle(request, timeout=timeout, metadata=metadata)
+                reply: Message = await handle(
+                    request, timeout=timeout, metadata=(*metadata, *self._metadata)
+                )
             except grpc.aio.AioRpcError as exc:
                 raise upstream_error(exc) from exc
             return reply
@@ -126,7 +132,9 @@ class GrpcUpstream:
             timeout: float,
             metadata: Metadata,
         ) -> ReplyStream:
-            return _GrpcReplyStream(handle(request, timeout=timeout, metadata=metadata))
+            return _GrpcReplyStream(
+                handle(request, timeout=timeout, metadata=(*metadata, *self._metadata))
+            )
 
         return call
 

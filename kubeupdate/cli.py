@@ -159,8 +159,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     rest.add_argument(
         "--forwarded-allow-ips",
         default=defaults.forwarded_allow_ips,
-        help="proxies (an ingress, a tunnel) trusted for X-Forwarded-For, comma-separated, "
-        "'*' for any (default: %(default)s)",
+        help="proxies (an ingress, a tunnel) trusted for X-Forwarded-For: addresses or "
+        "networks, comma-separated, '*' for any (default: none)",
     )
     rest.add_argument(
         "--no-access-log",

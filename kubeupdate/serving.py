@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -53,6 +54,11 @@ async def serve_all(
     """
     if channel_credentials is None and config is not None and settings is not None:
         channel_credentials = alongside_credentials(config)
+    if config is not None and settings is not None and not settings.upstream:
+        # The gateway alongside proves itself with a key no other local process knows.
+        key = secrets.token_urlsafe(32)
+        config = replace(config, auth=replace(config.auth, proxy_key=key))
+        settings = replace(settings, proxy_key=key)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

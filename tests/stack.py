@@ -154,14 +154,18 @@ def running_stack(
     *,
     call_timeout: float | None = None,
     rollouts: RolloutSettings | None = None,
+    forwarded_allow_ips: str = "",
 ) -> Iterator[Stack]:
     """The samples seeded, then the service and gateway started in front of ``cluster``.
 
     ``call_timeout`` shortens the gateway's deadline per forwarded call;
-    ``rollouts`` replaces the service's rollout settings.
+    ``rollouts`` replaces the service's rollout settings; ``forwarded_allow_ips``
+    are the proxies the gateway believes.
     """
     seed_samples(cluster)
-    settings = GatewaySettings(upstream="", port=0, access_log=False)
+    settings = GatewaySettings(
+        upstream="", port=0, access_log=False, forwarded_allow_ips=forwarded_allow_ips
+    )
     if call_timeout is not None:
         settings = replace(settings, call_timeout=call_timeout)
     config = ServerConfig(port=0, kubeconfig=cluster.kubeconfig_path, auth=auth)

@@ -1,14 +1,17 @@
 """The audit trail: one JSON line per call attempt, allowed, denied or failed.
 
 A line holds when, which request, who (how they authenticated and the
-identity details, never a credential), from where, what they asked (method,
+identity details, never a credential), from where (``source``; with ``peer``,
+the proxy's address, when a trusted proxy named the client, see
+:mod:`kubeupdate.auth.proxies`), what they asked (method,
 target, new image), what the policy said and why, and what happened (the
 status code, the previous image and resulting generation when known)::
 
     {"time": "2026-11-27T14:00:00.123Z", "request_id": "4f2c...", "method": "SetContainerImage",
      "identity": {"method": "oidc", "name": "github:acme/web@refs/heads/main",
                   "repository": "acme/web", "repository_id": "123", "run_id": "9", ...},
-     "source": "203.0.113.7", "target": {"namespace": "prod", "deployment": "web",
+     "source": "203.0.113.7", "peer": "10.0.3.4",
+     "target": {"namespace": "prod", "deployment": "web",
      "container": "app"}, "image": "ghcr.io/acme/web:1.2.3", "previous_image": "...",
      "decision": "allow", "reason": "allowed", "rule": "web from main",
      "outcome": "OK", "changed": true, "generation": 7}
@@ -58,6 +61,10 @@ class AuditRecord:
     method: str
     source: str
     time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    # The connection's address, when the source is a client a proxy named.
+    peer: str | None = None
+    # An x-forwarded-for that was not believed (not from a trusted proxy, or not addresses).
+    forwarded_for_ignored: str | None = None
     caller: Caller | None = None
     auth_method: str | None = None  # what was tried, for failed authentication
     target: dict[str, str] = field(default_factory=dict)
@@ -77,6 +84,10 @@ class AuditRecord:
             "method": self.method,
             "identity": {k: capped(v) for k, v in _identity(self.caller, self.auth_method).items()},
             "source": capped(self.source),
+            "peer": self.peer,
+            "forwarded_for_ignored": (
+                None if self.forwarded_for_ignored is None else capped(self.forwarded_for_ignored)
+            ),
             "target": {k: capped(v) for k, v in self.target.items()},
             "image": None if self.image is None else capped(self.image),
             "previous_image": self.previous_image,

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -55,8 +55,12 @@ class AuthConfig:
     # Per identity: requests per second, and the burst allowed above it; 0 switches it off.
     rate_limit: float = 5.0
     rate_burst: int = 20
-    # Peers whose x-forwarded-for names the real client (the gateway).
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    # Peers whose x-forwarded-for names the real client (the gateway), by address or
+    # network, or by client certificate identity; nobody by default.
+    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxy_certs: tuple[str, ...] = ()
+    # The key of the gateway started in the same process (not a flag: made at start).
+    proxy_key: str | None = field(default=None, repr=False)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +119,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--trusted-proxy",
         action="append",
-        help="peer address whose x-forwarded-for is believed (repeatable; default: loopback)",
+        metavar="ADDRESS|NETWORK",
+        help="a proxy (the gateway) whose x-forwarded-for is believed, by address or network "
+        "such as 10.0.0.0/8 (repeatable; default: none, except the gateway started alongside)",
+    )
+    group.add_argument(
+        "--trusted-proxy-cert",
+        action="append",
+        metavar="NAME",
+        help="a proxy whose x-forwarded-for is believed, by the CN or a SAN of its client "
+        "certificate (mTLS; repeatable)",
     )
 
 
@@ -127,6 +140,12 @@ def config_from(arguments: argparse.Namespace) -> AuthConfig:
         raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
     if arguments.oidc_jwks_file is not None and arguments.oidc_audience is None:
         raise ValueError("--oidc-jwks-file needs --oidc-audience")
+    if arguments.trusted_proxy_cert and arguments.tls_client_ca is None:
+        raise ValueError("--trusted-proxy-cert needs --tls-client-ca (client certificates)")
+    from kubeupdate.auth.proxies import parse_network
+
+    for text in arguments.trusted_proxy or ():
+        parse_network(text)  # ValueError names the bad one
     return AuthConfig(
         enabled=not arguments.no_auth,
         tokens_file=arguments.tokens_file,
@@ -141,7 +160,8 @@ def config_from(arguments: argparse.Namespace) -> AuthConfig:
         audit_log=arguments.audit_log,
         rate_limit=arguments.rate_limit,
         rate_burst=arguments.rate_burst,
-        trusted_proxies=tuple(arguments.trusted_proxy or AuthConfig.trusted_proxies),
+        trusted_proxies=tuple(arguments.trusted_proxy or ()),
+        trusted_proxy_certs=tuple(arguments.trusted_proxy_cert or ()),
     )
 
 
@@ -170,6 +190,7 @@ class Auth:
             OidcVerifier,
         )
         from kubeupdate.auth.policy import load_policy
+        from kubeupdate.auth.proxies import ProxyTrust
         from kubeupdate.auth.ratelimit import RateLimiter
         from kubeupdate.auth.reloading import WatchedFile
         from kubeupdate.auth.tokens import parse_tokens
@@ -224,7 +245,9 @@ class Auth:
             policy=self.policy,
             audit=self.audit,
             limiter=limiter,
-            trusted_proxies=config.trusted_proxies,
+            proxies=ProxyTrust(
+                config.trusted_proxies, config.trusted_proxy_certs, config.proxy_key
+            ),
         )
         self._loop: asyncio.AbstractEventLoop | None = None
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any, Final, TypeAlias, cast
 
 import grpc
@@ -32,7 +32,9 @@ from kubeupdate import caller as current_caller
 from kubeupdate import errors, request_ids
 from kubeupdate.auth.audit import AuditLog, AuditRecord
 from kubeupdate.auth.authenticator import WWW_AUTHENTICATE, Authenticator, credentials_of, method_of
+from kubeupdate.auth.mtls import certificate_identities
 from kubeupdate.auth.policy import DENIAL_REASONS, Access, Policy, Request
+from kubeupdate.auth.proxies import ProxyTrust
 from kubeupdate.auth.ratelimit import RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.caller import ANONYMOUS, Caller
@@ -51,7 +53,6 @@ OPEN_SERVICES: Final = frozenset(
         "grpc.reflection.v1.ServerReflection",
     }
 )
-FORWARDED_FOR_KEY: Final = "x-forwarded-for"
 TARGET_FIELDS: Final = ("namespace", "deployment", "container")
 
 # Generic only in the type stubs, so the aliases are strings.
@@ -74,13 +75,14 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         policy: WatchedFile[Policy] | Policy | None,
         audit: AuditLog,
         limiter: RateLimiter | None = None,
-        trusted_proxies: Iterable[str] = ("127.0.0.1", "::1"),
+        proxies: ProxyTrust | None = None,
     ) -> None:
+        """``proxies`` may name clients in ``x-forwarded-for``; by default nobody may."""
         self._authenticator = authenticator
         self._policy = policy
         self._audit = audit
         self._limiter = limiter
-        self._trusted_proxies = frozenset(trusted_proxies)
+        self._proxies = proxies if proxies is not None else ProxyTrust()
         super().__init__()
 
     def policy(self) -> Policy:
@@ -156,12 +158,21 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         metadata = tuple(context.invocation_metadata() or ())
         rid = _request_id(metadata)
         request_ids.current.set(rid)
-        record = AuditRecord(rid, method, self._source(metadata, context.peer()))
+        # The certificate is read only where it matters: it costs a little per call.
+        mtls = self._authenticator is not None and self._authenticator.mtls
+        auth_context = _auth_context(context) if mtls or self._proxies.by_certificate else {}
+        identities = certificate_identities(auth_context)
+        origin = self._proxies.origin(metadata, context.peer(), identities)
+        record = AuditRecord(rid, method, origin.source, peer=origin.peer)
+        record.forwarded_for_ignored = origin.ignored
+        if self._proxies.is_proxy(identities):
+            # A proxy's certificate speaks for its clients, never for itself.
+            auth_context = {}
         record.target = {f: v for f in TARGET_FIELDS if (v := _field(request, f))}
         if access == "write":
             record.image = _field(request, "image") or None
         try:
-            caller = await self._authenticate(record, metadata, context)
+            caller = await self._authenticate(record, metadata, auth_context)
             self._limit(caller, record)
             target = _checked(request, record)
             self._authorise(caller, access, target, record)
@@ -187,7 +198,10 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         return record, current_caller.set_current(caller)
 
     async def _authenticate(
-        self, record: AuditRecord, metadata: tuple[tuple[str, Any], ...], context: Context
+        self,
+        record: AuditRecord,
+        metadata: tuple[tuple[str, Any], ...],
+        auth_context: dict[str, Any],
     ) -> Caller:
         if self._authenticator is None:
             return ANONYMOUS
@@ -197,7 +211,7 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             record.auth_method = method_of(credentials)
         try:
             caller = await self._authenticator.authenticate(
-                credentials, _auth_context(context) if self._authenticator.mtls else {}
+                credentials, auth_context if self._authenticator.mtls else {}
             )
         except errors.KubeupdateError as exc:
             record.reason = f"authentication: {exc.message}"
@@ -264,15 +278,6 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             record.outcome = grpc.StatusCode.CANCELLED.name
         self._audit.write(record)
 
-    def _source(self, metadata: tuple[tuple[str, Any], ...], peer: str) -> str:
-        host = _peer_host(peer)
-        if host in self._trusted_proxies:
-            for key, value in metadata:
-                if key == FORWARDED_FOR_KEY and isinstance(value, str) and value.strip():
-                    # The proxy appends the address it saw last.
-                    return value.split(",")[-1].strip()[:64]
-        return host
-
 
 def _checked(request: Any, record: AuditRecord) -> Target:
     """The call's target with its syntax checked, before any policy glob sees a name."""
@@ -324,16 +329,6 @@ def _auth_context(context: Context) -> dict[str, Any]:
         return dict(context.auth_context())
     except Exception:  # an insecure port has no auth context to speak of
         return {}
-
-
-def _peer_host(peer: str) -> str:
-    # "ipv4:127.0.0.1:5000", "ipv6:[::1]:5000", "unix:/path"
-    kind, _, rest = peer.partition(":")
-    if kind == "ipv6":
-        return rest.rpartition(":")[0].strip("[]")
-    if kind == "ipv4":
-        return rest.rpartition(":")[0]
-    return peer
 
 
 def _request_id(metadata: tuple[tuple[str, Any], ...]) -> str:

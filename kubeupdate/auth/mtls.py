@@ -31,6 +31,17 @@ def server_credentials(
     )
 
 
+def certificate_identities(auth_context: dict[str, Any]) -> set[str]:
+    """The names of a verified client certificate: its common name and SANs (none without)."""
+    caller = caller_from_auth_context(auth_context)
+    if caller is None:
+        return set()
+    names = set(caller.claims.get("sans", "").split())
+    if caller.claims.get("common_name"):
+        names.add(caller.claims["common_name"])
+    return names
+
+
 def caller_from_auth_context(auth_context: dict[str, Any]) -> Caller | None:
     """The caller a verified client certificate names, or None without one."""
     if not auth_context.get("x509_pem_cert"):

@@ -33,6 +33,7 @@ from kubeupdate.auth.authenticator import Authenticator
 from kubeupdate.auth.interceptor import AuthInterceptor
 from kubeupdate.auth.oidc import JwksDiscovery, KeyCache, OidcSettings, OidcVerifier
 from kubeupdate.auth.policy import parse_policy
+from kubeupdate.auth.proxies import ProxyTrust
 from kubeupdate.auth.ratelimit import RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.auth.tokens import create_token, hash_text, parse_tokens
@@ -150,11 +151,19 @@ async def stack(tmp_path: Path, issuer: Any, jwks_server: Any, burst: int) -> As
         policy=WatchedFile(tmp_path / "policy.yaml", parse_policy, what="policy"),
         audit=AuditLog.to_stream(audit),
         limiter=RateLimiter(rate=0.001, burst=burst),
+        proxies=ProxyTrust(["127.0.0.1"]),
     )
     spy = CallerSpy()
     server = ServiceServer(operations(api, backoff=0), port=0, interceptors=[interceptor, spy])
     port = await server.start()
-    gateway = GatewayServer(GatewaySettings(upstream=f"127.0.0.1:{port}", port=0, access_log=False))
+    gateway = GatewayServer(
+        GatewaySettings(
+            upstream=f"127.0.0.1:{port}",
+            port=0,
+            access_log=False,
+            forwarded_allow_ips="127.0.0.1",  # this test plays the ingress in front
+        )
+    )
     await gateway.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield Stack(

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from kubeupdate.v1 import deployment_image_service_pb2 as pb
+from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
+from devcluster import DevCluster
+from kubeupdate.auth.config import AuthConfig
+from kubeupdate.demo import write_demo_security
 from tests.conftest import SecuredStack
+from tests.stack import running_stack
 
 WEB_APP = "/deployment/default/web/app"
 
@@ -186,3 +196,69 @@ def test_refused_attempts_write_nothing_and_are_audited_once(
     assert line["decision"] == "deny"
     assert secured_stack.secret not in secured_stack.audit_log.read_text()
     assert secured_stack.secret not in answer.body.decode()
+
+
+# --- Who a call comes from: x-forwarded-for is believed only from configured proxies.
+
+
+def test_a_rest_client_cannot_name_its_own_source(secured_stack: SecuredStack) -> None:
+    headers = {**basic("demo", secured_stack.secret), "X-Forwarded-For": "203.0.113.66"}
+    answer = secured_stack.stack.request("GET", WEB_APP, None, headers)
+    assert answer.status == 200
+    (line,) = secured_stack.audit_lines()
+    # The gateway believes no X-Forwarded-For by default; the service believes the
+    # gateway started alongside, which names the client it saw.
+    assert (line["source"], line["peer"]) == ("127.0.0.1", "127.0.0.1")
+
+
+def test_a_local_grpc_caller_cannot_name_its_own_source(secured_stack: SecuredStack) -> None:
+    credentials = basic("demo", secured_stack.secret)["Authorization"]
+    with grpc.insecure_channel(secured_stack.stack.grpc_target) as channel:
+        stub = pb_grpc.DeploymentImageServiceStub(channel)
+        stub.GetContainerImage(
+            pb.GetContainerImageRequest(namespace="default", deployment="web", container="app"),
+            metadata=(("authorization", credentials), ("x-forwarded-for", "forged, text")),
+            timeout=10,
+        )
+    (line,) = secured_stack.audit_lines()
+    assert (line["source"], line["peer"]) == ("127.0.0.1", "127.0.0.1")
+    assert line["forwarded_for_ignored"] == "forged, text"
+
+
+def test_without_auth_a_local_caller_cannot_pick_its_rate_limit_bucket(
+    devcluster: DevCluster,
+) -> None:
+    auth = AuthConfig(enabled=False, rate_limit=0.001, rate_burst=1, audit_log=os.devnull)
+    request = pb.GetContainerImageRequest(namespace="default", deployment="web", container="app")
+    with (
+        running_stack(devcluster, auth) as stack,
+        grpc.insecure_channel(stack.grpc_target) as channel,
+    ):
+        stub = pb_grpc.DeploymentImageServiceStub(channel)
+        stub.GetContainerImage(request, metadata=(("x-forwarded-for", "10.0.0.1"),), timeout=10)
+        with pytest.raises(grpc.RpcError) as limited:
+            stub.GetContainerImage(request, metadata=(("x-forwarded-for", "10.0.0.2"),), timeout=10)
+    assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "source", "ignored"),
+    [
+        ("198.51.100.1, 203.0.113.9", "203.0.113.9", None),
+        ("nonsense", "127.0.0.1", "nonsense"),
+    ],
+)
+def test_behind_a_configured_proxy_the_client_is_its_address(
+    devcluster: DevCluster, tmp_path: Path, forwarded: str, source: str, ignored: str | None
+) -> None:
+    secret, auth = write_demo_security(tmp_path)
+    auth = replace(auth, audit_log=str(tmp_path / "audit.jsonl"), rate_limit=0)
+    with running_stack(devcluster, auth, forwarded_allow_ips="127.0.0.1") as stack:
+        headers = {**basic("demo", secret), "X-Forwarded-For": forwarded}
+        assert stack.request("GET", WEB_APP, None, headers).status == 200
+    (line,) = (json.loads(text) for text in (tmp_path / "audit.jsonl").read_text().splitlines())
+    assert (line["source"], line["peer"], line.get("forwarded_for_ignored")) == (
+        source,
+        "127.0.0.1",
+        ignored,
+    )
