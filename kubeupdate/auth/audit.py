@@ -72,6 +72,8 @@ class AuditRecord:
     previous_image: str | None = None
     decision: str = "deny"
     reason: str = ""
+    # "source" or "token_id": failed authentications put it in back-off.
+    limited: str | None = None
     rule: str | None = None
     outcome: str = ""
     changed: bool | None = None
@@ -93,6 +95,7 @@ class AuditRecord:
             "previous_image": self.previous_image,
             "decision": self.decision,
             "reason": capped(self.reason),
+            "limited": self.limited,
             "rule": self.rule,
             "outcome": self.outcome,
             "changed": self.changed,

@@ -17,7 +17,7 @@ from kubeupdate.auth.authorization import Basic, Bearer, Credentials, parse_auth
 from kubeupdate.auth.mtls import caller_from_auth_context
 from kubeupdate.auth.oidc import OidcVerifier
 from kubeupdate.auth.reloading import WatchedFile
-from kubeupdate.auth.tokens import TokenStore, token_id_of
+from kubeupdate.auth.tokens import TOKEN_ID_RE, TokenStore, token_id_of
 from kubeupdate.caller import Caller
 from kubeupdate.errors import ErrorReason, Unauthenticated
 
@@ -41,6 +41,13 @@ def credentials_of(metadata: Iterable[tuple[str, Any]]) -> Credentials | None:
             reason=ErrorReason.CREDENTIALS_MALFORMED,
         )
     return parse_authorization(values[0])
+
+
+def claimed_token_id(credentials: Credentials) -> str | None:
+    """The static token id the credentials claim (checked or not), if shaped like one."""
+    if isinstance(credentials, Basic):
+        return credentials.user if TOKEN_ID_RE.fullmatch(credentials.user) else None
+    return token_id_of(credentials.token)
 
 
 def method_of(credentials: Credentials) -> str:

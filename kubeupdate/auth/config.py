@@ -55,6 +55,10 @@ class AuthConfig:
     # Per identity: requests per second, and the burst allowed above it; 0 switches it off.
     rate_limit: float = 5.0
     rate_burst: int = 20
+    # Failed authentications a source (or a token id) may make before back-off; 0: off.
+    auth_failure_limit: int = 10
+    # The longest back-off, in seconds; it doubles from 1 s with each failure past the limit.
+    auth_failure_backoff_max: float = 300.0
     # Peers whose x-forwarded-for names the real client (the gateway), by address or
     # network, or by client certificate identity; nobody by default.
     trusted_proxies: tuple[str, ...] = ()
@@ -117,6 +121,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests an identity may burst above the rate (default: %(default)s)",
     )
     group.add_argument(
+        "--auth-failure-limit",
+        type=int,
+        default=defaults.auth_failure_limit,
+        help="failed authentications a source address or token id may make before it is "
+        "backed off; 0 for no limit (default: %(default)s)",
+    )
+    group.add_argument(
+        "--auth-failure-backoff-max",
+        type=float,
+        default=defaults.auth_failure_backoff_max,
+        help="longest back-off after failed authentications, seconds; it doubles from 1 s "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
         "--trusted-proxy",
         action="append",
         metavar="ADDRESS|NETWORK",
@@ -160,6 +178,8 @@ def config_from(arguments: argparse.Namespace) -> AuthConfig:
         audit_log=arguments.audit_log,
         rate_limit=arguments.rate_limit,
         rate_burst=arguments.rate_burst,
+        auth_failure_limit=arguments.auth_failure_limit,
+        auth_failure_backoff_max=arguments.auth_failure_backoff_max,
         trusted_proxies=tuple(arguments.trusted_proxy or ()),
         trusted_proxy_certs=tuple(arguments.trusted_proxy_cert or ()),
     )
@@ -191,7 +211,7 @@ class Auth:
         )
         from kubeupdate.auth.policy import load_policy
         from kubeupdate.auth.proxies import ProxyTrust
-        from kubeupdate.auth.ratelimit import RateLimiter
+        from kubeupdate.auth.ratelimit import FailureBackoff, RateLimiter
         from kubeupdate.auth.reloading import WatchedFile
         from kubeupdate.auth.tokens import parse_tokens
 
@@ -245,6 +265,11 @@ class Auth:
             policy=self.policy,
             audit=self.audit,
             limiter=limiter,
+            failures=(
+                FailureBackoff(config.auth_failure_limit, max_delay=config.auth_failure_backoff_max)
+                if config.auth_failure_limit > 0
+                else None
+            ),
             proxies=ProxyTrust(
                 config.trusted_proxies, config.trusted_proxy_certs, config.proxy_key
             ),

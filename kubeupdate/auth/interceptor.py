@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from typing import Any, Final, TypeAlias, cast
 
@@ -31,11 +32,17 @@ import grpc.aio
 from kubeupdate import caller as current_caller
 from kubeupdate import errors, request_ids
 from kubeupdate.auth.audit import AuditLog, AuditRecord
-from kubeupdate.auth.authenticator import WWW_AUTHENTICATE, Authenticator, credentials_of, method_of
+from kubeupdate.auth.authenticator import (
+    WWW_AUTHENTICATE,
+    Authenticator,
+    claimed_token_id,
+    credentials_of,
+    method_of,
+)
 from kubeupdate.auth.mtls import certificate_identities
 from kubeupdate.auth.policy import DENIAL_REASONS, Access, Policy, Request
 from kubeupdate.auth.proxies import ProxyTrust
-from kubeupdate.auth.ratelimit import RateLimiter
+from kubeupdate.auth.ratelimit import FailureBackoff, RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.caller import ANONYMOUS, Caller
 from kubeupdate.protocol.grpc.interceptors import HandlerWrappingInterceptor
@@ -75,13 +82,16 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         policy: WatchedFile[Policy] | Policy | None,
         audit: AuditLog,
         limiter: RateLimiter | None = None,
+        failures: FailureBackoff | None = None,
         proxies: ProxyTrust | None = None,
     ) -> None:
-        """``proxies`` may name clients in ``x-forwarded-for``; by default nobody may."""
+        """``failures`` backs off sources and token ids whose authentications fail;
+        ``proxies`` may name clients in ``x-forwarded-for`` (by default nobody may)."""
         self._authenticator = authenticator
         self._policy = policy
         self._audit = audit
         self._limiter = limiter
+        self._failures = failures
         self._proxies = proxies if proxies is not None else ProxyTrust()
         super().__init__()
 
@@ -205,19 +215,61 @@ class AuthInterceptor(HandlerWrappingInterceptor):
     ) -> Caller:
         if self._authenticator is None:
             return ANONYMOUS
+        self._refuse_blocked_source(record)
         record.auth_method = "none"
-        credentials = credentials_of(metadata)
-        if credentials is not None:
-            record.auth_method = method_of(credentials)
+        claimed: str | None = None
         try:
+            credentials = credentials_of(metadata)
+            if credentials is not None:
+                record.auth_method = method_of(credentials)
+                claimed = claimed_token_id(credentials)
             caller = await self._authenticator.authenticate(
                 credentials, auth_context if self._authenticator.mtls else {}
             )
         except errors.KubeupdateError as exc:
             record.reason = f"authentication: {exc.message}"
+            if isinstance(exc, errors.Unauthenticated):
+                self._count_failure(record, claimed)
             raise
+        if claimed is not None and self._failures is not None:
+            self._failures.succeeded(f"token:{claimed}")
         record.caller = caller
         return caller
+
+    def _refuse_blocked_source(self, record: AuditRecord) -> None:
+        """A source in back-off is refused before its credentials are looked at."""
+        if self._failures is None:
+            return
+        wait = self._failures.blocked(f"source:{record.source}")
+        if wait > 0:
+            record.limited = "source"
+            record.reason = (
+                f"authentication failures: {record.source} is blocked for {math.ceil(wait)} s"
+            )
+            raise errors.RateLimited(
+                "Too many failed authentications from this address; retry later.",
+                retry_after=wait,
+            )
+
+    def _count_failure(self, record: AuditRecord, claimed: str | None) -> None:
+        """One more failure of the source and of the token id claimed, if any."""
+        if self._failures is None:
+            return
+        blocked = self._failures.failed(f"source:{record.source}")
+        if blocked > 0:
+            record.limited = "source"
+            record.reason += f" (the source is blocked for {math.ceil(blocked)} s)"
+        if claimed is None:
+            return
+        blocked = self._failures.failed(f"token:{claimed}")
+        if blocked > 0:
+            # The holder of the right secret still gets in: only failures are answered so.
+            record.limited = "token_id"
+            record.reason += f" (token id {claimed} is limited for {math.ceil(blocked)} s)"
+            raise errors.RateLimited(
+                "Too many failed authentications for this token id; retry later.",
+                retry_after=blocked,
+            ) from None
 
     def _limit(self, caller: Caller, record: AuditRecord) -> None:
         if self._limiter is None:

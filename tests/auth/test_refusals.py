@@ -128,7 +128,9 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         oidc_issuer=ISSUER,
         oidc_jwks_file=directory / "jwks.json",
         audit_log=str(audit_log),
+        # Limits have tests of their own; here every refusal must be the table's.
         rate_limit=0,
+        auth_failure_limit=0,
     )
     with (
         DevCluster() as cluster,

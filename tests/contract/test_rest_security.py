@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,76 @@ def test_behind_a_configured_proxy_the_client_is_its_address(
         "127.0.0.1",
         ignored,
     )
+
+
+# --- Failed authentications cost the one who fails.
+
+
+@pytest.fixture
+def limited_stack(devcluster: DevCluster, tmp_path: Path) -> Iterator[SecuredStack]:
+    """The demo's security with a tight rate limit, behind a proxy the gateway believes."""
+    secret, auth = write_demo_security(tmp_path)
+    audit_log = tmp_path / "audit.jsonl"
+    auth = replace(auth, audit_log=str(audit_log), rate_limit=1, rate_burst=5)
+    with running_stack(devcluster, auth, forwarded_allow_ips="127.0.0.1") as stack:
+        yield SecuredStack(stack, secret, audit_log)
+
+
+def from_address(address: str, credentials: dict[str, str] | None = None) -> dict[str, str]:
+    return {"X-Forwarded-For": address, **(credentials or {})}
+
+
+def test_failed_and_anonymous_attempts_back_off_their_source(
+    limited_stack: SecuredStack,
+) -> None:
+    stack = limited_stack.stack
+    answers = [stack.request("GET", WEB_APP, None, from_address("203.0.113.1")) for _ in range(40)]
+    statuses = [answer.status for answer in answers]
+    # Ten failures are free (the rate limit never applies: nobody authenticated);
+    # past them the source is blocked, so most of the rest are refused unread.
+    assert statuses[:11] == [401] * 11
+    assert statuses.count(429) >= 20
+    refused = [answer for answer in answers if answer.status == 429]
+    assert all(int(answer.headers["retry-after"]) >= 1 for answer in refused)
+    assert all("failed authentications" in answer.json["Detail"] for answer in refused)
+    lines = limited_stack.audit_lines()
+    assert len(lines) == 40
+    assert lines[10]["limited"] == "source"  # the failure that started the back-off
+    assert all(
+        line["limited"] == "source" for line in lines if line["outcome"] != "UNAUTHENTICATED"
+    )
+
+    # Someone else, and the right secret from a fresh address, are unaffected.
+    good = from_address("203.0.113.2", basic("demo", limited_stack.secret))
+    assert stack.request("GET", WEB_APP, None, good).status == 200
+    assert stack.request("GET", WEB_APP, None, from_address("203.0.113.3")).status == 401
+
+
+def test_guessing_one_token_id_from_many_addresses_cannot_lock_out_its_holder(
+    limited_stack: SecuredStack,
+) -> None:
+    stack = limited_stack.stack
+    guess = basic("demo", "kut_demo_" + "0" * 64)
+    statuses = [
+        stack.request("GET", WEB_APP, None, from_address(f"198.51.100.{n}", guess)).status
+        for n in range(1, 16)
+    ]
+    assert statuses[:10] == [401] * 10
+    assert set(statuses[10:]) == {429}
+    assert limited_stack.audit_lines()[-1]["limited"] == "token_id"
+    holder = from_address("192.0.2.10", basic("demo", limited_stack.secret))
+    assert stack.request("GET", WEB_APP, None, holder).status == 200
+
+
+def test_a_blocked_source_is_refused_over_grpc_too(limited_stack: SecuredStack) -> None:
+    request = pb.GetContainerImageRequest(namespace="default", deployment="web", container="app")
+    codes = []
+    with grpc.insecure_channel(limited_stack.stack.grpc_target) as channel:
+        stub = pb_grpc.DeploymentImageServiceStub(channel)
+        for _ in range(20):
+            try:
+                stub.GetContainerImage(request, timeout=10)
+            except grpc.RpcError as error:
+                codes.append(error.code())
+    assert codes[:11] == [grpc.StatusCode.UNAUTHENTICATED] * 11
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
