@@ -24,6 +24,8 @@ from kubeupdate.errors import ErrorReason, Unauthenticated
 log = logging.getLogger(__name__)
 
 AUTHORIZATION_KEY: Final = "authorization"
+# A GitHub OIDC token is about 1.2 KB, a static token's secret 80 bytes.
+MAX_AUTHORIZATION_BYTES: Final = 4096
 REQUIRED: Final = "Authentication is required: send a Bearer token or HTTP Basic credentials."
 FAILED: Final = "Authentication failed."
 # Sent as trailing metadata with UNAUTHENTICATED, for the gateway's 401.
@@ -38,6 +40,13 @@ def credentials_of(metadata: Iterable[tuple[str, Any]]) -> Credentials | None:
     if len(values) > 1 or not isinstance(values[0], str):
         raise Unauthenticated(
             "Authentication failed: send exactly one Authorization header.",
+            reason=ErrorReason.CREDENTIALS_MALFORMED,
+        )
+    if len(values[0]) > MAX_AUTHORIZATION_BYTES:
+        raise Unauthenticated(
+            f"Authentication failed: the Authorization header is {len(values[0])} bytes long, "
+            f"more than the {MAX_AUTHORIZATION_BYTES} a token, Basic credentials or an OIDC "
+            "token need.",
             reason=ErrorReason.CREDENTIALS_MALFORMED,
         )
     return parse_authorization(values[0])

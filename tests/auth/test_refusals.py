@@ -273,6 +273,20 @@ CASES = [
         C.UNAUTHENTICATED,
     ),
     Case("random bearer", fixed("Bearer hunter2"), WEB_APP, None, C.UNAUTHENTICATED),
+    Case(
+        "an oversized Authorization",
+        fixed("Bearer " + "Zq7x" * 2_500),
+        WEB_APP,
+        "nginx:1.27",
+        C.UNAUTHENTICATED,
+    ),
+    Case(
+        "oversized Basic credentials",
+        fixed("Basic " + base64.b64encode(b"release-bot:" + b"x" * 6000).decode()),
+        WEB_APP,
+        None,
+        C.UNAUTHENTICATED,
+    ),
     Case("revoked token", bearer(secret_of("revoked-bot")), WEB_APP, None, C.UNAUTHENTICATED),
     Case("expired token", bearer(secret_of("expired-bot")), WEB_APP, None, C.UNAUTHENTICATED),
     Case(
@@ -592,3 +606,17 @@ def test_what_a_caller_sends_is_cut_in_its_audit_line(secured: Secured, transpor
     (line,) = secured.audit_lines_since(offset)
     assert len(line) < 4096
     assert json.loads(line)["image"].endswith(f"...(+{len(image) - FIELD_LIMIT} characters)")
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_oversized_credentials_get_a_sentence_not_a_transport_error(
+    secured: Secured, transport: str
+) -> None:
+    offset = secured.audit_size()
+    case = Case("large", fixed(None), WEB_APP, None, C.UNAUTHENTICATED)
+    call = rest_call if transport == "rest" else grpc_call
+    code, body = call(secured, case, "Bearer " + "Qz8y" * 3_000)
+    assert code == C.UNAUTHENTICATED
+    assert "the Authorization header is 12007 bytes long, more than the 4096" in body
+    (line,) = secured.audit_lines_since(offset)
+    assert json.loads(line)["outcome"] == "UNAUTHENTICATED"

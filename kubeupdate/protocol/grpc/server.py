@@ -37,13 +37,17 @@ SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["DeploymentImageService"].ful
 
 #: The largest request message accepted, in bytes.
 MAX_REQUEST_BYTES: Final = 64 * 1024
-#: The largest metadata (headers) accepted, in bytes: room for an Authorization value
-#: over the security interceptor's limit, which it then refuses, audited, itself.
-MAX_METADATA_BYTES: Final = 16 * 1024
+#: The largest metadata (headers) accepted, in bytes: above the gateway's limit on a
+#: whole HTTP header block, so an oversized Authorization from a REST caller reaches
+#: the security interceptor, which refuses it with a sentence and an audit line
+#: (gRPC itself would answer RESOURCE_EXHAUSTED, unaudited).
+MAX_METADATA_BYTES: Final = 32 * 1024
 SERVER_OPTIONS: Final = (
     ("grpc.so_reuseport", 0),
     ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+    # The soft limit refuses some requests between it and the absolute one: both alike.
     ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
 )
 
 
