@@ -27,12 +27,14 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Any
 
 import grpc
 import uvicorn
 from google.protobuf.descriptor import ServiceDescriptor
 
 from gateway.app import DEFAULT_SERVICES, create_app
+from gateway.connections import ConnectionLimits, GuardedHttpProtocol
 from gateway.settings import GatewaySettings
 from gateway.streaming import OpenStreams
 from gateway.upstream import GrpcUpstream, Upstream
@@ -98,6 +100,11 @@ class GatewayServer:
                     f"{exc.strerror or exc}"
                 ) from exc
             self._port = int(self._socket.getsockname()[1])
+            limits = ConnectionLimits(
+                header_timeout=self.settings.header_timeout,
+                body_timeout=self.settings.body_timeout,
+                max_header_bytes=self.settings.max_header_bytes,
+            )
             config = uvicorn.Config(
                 app,
                 lifespan="off",  # the channel's life is managed here, not by ASGI lifespan
@@ -107,6 +114,9 @@ class GatewayServer:
                 proxy_headers=True,
                 forwarded_allow_ips=self.settings.forwarded_allow_ips,
                 server_header=False,
+                http=GuardedHttpProtocol.with_limits(limits),
+                timeout_keep_alive=self.settings.keep_alive_timeout,
+                limit_concurrency=self.settings.max_connections,
             )
             config.load()
             server = uvicorn.Server(config)
@@ -275,6 +285,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--health-timeout", type=float, default=defaults.health_timeout)
     parser.add_argument("--health-service", default=defaults.health_service)
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
+    add_limit_arguments(parser, prefix="")
     parser.add_argument(
         "--forwarded-allow-ips",
         default=defaults.forwarded_allow_ips,
@@ -283,6 +294,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-access-log", action="store_true")
     parser.add_argument("--no-metrics", action="store_true", help="no GET /metrics")
+
+
+def add_limit_arguments(parser: argparse._ActionsContainer, *, prefix: str) -> None:
+    """The connection limits, for this module's CLI and ``kubeupdate serve`` (``--http-...``)."""
+    defaults = GatewaySettings()
+    parser.add_argument(
+        f"--{prefix}header-timeout",
+        type=float,
+        default=defaults.header_timeout,
+        help="seconds a client has to send a request's headers, from the connection's start "
+        "or the previous response (default: %(default)s)",
+    )
+    parser.add_argument(
+        f"--{prefix}body-timeout",
+        type=float,
+        default=defaults.body_timeout,
+        help="seconds a client has to send a request's body after its headers "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        f"--{prefix}keep-alive-timeout",
+        type=int,
+        default=defaults.keep_alive_timeout,
+        help="seconds an idle keep-alive connection stays open (default: %(default)s)",
+    )
+    parser.add_argument(
+        f"--{prefix}max-header-bytes",
+        type=int,
+        default=defaults.max_header_bytes,
+        help="largest request line and headers, in bytes; 431 above (default: %(default)s)",
+    )
+    parser.add_argument(
+        f"--{prefix}max-connections",
+        type=int,
+        default=defaults.max_connections,
+        help="connections and requests in progress; 503 above (default: %(default)s)",
+    )
+
+
+def limits_from_args(args: argparse.Namespace, *, prefix: str) -> dict[str, Any]:
+    """The GatewaySettings fields that :func:`add_limit_arguments` reads."""
+    names = ("header_timeout", "body_timeout", "keep_alive_timeout")
+    values: dict[str, Any] = {name: getattr(args, prefix + name) for name in names}
+    values["max_header_bytes"] = getattr(args, f"{prefix}max_header_bytes")
+    values["max_connections"] = getattr(args, f"{prefix}max_connections")
+    return values
 
 
 def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
@@ -299,6 +356,7 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         forwarded_allow_ips=args.forwarded_allow_ips,
         access_log=not args.no_access_log,
         metrics=not args.no_metrics,
+        **limits_from_args(args, prefix=""),
     )
 
 

@@ -28,6 +28,16 @@ class GatewaySettings:
     # grpc.health.v1 service name asked by /readyz; "" is the whole server.
     health_service: str = ""
     max_body_bytes: int = 64 * 1024
+    # Slow or idle clients (gateway.connections): seconds from a connection's start, or
+    # the end of the previous response, to the end of the request headers; and from
+    # there to the end of the body. A keep-alive connection idle this long is closed.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keep_alive_timeout: int = 5
+    # The request line and headers together, in bytes (431 above).
+    max_header_bytes: int = 16 * 1024
+    # Connections and requests in progress together; above it uvicorn answers 503.
+    max_connections: int = 1000
     # Proxies trusted for X-Forwarded-For/-Proto (uvicorn's forwarded_allow_ips:
     # addresses and networks, comma-separated; "*" for any); none by default, so a
     # client cannot name itself. The client address the gateway forwards to the

@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 from kubeupdate.client.cli import VersionAction  # one --version for both commands
 
+from gateway.server import add_limit_arguments, limits_from_args
 from gateway.settings import GatewaySettings
 from kubeupdate import logs, loops, service
 from kubeupdate.auth import cli as token_cli
@@ -162,6 +163,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="proxies (an ingress, a tunnel) trusted for X-Forwarded-For: addresses or "
         "networks, comma-separated, '*' for any (default: none)",
     )
+    add_limit_arguments(rest, prefix="http-")
     rest.add_argument(
         "--no-access-log",
         action="store_true",
@@ -199,6 +201,7 @@ def run_serve(args: argparse.Namespace) -> int:
             forwarded_allow_ips=args.forwarded_allow_ips,
             access_log=not args.no_access_log,
             metrics=not args.no_metrics,
+            **limits_from_args(args, prefix="http_"),
             # A waited change may take the longest wait the service allows.
             wait_call_timeout=args.max_wait_timeout + args.call_timeout,
         )
