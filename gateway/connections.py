@@ -27,9 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from kubeupdate.v1.error_reason_pb2 import ErrorReason
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.transcoding import encode_document
+from gateway.transcoding import error_document
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._refuse(
             http.HTTPStatus.REQUEST_TIMEOUT,
             "DEADLINE_EXCEEDED",
+            ErrorReason.REQUEST_TIMEOUT,
             f"The request headers did not arrive within {self._limits.header_timeout:g} seconds.",
         )
 
@@ -160,6 +162,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._refuse(
             http.HTTPStatus.REQUEST_TIMEOUT,
             "DEADLINE_EXCEEDED",
+            ErrorReason.REQUEST_TIMEOUT,
             f"The request body did not arrive within {self._limits.body_timeout:g} seconds.",
         )
 
@@ -167,16 +170,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._refuse(
             http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
             "INVALID_ARGUMENT",
+            ErrorReason.REQUEST_HEADERS_TOO_LARGE,
             f"The request line and headers are larger than {self._limits.max_header_bytes} bytes.",
         )
 
-    def _refuse(self, status: http.HTTPStatus, code: str, detail: str) -> None:
+    def _refuse(
+        self, status: http.HTTPStatus, code: str, reason: ErrorReason.ValueType, detail: str
+    ) -> None:
         """Answer ``status`` with the gateway's JSON error, then close the connection."""
         self._refused = True
         self._cancel_deadline()
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
         logger.warning("%s: %d %s", client, status.value, detail)
-        body = encode_document({"Status": "failed", "Detail": detail, "Code": code})
+        body = error_document(code, detail, ErrorReason.Name(reason))
         head = (
             f"HTTP/1.1 {status.value} {status.phrase}\r\n"
             "content-type: application/json\r\n"

@@ -47,7 +47,7 @@ def credentials_of(metadata: Iterable[tuple[str, Any]]) -> Credentials | None:
             f"Authentication failed: the Authorization header is {len(values[0])} bytes long, "
             f"more than the {MAX_AUTHORIZATION_BYTES} a token, Basic credentials or an OIDC "
             "token need.",
-            reason=ErrorReason.CREDENTIALS_MALFORMED,
+            reason=ErrorReason.CREDENTIALS_TOO_LARGE,
         )
     return parse_authorization(values[0])
 

@@ -40,7 +40,7 @@ from kubeupdate.auth.authenticator import (
     method_of,
 )
 from kubeupdate.auth.mtls import certificate_identities
-from kubeupdate.auth.policy import DENIAL_REASONS, Access, Policy, Request
+from kubeupdate.auth.policy import DENIAL_REASONS, NO_RULE_FOR_CALLER, Access, Policy, Request
 from kubeupdate.auth.proxies import ProxyTrust
 from kubeupdate.auth.ratelimit import FailureBackoff, RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
@@ -249,6 +249,7 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             raise errors.RateLimited(
                 "Too many failed authentications from this address; retry later.",
                 retry_after=wait,
+                reason=errors.ErrorReason.AUTHENTICATION_BACKOFF,
             )
 
     def _count_failure(self, record: AuditRecord, claimed: str | None) -> None:
@@ -269,6 +270,7 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             raise errors.RateLimited(
                 "Too many failed authentications for this token id; retry later.",
                 retry_after=blocked,
+                reason=errors.ErrorReason.AUTHENTICATION_BACKOFF,
             ) from None
 
     def _limit(self, caller: Caller, record: AuditRecord) -> None:
@@ -301,8 +303,7 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         record.reason = decision.reason
         if not decision.allowed:
             raise errors.Denied(
-                f"Permission denied: {decision.reason}.",
-                reason=DENIAL_REASONS[decision.reason],
+                _denial(caller, decision.reason), reason=DENIAL_REASONS[decision.reason]
             )
         record.decision = "allow"
 
@@ -329,6 +330,19 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         else:  # cancellation: the caller went away
             record.outcome = grpc.StatusCode.CANCELLED.name
         self._audit.write(record)
+
+
+def _denial(caller: Caller, reason: str) -> str:
+    """The sentence of a refusal: the reason, and for a caller no rule names, who it is.
+
+    A workflow's owner then sees which of its claims the policy was asked about
+    (its own, so nothing leaks); which rules exist, the caller never learns.
+    """
+    if reason == NO_RULE_FOR_CALLER and caller.method == "oidc":
+        shown = ("repository", "repository_id", "ref", "environment", "job_workflow_ref")
+        claims = ", ".join(f"{k} {caller.claims[k]}" for k in shown if k in caller.claims)
+        return f"Permission denied: {reason} ({claims})."
+    return f"Permission denied: {reason}."
 
 
 def _checked(request: Any, record: AuditRecord) -> Target:

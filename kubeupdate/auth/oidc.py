@@ -33,6 +33,7 @@ from kubeupdate.auth import jws
 from kubeupdate.auth.config import GITHUB_ISSUER
 from kubeupdate.caller import Caller
 from kubeupdate.errors import ErrorReason, Reason, Unauthenticated, Unavailable
+from kubeupdate.names import quote
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +253,9 @@ class OidcVerifier:
         # Claims first: no key fetch for a token that could not pass anyway.
         problem = self._claims_problem(signed.claims)
         if problem:
-            why, reason = problem
+            why, reason, sentence = problem
             log.info("OIDC token refused: %s", why)
-            # The reason tells the caller which check failed; the message stays generic.
-            raise Unauthenticated(FAILED, reason=reason)
+            raise Unauthenticated(sentence, reason=reason)
         if signed.kid is None:
             log.info("OIDC token refused: no kid")
             raise Unauthenticated(FAILED, reason=_INVALID)
@@ -267,30 +267,63 @@ class OidcVerifier:
             raise Unauthenticated(FAILED, reason=_INVALID) from None
         return caller_from_claims(signed.claims)
 
-    def _claims_problem(self, claims: dict[str, Any]) -> tuple[str, Reason] | None:
-        """Why the claims are refused (for the log) and the reason the caller gets, or None."""
+    def _claims_problem(self, claims: dict[str, Any]) -> tuple[str, Reason, str] | None:
+        """Why the claims are refused: for the log, the reason, the caller's sentence; or None.
+
+        A sentence says what the owner of the workflow can fix (issuer, audience,
+        times), quoting only the token's own claims and this server's public
+        settings; anything else reads "not valid here".
+        """
         settings = self.settings
-        if claims.get("iss") != settings.issuer:
-            return "foreign issuer", ErrorReason.OIDC_ISSUER_MISMATCH
+        issuer = claims.get("iss")
+        if issuer != settings.issuer:
+            return (
+                "foreign issuer",
+                ErrorReason.OIDC_ISSUER_MISMATCH,
+                f"Authentication failed: the OIDC token was issued by {_quoted(issuer)}; this "
+                f"server accepts tokens issued by {settings.issuer}.",
+            )
         audience = claims.get("aud")
         if isinstance(audience, list) and len(audience) == 1:
             audience = audience[0]  # a one-element list means the same (RFC 7519)
         if audience != settings.audience:
-            return "wrong or missing audience", ErrorReason.OIDC_AUDIENCE_MISMATCH
+            return (
+                "wrong or missing audience",
+                ErrorReason.OIDC_AUDIENCE_MISMATCH,
+                f"Authentication failed: the OIDC token's audience is {_quoted(audience)}; this "
+                f"server accepts the audience {settings.audience!r} only (in GitHub Actions, "
+                "ask for a token with that audience).",
+            )
         now = self._clock()
         leeway = settings.leeway
         exp, nbf, iat = (_number(claims.get(name)) for name in ("exp", "nbf", "iat"))
         if exp is None or iat is None:
-            return "exp and iat are required", _INVALID
+            return "exp and iat are required", _INVALID, FAILED
         if now >= exp + leeway:
-            return "expired", ErrorReason.OIDC_TOKEN_EXPIRED
-        if nbf is not None and now < nbf - leeway:
-            return "not valid yet (nbf)", ErrorReason.OIDC_TOKEN_NOT_YET_VALID
-        if now < iat - leeway:
-            return "issued in the future (iat)", ErrorReason.OIDC_TOKEN_NOT_YET_VALID
+            return (
+                "expired",
+                ErrorReason.OIDC_TOKEN_EXPIRED,
+                f"Authentication failed: the OIDC token expired {now - exp:.0f} seconds ago; "
+                "ask for a new one right before the call.",
+            )
+        start = max(nbf if nbf is not None else iat, iat)
+        if now < start - leeway:
+            return (
+                "not valid yet (nbf or iat)",
+                ErrorReason.OIDC_TOKEN_NOT_YET_VALID,
+                f"Authentication failed: the OIDC token is valid from {start - now:.0f} seconds "
+                "from now by this server's clock; check the clocks.",
+            )
         if not isinstance(claims.get("repository"), str):
-            return "no repository claim", _INVALID
+            return "no repository claim", _INVALID, FAILED
         return None
+
+
+def _quoted(value: Any) -> str:
+    """A claim as the caller sent it, shortened and escaped for a sentence."""
+    if value is None:
+        return "missing"
+    return quote(value if isinstance(value, str) else json.dumps(value))
 
 
 # A token that fails another check, or none we can name.

@@ -144,6 +144,7 @@ class Request:
 class Decision:
     allowed: bool
     reason: str
+    # The rule that allowed; for a refusal, the closest one (audit lines only).
     rule: str | None = None
 
 
@@ -354,15 +355,19 @@ class Policy:
     warnings: tuple[str, ...] = ()
 
     def decide(self, caller: Caller, request: Request) -> Decision:
-        """Allowed by the first rule that grants everything; else the most telling refusal."""
-        reason = NO_RULE_FOR_CALLER
+        """Allowed by the first rule that grants everything; else the most telling refusal.
+
+        A refusal names the rule it came from, for the audit line (never for the
+        caller): the first rule that names the caller and got furthest.
+        """
+        reason, closest = NO_RULE_FOR_CALLER, None
         for rule in self.rules:
             verdict = rule.verdict(caller, request)
             if verdict == ALLOWED:
                 return Decision(True, ALLOWED, rule.name)
             if _rank(verdict) > _rank(reason):
-                reason = verdict
-        return Decision(False, reason)
+                reason, closest = verdict, rule.name
+        return Decision(False, reason, closest)
 
     def explain(self, caller: Caller, request: Request) -> list[tuple[Rule, str]]:
         """Every rule with its verdict for this caller and request, in file order."""

@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
@@ -224,6 +225,9 @@ class Case:
     target: Target
     image: str | None  # None: a read (GetContainerImage); else a write (SetContainerImage)
     code: grpc.StatusCode
+    # The ErrorInfo reason, and a part of the sentence, when the case is about them.
+    reason: str | None = None
+    says: str | None = None
     transports: tuple[str, ...] = ("rest", "grpc")
 
 
@@ -279,6 +283,7 @@ CASES = [
         WEB_APP,
         "nginx:1.27",
         C.UNAUTHENTICATED,
+        "CREDENTIALS_TOO_LARGE",
     ),
     Case(
         "oversized Basic credentials",
@@ -307,13 +312,23 @@ CASES = [
         C.UNAUTHENTICATED,
     ),
     Case("claims changed after signing", bearer(tampered_claims), WEB_APP, None, C.UNAUTHENTICATED),
-    Case("signature changed", bearer(tampered_signature), WEB_APP, None, C.UNAUTHENTICATED),
+    Case(
+        "signature changed",
+        bearer(tampered_signature),
+        WEB_APP,
+        None,
+        C.UNAUTHENTICATED,
+        "OIDC_TOKEN_INVALID",
+        "the OIDC token is not valid here.",
+    ),
     Case(
         "github's own issuer",
         oidc(iss="https://token.actions.githubusercontent.com"),
         WEB_APP,
         None,
         C.UNAUTHENTICATED,
+        "OIDC_ISSUER_MISMATCH",
+        f"this server accepts tokens issued by {ISSUER}.",
     ),
     Case("no audience", oidc(aud=None), WEB_APP, None, C.UNAUTHENTICATED),
     Case(
@@ -323,11 +338,36 @@ CASES = [
         None,
         C.UNAUTHENTICATED,
     ),
-    Case("another audience", oidc(aud="sigstore"), WEB_APP, None, C.UNAUTHENTICATED),
+    Case(
+        "another audience",
+        oidc(aud="sigstore"),
+        WEB_APP,
+        None,
+        C.UNAUTHENTICATED,
+        "OIDC_AUDIENCE_MISMATCH",
+        f'the OIDC token\'s audience is "sigstore"; this server accepts the audience '
+        f"'{AUDIENCE}' only",
+    ),
     Case("two audiences", oidc(aud=[AUDIENCE, "x"]), WEB_APP, None, C.UNAUTHENTICATED),
-    Case("expired jwt", oidc(exp=NOW - 300), WEB_APP, None, C.UNAUTHENTICATED),
+    Case(
+        "expired jwt",
+        oidc(exp=NOW - 300),
+        WEB_APP,
+        None,
+        C.UNAUTHENTICATED,
+        "OIDC_TOKEN_EXPIRED",
+        "seconds ago; ask for a new one right before the call.",
+    ),
     Case("jwt without exp", oidc(exp=None), WEB_APP, None, C.UNAUTHENTICATED),
-    Case("nbf in the future", oidc(nbf=NOW + 3600), WEB_APP, None, C.UNAUTHENTICATED),
+    Case(
+        "nbf in the future",
+        oidc(nbf=NOW + 3600),
+        WEB_APP,
+        None,
+        C.UNAUTHENTICATED,
+        "OIDC_TOKEN_NOT_YET_VALID",
+        "check the clocks",
+    ),
     Case("iat in the future", oidc(iat=NOW + 3600), WEB_APP, None, C.UNAUTHENTICATED),
     Case("jwt without repository", oidc(repository=None), WEB_APP, None, C.UNAUTHENTICATED),
     Case(
@@ -340,11 +380,14 @@ CASES = [
     Case("no kid", oidc_signed({"omit_kid": True}), WEB_APP, None, C.UNAUTHENTICATED),
     # --- policy: OIDC claims
     Case(
-        "another repository id",
-        oidc(repository_id="999"),
+        "another repository of another owner",
+        oidc(repository_id="999", repository_owner_id="77"),
         WEB_APP,
         f"ghcr.io/acme/web:v1.0.0@{DIGEST}",
         C.PERMISSION_DENIED,
+        "CALLER_NOT_ALLOWED",
+        "no rule of the policy names this caller (repository acme/web, repository_id 999, "
+        "ref refs/heads/main, environment production",
     ),
     Case(
         "a pull request",
@@ -380,7 +423,15 @@ CASES = [
     Case("another container", BOT, SIDECAR, "nginx:1.27", C.PERMISSION_DENIED),
     Case("another deployment", BOT, STAGING, None, C.PERMISSION_DENIED),
     Case("kube-system", BOT_BEARER, KUBE_SYSTEM, "nginx:1.27", C.PERMISSION_DENIED),
-    Case("reader writes", READER, WEB_APP, "nginx:1.27", C.PERMISSION_DENIED),
+    Case(
+        "reader writes",
+        READER,
+        WEB_APP,
+        "nginx:1.27",
+        C.PERMISSION_DENIED,
+        "ACCESS_NOT_ALLOWED",
+        "write not allowed on this target",
+    ),
     Case("reader outside its namespace", READER, STAGING, None, C.PERMISSION_DENIED),
     Case(
         "a name that is not a name",
@@ -388,6 +439,8 @@ CASES = [
         Target("Default", "web", "app"),
         "nginx:1.27",
         C.INVALID_ARGUMENT,
+        "NAME_INVALID",
+        'namespace "Default" is not a valid Kubernetes name',
     ),
     Case("an underscore", BOT, Target("default", "a_b", "app"), None, C.INVALID_ARGUMENT),
     Case(
@@ -412,6 +465,8 @@ CASES = [
         WEB_APP,
         "docker.io/acme/web:1.0",
         C.PERMISSION_DENIED,
+        "IMAGE_REPOSITORY_NOT_ALLOWED",
+        "repository not allowed",
     ),
     Case("acme/web written short", BOT, WEB_APP, "acme/web:1.0", C.PERMISSION_DENIED),
     Case(
@@ -446,6 +501,8 @@ CASES = [
         WEB_APP,
         f"ghcr.io/acme/web@{DIGEST}",
         C.PERMISSION_DENIED,
+        "IMAGE_DIGEST_WITHOUT_TAG",
+        "a digest without its tag is not allowed",
     ),
     Case(
         "no digest where one is required",
@@ -506,12 +563,16 @@ def test_a_refused_call_changes_nothing_and_is_audited_once(
     secured.stack.cluster.journal.clear()
     offset = secured.audit_size()
 
-    if transport == "rest":
-        code, body = rest_call(secured, case, authorization)
-    else:
-        code, body = grpc_call(secured, case, authorization)
+    answer = (rest_call if transport == "rest" else grpc_call)(secured, case, authorization)
+    body = answer.raw
 
-    assert code == case.code, body
+    assert answer.code == case.code, body
+    # Every refusal says why for programs; some cases are about what it says.
+    assert answer.reason not in ("", "REASON_UNKNOWN")
+    if case.reason is not None:
+        assert answer.reason == case.reason
+    if case.says is not None:
+        assert case.says in answer.detail
     assert secured.stack.cluster.journal.writes() == []
     lines = secured.audit_lines_since(offset)
     assert len(lines) == 1, lines
@@ -529,7 +590,18 @@ def test_a_refused_call_changes_nothing_and_is_audited_once(
         assert secret not in lines[0]
 
 
-def rest_call(secured: Secured, case: Case, authorization: str | None) -> tuple[C, str]:
+@dataclass(frozen=True)
+class Answer:
+    """A refusal as a caller sees it: the code, the sentence, the reason, everything sent."""
+
+    code: C
+    detail: str
+    reason: str
+    raw: str
+
+
+def rest_call(secured: Secured, case: Case, authorization: str | None) -> Answer:
+    """A refused REST call."""
     target = case.target
     path = f"/deployment/{target.namespace}/{target.deployment}/{target.container}"
     headers = {"Content-Type": "application/json"}
@@ -546,10 +618,11 @@ def rest_call(secured: Secured, case: Case, authorization: str | None) -> tuple[
     assert answer.status == HTTP_STATUS[code], body
     if answer.status == 401:
         assert "Bearer" in answer.headers["www-authenticate"]
-    return code, body
+    return Answer(code, document["Detail"], str(document.get("Reason", "")), body)
 
 
-def grpc_call(secured: Secured, case: Case, authorization: str | None) -> tuple[C, str]:
+def grpc_call(secured: Secured, case: Case, authorization: str | None) -> Answer:
+    """A refused gRPC call."""
     metadata = (("authorization", authorization),) if authorization is not None else ()
     target = case.target
     try:
@@ -575,8 +648,21 @@ def grpc_call(secured: Secured, case: Case, authorization: str | None) -> tuple[
                 timeout=10,
             )
     except grpc.RpcError as error:
-        return error.code(), error.details() or ""
-    return C.OK, ""
+        call = cast(grpc.Call, error)
+        details = call.details() or ""
+        return Answer(call.code(), details, reason_in(call.trailing_metadata() or ()), details)
+    return Answer(C.OK, "", "", "")
+
+
+def reason_in(trailers: Any) -> str:
+    """The ErrorInfo reason in a status' rich details, or "" without."""
+    for key, value in trailers:
+        if key == "grpc-status-details-bin":
+            for detail in status_pb2.Status.FromString(value).details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    return str(info.reason)
+    return ""
 
 
 def test_an_oversized_grpc_request_is_refused_before_it_is_audited(secured: Secured) -> None:
@@ -601,8 +687,7 @@ def test_what_a_caller_sends_is_cut_in_its_audit_line(secured: Secured, transpor
     image = "ghcr.io/acme/web:" + "1" * 50_000
     case = Case("large image", fixed(None), WEB_APP, image, C.UNAUTHENTICATED)
     call = rest_call if transport == "rest" else grpc_call
-    code, _ = call(secured, case, None)
-    assert code == C.UNAUTHENTICATED
+    assert call(secured, case, None).code == C.UNAUTHENTICATED
     (line,) = secured.audit_lines_since(offset)
     assert len(line) < 4096
     assert json.loads(line)["image"].endswith(f"...(+{len(image) - FIELD_LIMIT} characters)")
@@ -615,8 +700,23 @@ def test_oversized_credentials_get_a_sentence_not_a_transport_error(
     offset = secured.audit_size()
     case = Case("large", fixed(None), WEB_APP, None, C.UNAUTHENTICATED)
     call = rest_call if transport == "rest" else grpc_call
-    code, body = call(secured, case, "Bearer " + "Qz8y" * 3_000)
-    assert code == C.UNAUTHENTICATED
-    assert "the Authorization header is 12007 bytes long, more than the 4096" in body
+    answer = call(secured, case, "Bearer " + "Qz8y" * 3_000)
+    assert answer.code == C.UNAUTHENTICATED
+    assert "the Authorization header is 12007 bytes long, more than the 4096" in answer.detail
     (line,) = secured.audit_lines_since(offset)
     assert json.loads(line)["outcome"] == "UNAUTHENTICATED"
+
+
+def test_a_refused_oidc_call_keeps_its_claims_and_the_closest_rule_in_the_audit_line(
+    secured: Secured,
+) -> None:
+    offset = secured.audit_size()
+    case = Case("tag", oidc(), WEB_APP, f"ghcr.io/acme/web:1.2.3@{DIGEST}", C.PERMISSION_DENIED)
+    answer = grpc_call(secured, case, case.credential(secured))
+    assert (answer.code, answer.reason) == (C.PERMISSION_DENIED, "IMAGE_TAG_NOT_ALLOWED")
+    assert "production from main" not in answer.detail  # rules are never told
+    (line,) = (json.loads(text) for text in secured.audit_lines_since(offset))
+    assert line["rule"] == "production from main"
+    assert line["reason"] == "tag does not match the allowed pattern"
+    identity = line["identity"]
+    assert (identity["repository_id"], identity["environment"]) == ("123456", "production")

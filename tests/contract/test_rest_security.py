@@ -295,6 +295,7 @@ def test_failed_and_anonymous_attempts_back_off_their_source(
     refused = [answer for answer in answers if answer.status == 429]
     assert all(int(answer.headers["retry-after"]) >= 1 for answer in refused)
     assert all("failed authentications" in answer.json["Detail"] for answer in refused)
+    assert {answer.json["Reason"] for answer in refused} == {"AUTHENTICATION_BACKOFF"}
     lines = limited_stack.audit_lines()
     assert len(lines) == 40
     assert lines[10]["limited"] == "source"  # the failure that started the back-off

@@ -156,6 +156,7 @@ def test_slow_headers_get_408_with_a_sentence(guarded: int) -> None:
         "Status": "failed",
         "Detail": "The request headers did not arrive within 1 seconds.",
         "Code": "DEADLINE_EXCEEDED",
+        "Reason": "REQUEST_TIMEOUT",
     }
 
 
@@ -189,7 +190,9 @@ def test_a_header_block_over_the_limit_gets_431(guarded: int, size: int) -> None
 
     status, body = asyncio.run(run())
     assert status == 431
-    assert json.loads(body)["Detail"] == "The request line and headers are larger than 8192 bytes."
+    document = json.loads(body)
+    assert document["Detail"] == "The request line and headers are larger than 8192 bytes."
+    assert document["Reason"] == "REQUEST_HEADERS_TOO_LARGE"
 
 
 def test_an_idle_keep_alive_connection_is_closed(guarded: int) -> None:

@@ -66,6 +66,15 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """REST only (HTTP 415): the body was sent with a content type other than
     JSON.
     """
+    REQUEST_HEADERS_TOO_LARGE: _ErrorReason.ValueType  # 56
+    """REST only (HTTP 431): the request line and headers together are larger
+    than the gateway reads (`--http-max-header-bytes`).
+    """
+    REQUEST_TIMEOUT: _ErrorReason.ValueType  # 57
+    """REST only (HTTP 408, code DEADLINE_EXCEEDED): the request's headers or
+    body did not arrive within the gateway's `--http-header-timeout` or
+    `--http-body-timeout`.
+    """
     NAMESPACE_NOT_FOUND: _ErrorReason.ValueType  # 7
     """--- NOT_FOUND (HTTP 404).
 
@@ -94,6 +103,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     CREDENTIALS_MALFORMED: _ErrorReason.ValueType  # 13
     """The Authorization value is malformed, uses another scheme than Bearer or
     Basic, or is sent more than once.
+    """
+    CREDENTIALS_TOO_LARGE: _ErrorReason.ValueType  # 54
+    """The Authorization value is longer than the server accepts (4096 bytes; a
+    GitHub OIDC token is about 1.2 KB).
     """
     TOKEN_INVALID: _ErrorReason.ValueType  # 14
     """A static token (Bearer or Basic) that is unknown, wrong, revoked or
@@ -154,6 +167,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
 
     The caller sent more requests than its budget allows;
     `metadata.retryAfterSeconds` (and Retry-After) say when to retry.
+    """
+    AUTHENTICATION_BACKOFF: _ErrorReason.ValueType  # 55
+    """Too many failed authentications from this source address, or for this
+    token id: refused until the back-off ends (`metadata.retryAfterSeconds`,
+    and Retry-After). Fix the credentials; retrying sooner does not help.
     """
     CONFLICT_RETRIES_EXHAUSTED: _ErrorReason.ValueType  # 33
     """--- ABORTED (HTTP 409).
@@ -285,6 +303,15 @@ MEDIA_TYPE_UNSUPPORTED: ErrorReason.ValueType  # 6
 """REST only (HTTP 415): the body was sent with a content type other than
 JSON.
 """
+REQUEST_HEADERS_TOO_LARGE: ErrorReason.ValueType  # 56
+"""REST only (HTTP 431): the request line and headers together are larger
+than the gateway reads (`--http-max-header-bytes`).
+"""
+REQUEST_TIMEOUT: ErrorReason.ValueType  # 57
+"""REST only (HTTP 408, code DEADLINE_EXCEEDED): the request's headers or
+body did not arrive within the gateway's `--http-header-timeout` or
+`--http-body-timeout`.
+"""
 NAMESPACE_NOT_FOUND: ErrorReason.ValueType  # 7
 """--- NOT_FOUND (HTTP 404).
 
@@ -313,6 +340,10 @@ The call carries no credentials.
 CREDENTIALS_MALFORMED: ErrorReason.ValueType  # 13
 """The Authorization value is malformed, uses another scheme than Bearer or
 Basic, or is sent more than once.
+"""
+CREDENTIALS_TOO_LARGE: ErrorReason.ValueType  # 54
+"""The Authorization value is longer than the server accepts (4096 bytes; a
+GitHub OIDC token is about 1.2 KB).
 """
 TOKEN_INVALID: ErrorReason.ValueType  # 14
 """A static token (Bearer or Basic) that is unknown, wrong, revoked or
@@ -373,6 +404,11 @@ RATE_LIMITED: ErrorReason.ValueType  # 32
 
 The caller sent more requests than its budget allows;
 `metadata.retryAfterSeconds` (and Retry-After) say when to retry.
+"""
+AUTHENTICATION_BACKOFF: ErrorReason.ValueType  # 55
+"""Too many failed authentications from this source address, or for this
+token id: refused until the back-off ends (`metadata.retryAfterSeconds`,
+and Retry-After). Fix the credentials; retrying sooner does not help.
 """
 CONFLICT_RETRIES_EXHAUSTED: ErrorReason.ValueType  # 33
 """--- ABORTED (HTTP 409).
