@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -241,6 +242,9 @@ async def run_here(
     link = ParentLink.from_environment()
     if link is not None:
         link.watch(stop)
+        if config is not None and link.proxy_key is not None:
+            # The parent's gateway: believed when it names its clients.
+            config = replace(config, auth=replace(config.auth, proxy_key=link.proxy_key))
     try:
         await serve_all(
             config,

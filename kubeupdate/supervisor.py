@@ -5,7 +5,9 @@ call costs the gateway and the service about the same CPU: in one process
 the two halves share one core, and REST throughput was 0.61× that of
 ``--only grpc`` + ``--only gateway`` on a 2-core machine. So ``serve``
 starts ``serve --only grpc`` as a child (same command line), learns its port
-through a private socket, then runs the gateway in front of it, here:
+through a private socket (over which it first gives the child the key its
+gateway proves itself with, :mod:`kubeupdate.auth.proxies`), then runs the
+gateway in front of it, here:
 
 - SIGTERM or SIGINT stops both (the child gets SIGTERM: its running calls
   get ``--grace`` to finish while the gateway drains the requests waiting on
@@ -30,6 +32,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -80,6 +83,10 @@ async def serve_split(
         stdin=asyncio.subprocess.DEVNULL,
     )
     theirs.close()
+    # The gateway proves itself to the service with a key only the two know, so the
+    # service believes its x-forwarded-for and nobody else's (kubeupdate.auth.proxies).
+    key = secrets.token_urlsafe(32)
+    await loop.sock_sendall(ours, json.dumps({"proxy_key": key}).encode() + b"\n")
     stop = asyncio.Event()
     signals = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set}
     signals[signal.SIGHUP] = lambda: _signal(child, signal.SIGHUP)
@@ -95,7 +102,8 @@ async def serve_split(
             return await _stopped(child, exited, grace)  # else it could not start, and said why
         upstream = settings.upstream or f"{_reachable(service_host)}:{listening.grpc_port}"
         gateway = GatewayServer(
-            replace(settings, upstream=upstream), channel_credentials=channel_credentials
+            replace(settings, upstream=upstream, proxy_key=key),
+            channel_credentials=channel_credentials,
         )
         async with gateway:
             log.info("kubeupdate REST gateway listening on %s:%d", settings.host, gateway.port)
@@ -173,11 +181,30 @@ def _reachable(host: str) -> str:
 
 
 class ParentLink:
-    """The child's end of the socket: tell the parent the ports; stop when it is gone."""
+    """The child's end of the socket: tell the parent the ports; stop when it is gone.
+
+    The parent's one message, sent first, is the key its gateway proves itself
+    with (:attr:`proxy_key`).
+    """
 
     def __init__(self, fd: int) -> None:
         self._socket = socket.socket(fileno=fd)
+        self._socket.settimeout(STOP_MARGIN)
+        self.proxy_key = self._receive_key()
         self._socket.setblocking(False)
+
+    def _receive_key(self) -> str | None:
+        received = b""
+        with contextlib.suppress(OSError):  # a parent gone, or silent: no key
+            while not received.endswith(b"\n"):
+                chunk = self._socket.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+        if not received.endswith(b"\n"):
+            return None
+        key = json.loads(received).get("proxy_key")
+        return key if isinstance(key, str) else None
 
     @classmethod
     def from_environment(cls) -> ParentLink | None:

@@ -7,6 +7,7 @@ devcluster, and leave exactly one audit line without the secret in it.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 from collections.abc import Iterator
@@ -19,11 +20,12 @@ import pytest
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
+from bench.processes import ServeProcess, serve_command
 from devcluster import DevCluster
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.demo import write_demo_security
 from tests.conftest import SecuredStack
-from tests.stack import running_stack
+from tests.stack import running_stack, seed_samples
 
 WEB_APP = "/deployment/default/web/app"
 
@@ -337,3 +339,43 @@ def test_a_blocked_source_is_refused_over_grpc_too(limited_stack: SecuredStack) 
                 codes.append(error.code())
     assert codes[:11] == [grpc.StatusCode.UNAUTHENTICATED] * 11
     assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes
+
+
+def test_kubeupdate_serve_believes_its_own_gateway_and_nobody_else(
+    devcluster: DevCluster, tmp_path: Path
+) -> None:
+    """Two processes (the default): the gateway's key reaches the service as its child."""
+    seed_samples(devcluster)
+    secret, auth = write_demo_security(tmp_path)
+    audit_log = tmp_path / "audit.jsonl"
+    command = serve_command(
+        "--grpc-port=0",
+        "--http-port=0",
+        "--forwarded-allow-ips=127.0.0.1",  # this test plays the ingress in front
+        f"--kubeconfig={devcluster.kubeconfig_path}",
+        f"--tokens-file={auth.tokens_file}",
+        f"--policy-file={auth.policy_file}",
+        f"--audit-log={audit_log}",
+    )
+    with ServeProcess(command) as process:
+        assert process.http_port is not None
+        connection = http.client.HTTPConnection("127.0.0.1", process.http_port, timeout=30)
+        headers = {**basic("demo", secret), "X-Forwarded-For": "203.0.113.5"}
+        connection.request("GET", WEB_APP, headers=headers)
+        assert connection.getresponse().status == 200
+        connection.close()
+        assert process.grpc_port is not None
+        with grpc.insecure_channel(f"127.0.0.1:{process.grpc_port}") as channel:
+            stub = pb_grpc.DeploymentImageServiceStub(channel)
+            stub.GetContainerImage(
+                pb.GetContainerImageRequest(namespace="default", deployment="web", container="app"),
+                metadata=(
+                    ("authorization", basic("demo", secret)["Authorization"]),
+                    ("x-forwarded-for", "198.51.100.9"),
+                ),
+                timeout=30,
+            )
+        assert process.terminate() == 0
+    rest, direct = (json.loads(line) for line in audit_log.read_text().splitlines())
+    assert (rest["source"], rest.get("forwarded_for_ignored")) == ("203.0.113.5", None)
+    assert (direct["source"], direct["forwarded_for_ignored"]) == ("127.0.0.1", "198.51.100.9")
