@@ -120,10 +120,17 @@ def _group(routes: list[Route]) -> dict[str, list[Route]]:
     return grouped
 
 
-def _render(resp: falcon.asgi.Response, status: int, code: str, detail: str, reason: str) -> None:
+def _render(
+    resp: falcon.asgi.Response,
+    status: int,
+    code: str,
+    detail: str,
+    reason: str,
+    metadata: dict[str, str] | None = None,
+) -> None:
     resp.status = status
     resp.content_type = JSON_CONTENT_TYPE
-    resp.data = error_document(code, detail, reason)
+    resp.data = error_document(code, detail, reason, metadata)
 
 
 def _request_id(req: falcon.asgi.Request) -> str:
@@ -150,7 +157,7 @@ async def _upstream_error(
             ex.code,
             ex.detail,
         )
-    _render(resp, ex.http_status, ex.code, detail, ex.reason)
+    _render(resp, ex.http_status, ex.code, detail, ex.reason, ex.metadata)
     if ex.retry_after is not None and ex.http_status in RETRY_AFTER_STATUSES:
         resp.set_header("Retry-After", ex.retry_after)
     if ex.www_authenticate is not None and ex.http_status == 401:

@@ -76,6 +76,12 @@ GENERIC_DETAIL: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.DATA_LOSS: "The service failed with an internal error.",
 }
 
+# Reasons whose sentence and ErrorInfo metadata reach the caller whatever the
+# code: the service's own account of what it did (a hand-over says what was
+# applied and where to follow it; a generic "retry later" would invite a
+# second change). Such an answer carries no Retry-After.
+SERVICE_ACCOUNTS: Final = frozenset({ErrorReason.Name(ErrorReason.ROLLOUT_HANDED_OVER)})
+
 # Only these answers carry a Retry-After taken from the service's metadata.
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
@@ -139,7 +145,8 @@ class UpstreamError(GatewayError):
     ``detail`` is the service's message (a sentence meant for the caller);
     ``reason`` the reason of its ErrorInfo (empty: none was sent);
     ``retry_after`` and ``www_authenticate`` are the values of the metadata
-    of those names, if the service sent them.
+    of those names, if the service sent them; ``metadata`` the ErrorInfo's,
+    passed on for reasons in ``SERVICE_ACCOUNTS`` only.
     """
 
     def __init__(
@@ -150,10 +157,13 @@ class UpstreamError(GatewayError):
         reason: str = "",
         retry_after: str | None = None,
         www_authenticate: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
-        self.retry_after = retry_after
+        self.account = reason in SERVICE_ACCOUNTS
+        self.metadata = dict(metadata or {}) if self.account else {}
+        self.retry_after = None if self.account else retry_after
         self.www_authenticate = www_authenticate
         self.http_status = HTTP_STATUS_BY_CODE.get(status, 500)
         self.code = status.name
@@ -161,7 +171,7 @@ class UpstreamError(GatewayError):
 
     def public_detail(self) -> str:
         """The sentence the caller may see."""
-        generic = GENERIC_DETAIL.get(self.status)
+        generic = None if self.account else GENERIC_DETAIL.get(self.status)
         if generic is not None:
             return generic
         return self.detail or f"The service refused the call with {self.code}."

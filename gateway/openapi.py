@@ -583,6 +583,13 @@ def _error_schema() -> dict[str, Any]:
                 "(proto/kubeupdate/v1/error_reason.proto), e.g. CONTAINER_NOT_FOUND. "
                 "New reasons may be added: treat an unknown one as its Code alone.",
             },
+            "Metadata": {
+                "type": "object",
+                "description": "Facts for programs, from the service's ErrorInfo, sent with "
+                "ROLLOUT_HANDED_OVER only: rollout_id, namespace, deployment, container, "
+                "image, previous_image and follow (the path that waits for the verdict).",
+                "additionalProperties": {"type": "string"},
+            },
         },
         "required": ["Status", "Detail", "Code", "Reason"],
         "additionalProperties": False,

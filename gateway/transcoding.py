@@ -50,9 +50,15 @@ def encode_document(document: object) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-def error_document(code: str, detail: str, reason: str) -> bytes:
+def error_document(
+    code: str, detail: str, reason: str, metadata: dict[str, str] | None = None
+) -> bytes:
     """The body of every error answer (and the last line of a failed stream)."""
-    return encode_document({"Status": "failed", "Detail": detail, "Code": code, "Reason": reason})
+    document: dict[str, Any] = {"Status": "failed", "Detail": detail, "Code": code}
+    document["Reason"] = reason
+    if metadata:
+        document["Metadata"] = metadata
+    return encode_document(document)
 
 
 class BodyKind:
@@ -154,10 +160,14 @@ class Transcoder:
             field = self._query_fields.get(name)
             if field is None:
                 continue
+            parsed: object = value
+            if field.type == FieldDescriptor.TYPE_BOOL and value in ("true", "false"):
+                # JSON wants a bare true/false; a query has only text (grpc-gateway's rule).
+                parsed = value == "true"
             if field.is_repeated:
-                document.setdefault(field.json_name, []).append(value)
+                document.setdefault(field.json_name, []).append(parsed)
             else:
-                document[field.json_name] = value
+                document[field.json_name] = parsed
         if not document:
             return
         try:
@@ -209,8 +219,11 @@ class _PathBinding:
         return getattr(scratch, self._leaf.name)
 
 
+_DURATION = "google.protobuf.Duration"
+
+
 def _query_fields(route: Route) -> dict[str, FieldDescriptor]:
-    """Top-level scalar fields a query parameter may set, by proto and JSON name."""
+    """Top-level scalar fields (and Durations) a query parameter may set, by proto and JSON name."""
     if route.body == "*":
         return {}
     request = route.rpc.descriptor.input_type
@@ -218,7 +231,9 @@ def _query_fields(route: Route) -> dict[str, FieldDescriptor]:
     bound.add(route.body)
     fields: dict[str, FieldDescriptor] = {}
     for field in request.fields:
-        if field.name in bound or field.message_type is not None:
+        if field.name in bound:
+            continue
+        if field.message_type is not None and field.message_type.full_name != _DURATION:
             continue
         fields[field.name] = field
         fields[field.json_name] = field

@@ -178,11 +178,12 @@ class _GrpcReplyStream:
 def upstream_error(exc: grpc.aio.AioRpcError) -> UpstreamError:
     """The gateway's error for a failed call, with the headers the service asked for."""
     metadata = [*(exc.trailing_metadata() or ()), *(exc.initial_metadata() or ())]
-    reason, _ = error_info(metadata)
+    reason, facts = error_info(metadata)
     return UpstreamError(
         exc.code(),
         exc.details() or "",
         reason=reason,
+        metadata=facts,
         retry_after=_header_value(metadata, "retry-after", _RETRY_AFTER_LIMIT),
         www_authenticate=_header_value(metadata, "www-authenticate", _WWW_AUTHENTICATE_LIMIT),
     )

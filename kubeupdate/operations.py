@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kubeupdate.containers import DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, ContainerImages
-from kubeupdate.kube.api import DeploymentApi, WatchApi
+from kubeupdate.guarded.leases import RecordLeases
+from kubeupdate.guarded.verdicts import GuardedVerdicts
+from kubeupdate.kube.api import DeploymentApi, LeaseApi, WatchApi
 from kubeupdate.rollouts.history import RolloutHistory
 from kubeupdate.rollouts.settings import RolloutSettings
 from kubeupdate.rollouts.status import RolloutStatus
@@ -38,6 +40,8 @@ class Operations:
     history: RolloutHistory
     #: The shared watches every rollout call reads (``open_watches`` counts them).
     tracking: RolloutTracking
+    #: GetGuardedRollout; None without access to Leases.
+    verdicts: GuardedVerdicts | None = None
 
     async def close(self) -> None:
         """Stop the shared watches: once the server that calls these has stopped."""
@@ -52,16 +56,21 @@ def operations(
     kind: WorkloadKind = DEPLOYMENT,
     attempts: int = DEFAULT_ATTEMPTS,
     backoff: float = DEFAULT_BACKOFF,
+    lease_api: LeaseApi | None = None,
 ) -> Operations:
-    """The use cases over ``api`` (and ``watch_api`` for rollouts) for one kind of workload."""
+    """The use cases over ``api`` (``watch_api`` for rollouts, ``lease_api`` for guarded ones)."""
     settings = settings or RolloutSettings()
     access = WorkloadAccess(api, kind, watch_api)
     images = ContainerImages(access, attempts=attempts, backoff=backoff)
     tracking = RolloutTracking(access, settings)
+    verdicts = None
+    if lease_api is not None and watch_api is not None:
+        verdicts = GuardedVerdicts(RecordLeases(lease_api), tracking.informers())
     return Operations(
         images=images,
         updates=ImageUpdates(images, RolloutWaits(tracking, images), settings),
         status=RolloutStatus(tracking),
         history=RolloutHistory(access),
         tracking=tracking,
+        verdicts=verdicts,
     )

@@ -199,7 +199,13 @@ async def serve(
     observe = metrics.kubernetes_call if metrics is not None else None
     kube = KubeClient(credentials, timeout=config.kube_timeout, observe=observe)
     async with auth, kube as client:
-        domain = operations(client, client, config.rollouts, attempts=config.update_attempts)
+        domain = operations(
+            client,
+            client,
+            config.rollouts,
+            attempts=config.update_attempts,
+            lease_api=client,
+        )
         if metrics is not None:
             metrics.count_watches(lambda: domain.tracking.open_watches)
             metrics.count_followed(lambda: domain.tracking.following)

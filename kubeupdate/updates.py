@@ -55,13 +55,6 @@ def check_options(
         raise errors.InvalidArgument(
             "RollbackOnFailure needs Wait: kubeupdate can only roll back a rollout it waited for"
         )
-    if timeout is not None and not wait:
-        raise errors.InvalidArgument("Timeout needs Wait: it bounds how long the call waits")
-    if timeout is not None and timeout <= 0:
-        raise errors.InvalidArgument(
-            f"Timeout must be positive (got {timeout:g}s); leave it unset for the default "
-            f"of {settings.default_timeout:g}s"
-        )
     if len(reason) > MAX_REASON_LENGTH:
         raise errors.InvalidArgument(
             f"Reason is {len(reason)} characters long; at most {MAX_REASON_LENGTH} are allowed"
@@ -69,6 +62,18 @@ def check_options(
     if not reason.isprintable():
         raise errors.InvalidArgument(
             "Reason must be printable text on one line: no control or formatting characters"
+        )
+    return check_wait(wait=wait, timeout=timeout, settings=settings)
+
+
+def check_wait(*, wait: bool, timeout: float | None, settings: RolloutSettings) -> float | None:
+    """Check a wait's Timeout; the wait in seconds (None: no wait)."""
+    if timeout is not None and not wait:
+        raise errors.InvalidArgument("Timeout needs Wait: it bounds how long the call waits")
+    if timeout is not None and timeout <= 0:
+        raise errors.InvalidArgument(
+            f"Timeout must be positive (got {timeout:g}s); leave it unset for the default "
+            f"of {settings.default_timeout:g}s"
         )
     if not wait:
         return None

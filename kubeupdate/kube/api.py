@@ -46,6 +46,7 @@ class Resource:
 DEPLOYMENTS = Resource("apps/v1", "deployments")
 REPLICA_SETS = Resource("apps/v1", "replicasets")
 PODS = Resource("v1", "pods")
+LEASES = Resource("coordination.k8s.io/v1", "leases")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,47 @@ class DeploymentApi(Protocol):
         deadline: float | None = None,
     ) -> JsonObject:
         """Apply a JSON patch (RFC 6902); the Deployment after the patch."""
+        ...
+
+
+class LeaseApi(Protocol):
+    """Create, read, update and delete coordination.k8s.io/v1 Leases.
+
+    Every write that names a ``resourceVersion`` (in the body's metadata for an
+    update, as a precondition for a delete) is a compare-and-swap: the API
+    server answers 409 (``Conflict``) when the Lease changed since that
+    version, and changes nothing. Creating a Lease whose name is taken is 409
+    too (reason ``AlreadyExists``). Every method raises
+    :mod:`kubeupdate.kube.errors` classes only.
+    """
+
+    async def create_lease(
+        self, namespace: str, body: JsonObject, *, deadline: float | None = None
+    ) -> JsonObject:
+        """Create the Lease ``body`` describes; the Lease as stored."""
+        ...
+
+    async def get_lease(
+        self, namespace: str, name: str, *, deadline: float | None = None
+    ) -> JsonObject:
+        """The Lease as the API server returns it."""
+        ...
+
+    async def update_lease(
+        self, namespace: str, name: str, body: JsonObject, *, deadline: float | None = None
+    ) -> JsonObject:
+        """Replace the Lease (PUT) if it still has ``body``'s resourceVersion; the new Lease."""
+        ...
+
+    async def delete_lease(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        resource_version: str,
+        deadline: float | None = None,
+    ) -> None:
+        """Delete the Lease if it still has ``resource_version``."""
         ...
 
 

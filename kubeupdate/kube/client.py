@@ -11,8 +11,9 @@ Retries, and why they are safe:
 - 429: the server did not act on the request; wait ``Retry-After`` if that
   ends before the deadline (and within one call's timeout), else report it.
 - 5xx and connection failures: reads are retried a bounded number of times.
-  A PATCH is retried only when the connection could not even be opened; once
-  it may have been sent, the caller gets ``outcome_unknown`` and must re-read.
+  A write (PATCH, and a Lease's POST, PUT or DELETE) is retried only when the
+  connection could not even be opened; once it may have been sent, the caller
+  gets ``outcome_unknown`` and must re-read.
 
 A watch is one long GET and is not retried here: the caller
 (:class:`kubeupdate.kube.reflector.Reflector`) resumes it from the last
@@ -37,7 +38,14 @@ from urllib.parse import quote
 import aiohttp
 
 from kubeupdate.kube import errors
-from kubeupdate.kube.api import DEFAULT_TIMEOUT, JsonObject, JsonPatch, Resource, WatchEvent
+from kubeupdate.kube.api import (
+    DEFAULT_TIMEOUT,
+    LEASES,
+    JsonObject,
+    JsonPatch,
+    Resource,
+    WatchEvent,
+)
 from kubeupdate.kube.clock import ClusterClock
 from kubeupdate.kube.credentials import Credentials
 
@@ -51,8 +59,9 @@ CallObserver = Callable[[str, str, str, float], None]
 
 
 class KubeClient:
-    """Implements :class:`~kubeupdate.kube.api.DeploymentApi` and
-    :class:`~kubeupdate.kube.api.WatchApi` over HTTPS."""
+    """Implements :class:`~kubeupdate.kube.api.DeploymentApi`,
+    :class:`~kubeupdate.kube.api.WatchApi` and :class:`~kubeupdate.kube.api.LeaseApi`
+    over HTTPS."""
 
     def __init__(
         self,
@@ -139,6 +148,65 @@ class KubeClient:
             body=json.dumps(operations).encode(),
             content_type="application/json-patch+json",
             query={"dryRun": "All"} if dry_run else {},
+            deadline=deadline,
+        )
+
+    async def create_lease(
+        self, namespace: str, body: JsonObject, *, deadline: float | None = None
+    ) -> JsonObject:
+        return await self._request(
+            "POST",
+            LEASES.collection(_segment(namespace)),
+            "create",
+            LEASES.plural,
+            body=json.dumps(body).encode(),
+            content_type="application/json",
+            deadline=deadline,
+        )
+
+    async def get_lease(
+        self, namespace: str, name: str, *, deadline: float | None = None
+    ) -> JsonObject:
+        path = f"{LEASES.collection(_segment(namespace))}/{_segment(name)}"
+        return await self._request("GET", path, "get", LEASES.plural, deadline=deadline)
+
+    async def update_lease(
+        self, namespace: str, name: str, body: JsonObject, *, deadline: float | None = None
+    ) -> JsonObject:
+        # A PUT, not a PATCH: the body's resourceVersion is the precondition, as
+        # client-go's leader election updates its Lease.
+        path = f"{LEASES.collection(_segment(namespace))}/{_segment(name)}"
+        return await self._request(
+            "PUT",
+            path,
+            "update",
+            LEASES.plural,
+            body=json.dumps(body).encode(),
+            content_type="application/json",
+            deadline=deadline,
+        )
+
+    async def delete_lease(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        resource_version: str,
+        deadline: float | None = None,
+    ) -> None:
+        path = f"{LEASES.collection(_segment(namespace))}/{_segment(name)}"
+        options = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "preconditions": {"resourceVersion": resource_version},
+        }
+        await self._request(
+            "DELETE",
+            path,
+            "delete",
+            LEASES.plural,
+            body=json.dumps(options).encode(),
+            content_type="application/json",
             deadline=deadline,
         )
 

@@ -183,6 +183,12 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
                 namespace=request.namespace, deployment=request.deployment, rollout=state
             )
 
+    async def GetGuardedRollout(
+        self, request: pb.GetGuardedRolloutRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetGuardedRolloutResponse:
+        await self._enter("GetGuardedRollout", request, context)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
+
     async def ListRevisions(
         self, request: pb.ListRevisionsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListRevisionsResponse:

@@ -24,8 +24,18 @@ from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from gateway.server import GatewayServer, GatewayThread, add_arguments, settings_from_args
 from gateway.settings import GatewaySettings
+from kubeupdate.errors import ErrorReason
+from kubeupdate.protocol.grpc.statuses import DETAILS_KEY, rich_status
 
 PATH = "/deployment/default/web/app"
+HANDED_OVER = (
+    "The image was changed to handed:1; this replica is shutting down and another one "
+    "follows the rollout. Follow it: GET /rollout/default/web/guarded/kubeupdate-1?wait=true"
+)
+FOLLOW = {
+    "rollout_id": "kubeupdate-1",
+    "follow": "/rollout/default/web/guarded/kubeupdate-1?wait=true",
+}
 
 
 @dataclass
@@ -34,6 +44,7 @@ class FakeDeploymentImageService(pb_grpc.DeploymentImageServiceServicer):
 
     image: str = "nginx:1.24"
     metadata: list[dict[str, str]] = field(default_factory=list)
+    guarded: list[pb.GetGuardedRolloutRequest] = field(default_factory=list)
 
     def _record(self, context: grpc.aio.ServicerContext[object, object]) -> None:
         self.metadata.append(
@@ -66,6 +77,15 @@ class FakeDeploymentImageService(pb_grpc.DeploymentImageServiceServicer):
         if request.image == "busy:1":
             context.set_trailing_metadata((("retry-after", "3"),))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "Kubernetes is throttling.")
+        if request.image == "handed:1":
+            details = rich_status(
+                grpc.StatusCode.UNAVAILABLE, HANDED_OVER, ErrorReason.ROLLOUT_HANDED_OVER, FOLLOW
+            )
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                HANDED_OVER,
+                trailing_metadata=(("retry-after", "1"), (DETAILS_KEY, details)),
+            )
         previous, self.image = self.image, request.image
         return pb.SetContainerImageResponse(
             namespace=request.namespace,
@@ -106,6 +126,14 @@ class FakeDeploymentImageService(pb_grpc.DeploymentImageServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> pb.ListRevisionsResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
+
+    async def GetGuardedRollout(
+        self,
+        request: pb.GetGuardedRolloutRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> pb.GetGuardedRolloutResponse:
+        self.guarded.append(request)
+        return pb.GetGuardedRolloutResponse(id=request.id, closed=True)
 
     async def WatchRollout(
         self,
@@ -216,6 +244,32 @@ async def test_grpc_not_found_is_404(session: aiohttp.ClientSession) -> None:
             "Code": "NOT_FOUND",
             "Reason": "REASON_UNKNOWN",  # this test's service sends no ErrorInfo
         }
+
+
+async def test_a_hand_over_reaches_rest_callers_intact(session: aiohttp.ClientSession) -> None:
+    async with session.post(PATH, json={"Image": "handed:1", "Wait": True}) as resp:
+        assert resp.status == 503
+        assert "Retry-After" not in resp.headers  # following, not retrying, is the answer
+        assert await resp.json() == {
+            "Status": "failed",
+            "Detail": HANDED_OVER,
+            "Code": "UNAVAILABLE",
+            "Reason": "ROLLOUT_HANDED_OVER",
+            "Metadata": FOLLOW,
+        }
+
+
+async def test_a_guarded_rollout_is_followed_with_its_wait_and_timeout(
+    session: aiohttp.ClientSession, stack: Stack
+) -> None:
+    path = "/rollout/default/web/guarded/kubeupdate-0123456789abcdef?wait=true&timeout=90s"
+    async with session.get(path) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["Closed"] is True
+    [request] = stack.service.guarded
+    assert request.id == "kubeupdate-0123456789abcdef"
+    assert request.wait
+    assert request.timeout.seconds == 90
 
 
 async def test_throttling_passes_retry_after(session: aiohttp.ClientSession) -> None:

@@ -196,6 +196,13 @@ def test_kubeupdate_routes_come_from_the_proto() -> None:
             "",
             f"{service}/ListRevisions",
         ),
+        (
+            "GET",
+            "/rollout/{namespace}/{deployment}/guarded/{id}",
+            "/rollout/{p0}/{p1}/guarded/{p2}",
+            "",
+            f"{service}/GetGuardedRollout",
+        ),
     ]
     assert [route.rpc.server_streaming for route in routes_for_services(DEFAULT_SERVICES)] == [
         False,
@@ -203,6 +210,7 @@ def test_kubeupdate_routes_come_from_the_proto() -> None:
         False,
         False,
         True,
+        False,
         False,
     ]
     route = routes_for_services(DEFAULT_SERVICES)[1]

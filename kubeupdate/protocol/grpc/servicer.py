@@ -23,7 +23,7 @@ from kubeupdate import caller, errors
 from kubeupdate.operations import Operations
 from kubeupdate.protocol.grpc.targets import target_of
 from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
-from kubeupdate.updates import SetImageOutcome
+from kubeupdate.updates import SetImageOutcome, check_wait
 
 if TYPE_CHECKING:
     from kubeupdate.metrics import ServiceMetrics
@@ -51,6 +51,8 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
         self._updates = operations.updates
         self._status = operations.status
         self._history = operations.history
+        self._verdicts = operations.verdicts
+        self._settings = operations.updates.settings
         self._metrics = metrics
 
     async def GetContainerImage(
@@ -159,6 +161,40 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
             created = _timestamp(revision.created)
             if created is not None:
                 entry.create_time.CopyFrom(created)
+        return response
+
+    async def GetGuardedRollout(
+        self, request: pb.GetGuardedRolloutRequest, context: Context
+    ) -> pb.GetGuardedRolloutResponse:
+        target = target_of(request)
+        timeout = _seconds(request.timeout) if request.HasField("timeout") else None
+        wait_for = check_wait(wait=request.wait, timeout=timeout, settings=self._settings)
+        if self._verdicts is None:
+            raise errors.Unavailable("this service runs without access to guarded rollouts")
+        found = await self._verdicts.get(
+            target.namespace,
+            target.name,
+            request.id,
+            until=None if wait_for is None else time.monotonic() + wait_for,
+            deadline=_deadline(context),
+        )
+        change = found.change
+        response = pb.GetGuardedRolloutResponse(
+            id=found.rollout_id,
+            closed=found.closed,
+            holder=found.holder,
+            change=pb.SetContainerImageResponse(
+                namespace=change.namespace,
+                deployment=change.deployment,
+                container=change.container,
+                image=change.image,
+                previous_image=change.previous_image,
+                changed=change.changed,
+                generation=change.generation,
+            ),
+        )
+        if found.rollout is not None:
+            response.change.rollout.CopyFrom(_rollout(found.rollout))
         return response
 
 

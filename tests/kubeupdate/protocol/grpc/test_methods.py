@@ -41,6 +41,7 @@ def test_the_reads_today() -> None:
     reads = sorted(m.name for m in METHODS if access_of(full_name(m)) == "read")
     assert reads == [
         "GetContainerImage",
+        "GetGuardedRollout",
         "GetRolloutStatus",
         "ListContainerImages",
         "ListRevisions",

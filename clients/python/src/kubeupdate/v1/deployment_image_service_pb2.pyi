@@ -589,6 +589,99 @@ class Rollout(_message.Message):
 Global___Rollout: _TypeAlias = Rollout  # noqa: Y015
 
 @_typing.final
+class GetGuardedRolloutRequest(_message.Message):
+    """GetGuardedRolloutRequest names one guarded rollout of a Deployment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace of the Deployment."""
+    deployment: _builtins.str
+    """The name of the Deployment."""
+    id: _builtins.str
+    """The guarded rollout's id, as the ROLLOUT_HANDED_OVER status gave it
+    (`kubeupdate-<16 hex digits>`).
+    """
+    wait: _builtins.bool
+    """Answer only once the rollout is closed (its verdict final) or `timeout`
+    passes.
+    """
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """How long to wait at most (with `wait` only; must be positive). Unset:
+        the server's default wait (5 minutes), cut to its cap. In JSON a string
+        such as "120s"; Go-style durations ("2m30s") are accepted too.
+        """
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        deployment: _builtins.str = ...,
+        id: _builtins.str = ...,
+        wait: _builtins.bool = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment", b"deployment", "id", b"id", "namespace", b"namespace", "timeout", b"timeout", "wait", b"wait"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGuardedRolloutRequest: _TypeAlias = GetGuardedRolloutRequest  # noqa: Y015
+
+@_typing.final
+class GetGuardedRolloutResponse(_message.Message):
+    """GetGuardedRolloutResponse is a guarded rollout: the change and where its
+    rollout stands.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The guarded rollout's id."""
+    closed: _builtins.bool
+    """True when the rollout is over and `change.rollout` is its verdict."""
+    holder: _builtins.str
+    """The replica of the service following the rollout now; empty when closed
+    (or between two replicas).
+    """
+    @_builtins.property
+    def change(self) -> Global___SetContainerImageResponse:
+        """What was applied (as SetContainerImage answers it) and, in its
+        `rollout`, where the rollout stands. After a rollback the state is
+        ROLLED_BACK with `failed_image` and `restored_image`, and `image` is the
+        image the container runs now. When the change never reached the
+        Deployment (its replica stopped before the patch), `changed` is false
+        and `rollout` is absent.
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        closed: _builtins.bool = ...,
+        holder: _builtins.str = ...,
+        change: Global___SetContainerImageResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "closed", b"closed", "holder", b"holder", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetGuardedRolloutResponse: _TypeAlias = GetGuardedRolloutResponse  # noqa: Y015
+
+@_typing.final
 class ListRevisionsRequest(_message.Message):
     """ListRevisionsRequest names one Deployment."""
 

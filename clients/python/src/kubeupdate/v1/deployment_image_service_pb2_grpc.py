@@ -89,6 +89,11 @@ class DeploymentImageServiceStub:
                 request_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsRequest.SerializeToString,
                 response_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsResponse.FromString,
                 _registered_method=True)
+        self.GetGuardedRollout = channel.unary_unary(
+                '/kubeupdate.v1.DeploymentImageService/GetGuardedRollout',
+                request_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutRequest.SerializeToString,
+                response_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutResponse.FromString,
+                _registered_method=True)
 
 
 class DeploymentImageServiceServicer:
@@ -145,7 +150,10 @@ class DeploymentImageServiceServicer:
 
         With `wait`, the call returns when the rollout has finished: `rollout`
         says whether it completed, failed (with the reason, e.g. pods in
-        ImagePullBackOff) or timed out, and whether it was rolled back. With
+        ImagePullBackOff) or timed out, and whether it was rolled back. A waited
+        change is guarded: its intent is recorded in the cluster (a Lease) before
+        the image is patched, so that another replica finishes following it
+        (and rolls it back when asked) if this one stops; see GetGuardedRollout. With
         `dry_run`, Kubernetes validates and admits the change but stores nothing.
 
         Status codes:
@@ -173,7 +181,13 @@ class DeploymentImageServiceServicer:
         `wait` the image is set, as `kubectl set image` would).
         - PERMISSION_DENIED: kubeupdate's own service account lacks the
         Kubernetes permission to read or patch Deployments there (an RBAC
-        refusal, KUBERNETES_PERMISSION_MISSING); the message names it.
+        refusal, KUBERNETES_PERMISSION_MISSING), or, with `wait`, to write the
+        Lease that guards the rollout; the message names it.
+        - UNAVAILABLE with reason ROLLOUT_HANDED_OVER: with `wait`, the replica
+        following the rollout is shutting down after the image was changed;
+        another replica follows the rollout (and rolls it back when asked).
+        The ErrorInfo's metadata names it (`rollout_id`, `follow`): follow it
+        with GetGuardedRollout instead of repeating the change.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -253,6 +267,36 @@ class DeploymentImageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetGuardedRollout(self, request, context):
+        """Returns a guarded rollout: a waited SetContainerImage whose rollout
+        kubeupdate follows in the cluster, so that any replica of the service can
+        finish it (judge it and, when asked, roll it back) if the one that
+        started it stops. Its `id` is the name of a coordination.k8s.io/v1 Lease
+        (`kubeupdate-<16 hex digits>`) in the Deployment's namespace; the
+        ROLLOUT_HANDED_OVER status of a waited SetContainerImage names it. A
+        closed rollout's verdict is kept for a while (the service's
+        `--guard-retention`, 10 minutes by default), then forgotten.
+
+        With `wait`, the call answers once the rollout is closed (its verdict is
+        final) or `timeout` passes, whichever comes first; without it, at once.
+
+        Status codes:
+        - OK: `change` is what was applied and, in `change.rollout`, where the
+        rollout stands; `closed` says whether that is the final verdict (after
+        a rollback: ROLLED_BACK with `failed_image` and `restored_image`). A
+        wait whose `timeout` passes first answers OK with `closed` false.
+        - INVALID_ARGUMENT: a name or the id is not valid, or `timeout` without
+        `wait` or not positive.
+        - NOT_FOUND: no guarded rollout of that id for this Deployment (unknown,
+        or closed and forgotten): reason GUARDED_ROLLOUT_NOT_FOUND.
+        - PERMISSION_DENIED: kubeupdate's own service account lacks the
+        Kubernetes permission to read Leases there.
+        - DEADLINE_EXCEEDED: the caller's deadline passed before the answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeploymentImageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -285,6 +329,11 @@ def add_DeploymentImageServiceServicer_to_server(servicer, server):
                     servicer.ListRevisions,
                     request_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsRequest.FromString,
                     response_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsResponse.SerializeToString,
+            ),
+            'GetGuardedRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGuardedRollout,
+                    request_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutRequest.FromString,
+                    response_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -474,6 +523,33 @@ class DeploymentImageService:
             '/kubeupdate.v1.DeploymentImageService/ListRevisions',
             kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsRequest.SerializeToString,
             kubeupdate_dot_v1_dot_deployment__image__service__pb2.ListRevisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGuardedRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubeupdate.v1.DeploymentImageService/GetGuardedRollout',
+            kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutRequest.SerializeToString,
+            kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,7 +87,10 @@ class DeploymentImageServiceStub:
 
     With `wait`, the call returns when the rollout has finished: `rollout`
     says whether it completed, failed (with the reason, e.g. pods in
-    ImagePullBackOff) or timed out, and whether it was rolled back. With
+    ImagePullBackOff) or timed out, and whether it was rolled back. A waited
+    change is guarded: its intent is recorded in the cluster (a Lease) before
+    the image is patched, so that another replica finishes following it
+    (and rolls it back when asked) if this one stops; see GetGuardedRollout. With
     `dry_run`, Kubernetes validates and admits the change but stores nothing.
 
     Status codes:
@@ -115,7 +118,13 @@ class DeploymentImageServiceStub:
       `wait` the image is set, as `kubectl set image` would).
     - PERMISSION_DENIED: kubeupdate's own service account lacks the
       Kubernetes permission to read or patch Deployments there (an RBAC
-      refusal, KUBERNETES_PERMISSION_MISSING); the message names it.
+      refusal, KUBERNETES_PERMISSION_MISSING), or, with `wait`, to write the
+      Lease that guards the rollout; the message names it.
+    - UNAVAILABLE with reason ROLLOUT_HANDED_OVER: with `wait`, the replica
+      following the rollout is shutting down after the image was changed;
+      another replica follows the rollout (and rolls it back when asked).
+      The ErrorInfo's metadata names it (`rollout_id`, `follow`): follow it
+      with GetGuardedRollout instead of repeating the change.
     """
     ListContainerImages: _grpc.UnaryUnaryMultiCallable[_deployment_image_service_pb2.ListContainerImagesRequest, _deployment_image_service_pb2.ListContainerImagesResponse]
     """Lists every container and init container of a Deployment with its image,
@@ -175,6 +184,32 @@ class DeploymentImageServiceStub:
     - PERMISSION_DENIED: kubeupdate's own service account lacks the
       Kubernetes permission to list ReplicaSets there.
     """
+    GetGuardedRollout: _grpc.UnaryUnaryMultiCallable[_deployment_image_service_pb2.GetGuardedRolloutRequest, _deployment_image_service_pb2.GetGuardedRolloutResponse]
+    """Returns a guarded rollout: a waited SetContainerImage whose rollout
+    kubeupdate follows in the cluster, so that any replica of the service can
+    finish it (judge it and, when asked, roll it back) if the one that
+    started it stops. Its `id` is the name of a coordination.k8s.io/v1 Lease
+    (`kubeupdate-<16 hex digits>`) in the Deployment's namespace; the
+    ROLLOUT_HANDED_OVER status of a waited SetContainerImage names it. A
+    closed rollout's verdict is kept for a while (the service's
+    `--guard-retention`, 10 minutes by default), then forgotten.
+
+    With `wait`, the call answers once the rollout is closed (its verdict is
+    final) or `timeout` passes, whichever comes first; without it, at once.
+
+    Status codes:
+    - OK: `change` is what was applied and, in `change.rollout`, where the
+      rollout stands; `closed` says whether that is the final verdict (after
+      a rollback: ROLLED_BACK with `failed_image` and `restored_image`). A
+      wait whose `timeout` passes first answers OK with `closed` false.
+    - INVALID_ARGUMENT: a name or the id is not valid, or `timeout` without
+      `wait` or not positive.
+    - NOT_FOUND: no guarded rollout of that id for this Deployment (unknown,
+      or closed and forgotten): reason GUARDED_ROLLOUT_NOT_FOUND.
+    - PERMISSION_DENIED: kubeupdate's own service account lacks the
+      Kubernetes permission to read Leases there.
+    - DEADLINE_EXCEEDED: the caller's deadline passed before the answer.
+    """
 
 @_typing.type_check_only
 class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
@@ -228,7 +263,10 @@ class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
 
     With `wait`, the call returns when the rollout has finished: `rollout`
     says whether it completed, failed (with the reason, e.g. pods in
-    ImagePullBackOff) or timed out, and whether it was rolled back. With
+    ImagePullBackOff) or timed out, and whether it was rolled back. A waited
+    change is guarded: its intent is recorded in the cluster (a Lease) before
+    the image is patched, so that another replica finishes following it
+    (and rolls it back when asked) if this one stops; see GetGuardedRollout. With
     `dry_run`, Kubernetes validates and admits the change but stores nothing.
 
     Status codes:
@@ -256,7 +294,13 @@ class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
       `wait` the image is set, as `kubectl set image` would).
     - PERMISSION_DENIED: kubeupdate's own service account lacks the
       Kubernetes permission to read or patch Deployments there (an RBAC
-      refusal, KUBERNETES_PERMISSION_MISSING); the message names it.
+      refusal, KUBERNETES_PERMISSION_MISSING), or, with `wait`, to write the
+      Lease that guards the rollout; the message names it.
+    - UNAVAILABLE with reason ROLLOUT_HANDED_OVER: with `wait`, the replica
+      following the rollout is shutting down after the image was changed;
+      another replica follows the rollout (and rolls it back when asked).
+      The ErrorInfo's metadata names it (`rollout_id`, `follow`): follow it
+      with GetGuardedRollout instead of repeating the change.
     """
     ListContainerImages: _aio.UnaryUnaryMultiCallable[_deployment_image_service_pb2.ListContainerImagesRequest, _deployment_image_service_pb2.ListContainerImagesResponse]  # type: ignore[assignment]
     """Lists every container and init container of a Deployment with its image,
@@ -315,6 +359,32 @@ class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
     - NOT_FOUND: the namespace or the Deployment does not exist.
     - PERMISSION_DENIED: kubeupdate's own service account lacks the
       Kubernetes permission to list ReplicaSets there.
+    """
+    GetGuardedRollout: _aio.UnaryUnaryMultiCallable[_deployment_image_service_pb2.GetGuardedRolloutRequest, _deployment_image_service_pb2.GetGuardedRolloutResponse]  # type: ignore[assignment]
+    """Returns a guarded rollout: a waited SetContainerImage whose rollout
+    kubeupdate follows in the cluster, so that any replica of the service can
+    finish it (judge it and, when asked, roll it back) if the one that
+    started it stops. Its `id` is the name of a coordination.k8s.io/v1 Lease
+    (`kubeupdate-<16 hex digits>`) in the Deployment's namespace; the
+    ROLLOUT_HANDED_OVER status of a waited SetContainerImage names it. A
+    closed rollout's verdict is kept for a while (the service's
+    `--guard-retention`, 10 minutes by default), then forgotten.
+
+    With `wait`, the call answers once the rollout is closed (its verdict is
+    final) or `timeout` passes, whichever comes first; without it, at once.
+
+    Status codes:
+    - OK: `change` is what was applied and, in `change.rollout`, where the
+      rollout stands; `closed` says whether that is the final verdict (after
+      a rollback: ROLLED_BACK with `failed_image` and `restored_image`). A
+      wait whose `timeout` passes first answers OK with `closed` false.
+    - INVALID_ARGUMENT: a name or the id is not valid, or `timeout` without
+      `wait` or not positive.
+    - NOT_FOUND: no guarded rollout of that id for this Deployment (unknown,
+      or closed and forgotten): reason GUARDED_ROLLOUT_NOT_FOUND.
+    - PERMISSION_DENIED: kubeupdate's own service account lacks the
+      Kubernetes permission to read Leases there.
+    - DEADLINE_EXCEEDED: the caller's deadline passed before the answer.
     """
 
 class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -378,7 +448,10 @@ class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
 
         With `wait`, the call returns when the rollout has finished: `rollout`
         says whether it completed, failed (with the reason, e.g. pods in
-        ImagePullBackOff) or timed out, and whether it was rolled back. With
+        ImagePullBackOff) or timed out, and whether it was rolled back. A waited
+        change is guarded: its intent is recorded in the cluster (a Lease) before
+        the image is patched, so that another replica finishes following it
+        (and rolls it back when asked) if this one stops; see GetGuardedRollout. With
         `dry_run`, Kubernetes validates and admits the change but stores nothing.
 
         Status codes:
@@ -406,7 +479,13 @@ class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
           `wait` the image is set, as `kubectl set image` would).
         - PERMISSION_DENIED: kubeupdate's own service account lacks the
           Kubernetes permission to read or patch Deployments there (an RBAC
-          refusal, KUBERNETES_PERMISSION_MISSING); the message names it.
+          refusal, KUBERNETES_PERMISSION_MISSING), or, with `wait`, to write the
+          Lease that guards the rollout; the message names it.
+        - UNAVAILABLE with reason ROLLOUT_HANDED_OVER: with `wait`, the replica
+          following the rollout is shutting down after the image was changed;
+          another replica follows the rollout (and rolls it back when asked).
+          The ErrorInfo's metadata names it (`rollout_id`, `follow`): follow it
+          with GetGuardedRollout instead of repeating the change.
         """
 
     @_abc_1.abstractmethod
@@ -489,6 +568,38 @@ class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
         - NOT_FOUND: the namespace or the Deployment does not exist.
         - PERMISSION_DENIED: kubeupdate's own service account lacks the
           Kubernetes permission to list ReplicaSets there.
+        """
+
+    @_abc_1.abstractmethod
+    def GetGuardedRollout(
+        self,
+        request: _deployment_image_service_pb2.GetGuardedRolloutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_image_service_pb2.GetGuardedRolloutResponse, _abc.Awaitable[_deployment_image_service_pb2.GetGuardedRolloutResponse]]:
+        """Returns a guarded rollout: a waited SetContainerImage whose rollout
+        kubeupdate follows in the cluster, so that any replica of the service can
+        finish it (judge it and, when asked, roll it back) if the one that
+        started it stops. Its `id` is the name of a coordination.k8s.io/v1 Lease
+        (`kubeupdate-<16 hex digits>`) in the Deployment's namespace; the
+        ROLLOUT_HANDED_OVER status of a waited SetContainerImage names it. A
+        closed rollout's verdict is kept for a while (the service's
+        `--guard-retention`, 10 minutes by default), then forgotten.
+
+        With `wait`, the call answers once the rollout is closed (its verdict is
+        final) or `timeout` passes, whichever comes first; without it, at once.
+
+        Status codes:
+        - OK: `change` is what was applied and, in `change.rollout`, where the
+          rollout stands; `closed` says whether that is the final verdict (after
+          a rollback: ROLLED_BACK with `failed_image` and `restored_image`). A
+          wait whose `timeout` passes first answers OK with `closed` false.
+        - INVALID_ARGUMENT: a name or the id is not valid, or `timeout` without
+          `wait` or not positive.
+        - NOT_FOUND: no guarded rollout of that id for this Deployment (unknown,
+          or closed and forgotten): reason GUARDED_ROLLOUT_NOT_FOUND.
+        - PERMISSION_DENIED: kubeupdate's own service account lacks the
+          Kubernetes permission to read Leases there.
+        - DEADLINE_EXCEEDED: the caller's deadline passed before the answer.
         """
 
 def add_DeploymentImageServiceServicer_to_server(servicer: DeploymentImageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -88,6 +88,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The Deployment has no container or init container of that name; the
     message lists those it has.
     """
+    GUARDED_ROLLOUT_NOT_FOUND: _ErrorReason.ValueType  # 63
+    """GetGuardedRollout: no guarded rollout of that id for this Deployment
+    (never started, or closed and forgotten after its retention).
+    """
     ROUTE_NOT_FOUND: _ErrorReason.ValueType  # 10
     """REST only: no route matches the path."""
     HTTP_METHOD_NOT_ALLOWED: _ErrorReason.ValueType  # 11
@@ -221,6 +225,15 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The OIDC issuer's signing keys cannot be fetched to check a token."""
     SERVICE_UNAVAILABLE: _ErrorReason.ValueType  # 40
     """REST only: the gateway cannot reach the gRPC service."""
+    ROLLOUT_HANDED_OVER: _ErrorReason.ValueType  # 64
+    """A waited SetContainerImage: the image was changed, and the replica that
+    followed the rollout is shutting down; another replica follows it (and
+    rolls it back when asked). Do not repeat the change: follow the rollout
+    with GetGuardedRollout. `metadata`: `rollout_id`, `namespace`,
+    `deployment`, `container`, `image` (applied), `previous_image`, and
+    `follow` (the REST path that waits for the verdict). Over REST: HTTP 503
+    with the same sentence and metadata, and no Retry-After.
+    """
     KUBERNETES_TIMEOUT: _ErrorReason.ValueType  # 41
     """--- DEADLINE_EXCEEDED (HTTP 504).
 
@@ -324,6 +337,10 @@ rollout was followed).
 CONTAINER_NOT_FOUND: ErrorReason.ValueType  # 9
 """The Deployment has no container or init container of that name; the
 message lists those it has.
+"""
+GUARDED_ROLLOUT_NOT_FOUND: ErrorReason.ValueType  # 63
+"""GetGuardedRollout: no guarded rollout of that id for this Deployment
+(never started, or closed and forgotten after its retention).
 """
 ROUTE_NOT_FOUND: ErrorReason.ValueType  # 10
 """REST only: no route matches the path."""
@@ -458,6 +475,15 @@ OIDC_KEYS_UNAVAILABLE: ErrorReason.ValueType  # 39
 """The OIDC issuer's signing keys cannot be fetched to check a token."""
 SERVICE_UNAVAILABLE: ErrorReason.ValueType  # 40
 """REST only: the gateway cannot reach the gRPC service."""
+ROLLOUT_HANDED_OVER: ErrorReason.ValueType  # 64
+"""A waited SetContainerImage: the image was changed, and the replica that
+followed the rollout is shutting down; another replica follows it (and
+rolls it back when asked). Do not repeat the change: follow the rollout
+with GetGuardedRollout. `metadata`: `rollout_id`, `namespace`,
+`deployment`, `container`, `image` (applied), `previous_image`, and
+`follow` (the REST path that waits for the verdict). Over REST: HTTP 503
+with the same sentence and metadata, and no Retry-After.
+"""
 KUBERNETES_TIMEOUT: ErrorReason.ValueType  # 41
 """--- DEADLINE_EXCEEDED (HTTP 504).
 
