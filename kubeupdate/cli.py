@@ -1,4 +1,5 @@
-"""The ``kubeupdate`` command line: ``serve``, ``demo``, ``devcluster``, ``token``, ``policy``."""
+"""The ``kubeupdate`` command line: ``serve``, ``demo``, ``devcluster``, ``token``, ``policy``,
+``certs``."""
 
 from __future__ import annotations
 
@@ -107,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         "policy", help="check a policy file; explain what it allows a caller"
     )
     token_cli.add_policy_arguments(policy_parser)
+    certs_parser = commands.add_parser(
+        "certs", help="the CA and certificates of the mutual TLS between gateway and service"
+    )
+    token_cli.add_certificate_arguments(certs_parser)
     return parser
 
 

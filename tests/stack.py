@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import grpc
 from devcluster.manifests import load_manifests
 
 from devcluster import DevCluster
@@ -95,9 +96,15 @@ class Stack:
 class StackThread:
     """serve_all() in a thread with its own loop; start() returns once both listen."""
 
-    def __init__(self, config: ServerConfig, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        settings: GatewaySettings,
+        channel_credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self._config = config
         self._settings = settings
+        self._channel_credentials = channel_credentials
         self._ready = threading.Event()
         self._listening: Listening | None = None
         self._error: BaseException | None = None
@@ -135,7 +142,13 @@ class StackThread:
             self._listening = listening
             self._ready.set()
 
-        await serve_all(self._config, self._settings, ready=ready, stop=self._stop)
+        await serve_all(
+            self._config,
+            self._settings,
+            channel_credentials=self._channel_credentials,
+            ready=ready,
+            stop=self._stop,
+        )
 
 
 def seed_samples(cluster: DevCluster) -> None:

@@ -1,4 +1,4 @@
-"""The operators' security commands: ``kubeupdate token create`` and ``kubeupdate policy ...``.
+"""The operators' security commands: ``kubeupdate token``, ``policy`` and ``certs``.
 
 - ``token create --id ID``: a new static token; its secret is shown once.
 - ``policy check FILE``: does the file load, how kubeupdate reads it
@@ -6,6 +6,9 @@
 - ``policy explain --policy FILE (--token-id ID | --token-claims JSON | --cert NAME)
   TARGET [IMAGE]``: which rule would allow the call, or what each rule says
   against it. Without IMAGE the call is a read, with one a write.
+- ``certs create --dir DIR``, ``certs renew --dir DIR``, ``certs secrets --dir DIR``:
+  the CA and certificates of the gateway-service link, and the Secrets deploy/
+  mounts (kubeupdate/auth/certificates.py).
 
 The policy stack (and with it aiohttp and cryptography) is imported by the
 commands that use it, not by the parser, which every command line builds.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +31,9 @@ from kubeupdate.auth.tokens import create_token
 if TYPE_CHECKING:
     from kubeupdate.auth.policy import Policy, Request
     from kubeupdate.caller import Caller
+
+#: A DNS name (lower case) or an IP address, for --san.
+SAN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?|[0-9a-f:.]+")
 
 # Exit codes of `policy explain`: allowed, refused, the question itself is wrong.
 ALLOWED, REFUSED, UNUSABLE = 0, 1, 2
@@ -67,6 +74,56 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     explain.add_argument("target", help="NAMESPACE/DEPLOYMENT[/CONTAINER]")
     explain.add_argument("image", nargs="?", help="the new image of a write; none for a read")
     explain.set_defaults(run=run_explain)
+
+
+def add_certificate_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", help="a new CA in DIR, and the service's and the gateway's certificates"
+    )
+    renew = actions.add_parser(
+        "renew", help="new keys and certificates for both, signed by the CA already in DIR"
+    )
+    secrets = actions.add_parser(
+        "secrets", help="print the two Secrets deploy/ mounts (for kubectl apply -f -)"
+    )
+    for action in (create, renew, secrets):
+        action.add_argument("--dir", type=Path, required=True, help="the operator's directory")
+        action.add_argument(
+            "--namespace",
+            default="kubeupdate",
+            help="the namespace of the service and its Secrets (default: %(default)s)",
+        )
+    for action in (create, renew):
+        action.add_argument(
+            "--san",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="another DNS name or IP address the service is called by; repeatable",
+        )
+        action.add_argument(
+            "--days",
+            type=int,
+            default=365,
+            help="how long the certificates are valid (default: %(default)s)",
+        )
+    create.add_argument(
+        "--ca-days",
+        type=int,
+        default=3650,
+        help="how long the CA is valid (default: %(default)s)",
+    )
+    secrets.add_argument(
+        "--also-trust",
+        type=Path,
+        metavar="CA_FILE",
+        help="trust this CA's certificates too (while a CA is replaced)",
+    )
+    # The defaults are certificates.py's: that module (and cryptography) loads only when used.
+    create.set_defaults(run=run_certs_create)
+    renew.set_defaults(run=run_certs_renew)
+    secrets.set_defaults(run=run_certs_secrets)
 
 
 def _expiry(text: str) -> dt.datetime:
@@ -138,6 +195,74 @@ def run_explain(args: argparse.Namespace) -> int:
         return ALLOWED
     print(f"refused; the caller is told: Permission denied: {decision.reason}.")
     return REFUSED
+
+
+def run_certs_create(args: argparse.Namespace) -> int:
+    return _certificates("create", args)
+
+
+def run_certs_renew(args: argparse.Namespace) -> int:
+    return _certificates("renew", args)
+
+
+def run_certs_secrets(args: argparse.Namespace) -> int:
+    return _certificates("secrets", args)
+
+
+def _certificates(action: str, args: argparse.Namespace) -> int:
+    from kubeupdate.auth import certificates
+
+    command = f"kubeupdate certs {action}"
+    try:
+        _check_certificate_arguments(args)
+        if action == "secrets":
+            also_trust = args.also_trust.read_bytes() if args.also_trust else b""
+            manifest = certificates.secrets(
+                args.dir, namespace=args.namespace, also_trust=also_trust
+            )
+            print(manifest, end="")
+            return 0
+        if action == "create":
+            certificates.create(
+                args.dir,
+                namespace=args.namespace,
+                extra_names=args.san,
+                days=args.days,
+                ca_days=args.ca_days,
+            )
+        else:
+            certificates.renew(
+                args.dir, namespace=args.namespace, extra_names=args.san, days=args.days
+            )
+    except (certificates.CertificateError, ValueError, OSError) as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return 2
+    names = ", ".join(certificates.service_names(args.namespace, args.san))
+    print(
+        f"""{args.dir}: the service's certificate (for {names}) and the gateway's
+({certificates.GATEWAY}), valid for {args.days} days; keep ca.key out of the cluster.
+Install or replace them with:
+  kubeupdate certs secrets --dir {args.dir} --namespace {args.namespace} | kubectl apply -f -
+  kubectl -n {args.namespace} rollout restart deployment/{certificates.SERVICE} \\
+      deployment/{certificates.GATEWAY}"""
+    )
+    return 0
+
+
+def _check_certificate_arguments(args: argparse.Namespace) -> None:
+    from kubeupdate.errors import InvalidArgument
+    from kubeupdate.names import check_namespace
+
+    try:
+        check_namespace(args.namespace)
+    except InvalidArgument as exc:
+        raise ValueError(exc.message) from None
+    for name in getattr(args, "san", ()):
+        if not SAN.fullmatch(name):
+            raise ValueError(f"--san {name!r} is neither a DNS name nor an IP address")
+    for flag in ("days", "ca_days"):
+        if getattr(args, flag, 1) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least 1")
 
 
 def _load(path: Path, command: str) -> Policy | None:
