@@ -251,12 +251,24 @@ _COMMON_CODES: Final = (
 
 
 class MetricsListener:
-    """``GET /metrics`` on a port of its own, in the current event loop (aiohttp)."""
+    """``GET /metrics`` on a port of its own, in the current event loop (aiohttp).
 
-    def __init__(self, metrics: ServiceMetrics, host: str, port: int) -> None:
+    With ``serving``, also the service's health for HTTP probes: ``/healthz`` (the
+    process answers) and ``/readyz`` (the gRPC server is serving). The kubelet's
+    gRPC probe speaks no TLS, so a service on TLS is probed here.
+    """
+
+    def __init__(
+        self,
+        metrics: ServiceMetrics,
+        host: str,
+        port: int,
+        serving: Callable[[], bool] | None = None,
+    ) -> None:
         self._metrics = metrics
         self._host = host
         self._port = port
+        self._serving = serving
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -264,6 +276,9 @@ class MetricsListener:
         """Binds and serves; returns the bound port (useful with port 0)."""
         app = web.Application()
         app.router.add_get("/metrics", self._scrape)
+        if self._serving is not None:
+            app.router.add_get("/healthz", self._alive)
+            app.router.add_get("/readyz", self._ready)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
@@ -283,6 +298,15 @@ class MetricsListener:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+    async def _alive(self, request: web.Request) -> web.Response:
+        return web.Response(text="alive\n")
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        assert self._serving is not None
+        if self._serving():
+            return web.Response(text="serving\n")
+        return web.Response(status=503, text="not serving\n")
 
     async def _scrape(self, request: web.Request) -> web.Response:
         return web.Response(

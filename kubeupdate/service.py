@@ -195,7 +195,6 @@ async def serve(
     listener: MetricsListener | None = None
     if config.metrics_port is not None:
         metrics = ServiceMetrics()
-        listener = MetricsListener(metrics, config.host, config.metrics_port)
     observe = metrics.kubernetes_call if metrics is not None else None
     kube = KubeClient(credentials, timeout=config.kube_timeout, observe=observe)
     async with auth, kube as client:
@@ -217,7 +216,10 @@ async def serve(
             server_credentials=auth.server_credentials,
             metrics=metrics,
         )
-        if listener is not None:
+        if metrics is not None and config.metrics_port is not None:
+            listener = MetricsListener(
+                metrics, config.host, config.metrics_port, serving=lambda: server.serving
+            )
             metrics_port = await listener.start()
             log.info("kubeupdate metrics at http://%s:%d/metrics", config.host, metrics_port)
             if metrics_ready is not None:

@@ -1,8 +1,9 @@
 """The container image's HEALTHCHECK: exit 0 when this container's server is ready.
 
-One image runs either role, so it asks both ways: the gateway's ``/readyz``
-(which checks the service behind it), else the gRPC health service of the
-service. Ports come from the same variables the entrypoint reads.
+One image runs either role, so it asks every way: the gateway's ``/readyz``
+(which checks the service behind it), else the service's ``/readyz`` on its
+metrics port (it works when the gRPC port speaks TLS), else the gRPC health
+service of a plaintext service. Ports come from the variables the entrypoint reads.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import urllib.request
 TIMEOUT = 3.0
 
 
-def gateway_ready(port: str) -> bool:
+def http_ready(port: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=TIMEOUT) as answer:
             return bool(answer.status == 200)
@@ -41,7 +42,9 @@ def service_serving(port: str) -> bool:
 def main() -> int:
     http_port = os.environ.get("KUBEUPDATE_HTTP_PORT", "8080")
     grpc_port = os.environ.get("KUBEUPDATE_GRPC_PORT", "50051")
-    return 0 if gateway_ready(http_port) or service_serving(grpc_port) else 1
+    metrics_port = os.environ.get("KUBEUPDATE_METRICS_PORT", "9090")
+    ready = http_ready(http_port) or http_ready(metrics_port) or service_serving(grpc_port)
+    return 0 if ready else 1
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-"""Shared fixtures of the security tests: a local OIDC issuer and its JWKS server."""
+"""Shared fixtures of the security tests: a local OIDC issuer and its JWKS server; logging
+restored after the command line tests."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,3 +146,13 @@ async def jwks_server(issuer: Issuer) -> AsyncIterator[JwksServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture(autouse=True)
+def root_logging() -> Iterator[None]:
+    """kubeupdate's main() sets up the process's logging (the CLI tests call it): undone after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,16 +31,6 @@ rules:
 """
 
 CLAIMS = {"repository": "acme/web", "repository_id": "123456", "ref": "refs/heads/main"}
-
-
-@pytest.fixture(autouse=True)
-def root_logging() -> Iterator[None]:
-    """main() sets up the process's logging, here to pytest's captured stderr: undone after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

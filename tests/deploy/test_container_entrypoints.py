@@ -9,6 +9,7 @@ then one real call through each, then a clean SIGTERM stop.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -24,11 +25,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 from devcluster.manifests import load_manifests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kubeupdate.client import DeploymentImageClient
 
 from devcluster import DevCluster
+from kubeupdate.auth import certificates
 from kubeupdate.demo import SAMPLES, write_demo_security
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,6 +197,109 @@ def test_service_and_gateway_entrypoints(
         assert service.stop() == 0, "".join(service.log)
     # The image logs JSON lines (the audit lines are JSON too).
     assert all(json.loads(line) for line in service.log if line.strip())
+
+
+def manifest_tls_flags(manifest: str, mounts: Path) -> list[str]:
+    """The TLS flags of a deploy/ Deployment as written there, its mount moved to ``mounts``."""
+    (deployment,) = [
+        d
+        for d in yaml.safe_load_all((ROOT / "deploy" / manifest).read_text())
+        if d["kind"] == "Deployment"
+    ]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    flags = [
+        arg
+        for arg in container["args"]
+        if arg.startswith(("--tls-", "--trusted-proxy-cert=", "--upstream-ca=", "--upstream-ce"))
+        or arg.startswith("--upstream-key=")
+    ]
+    return [flag.replace("/etc/kubeupdate/tls", str(mounts)) for flag in flags]
+
+
+def mount_secrets(pki: Path, mounts: Path) -> None:
+    """What the kubelet puts in each Pod's tls volume: the Secrets `kubeupdate certs` made."""
+    for secret in yaml.safe_load_all(certificates.secrets(pki)):
+        volume = mounts / secret["metadata"]["name"]
+        volume.mkdir(parents=True)
+        for key, value in secret["data"].items():
+            (volume / key).write_bytes(base64.b64decode(value))
+
+
+def test_the_manifests_mutual_tls_joins_the_gateway_to_the_service(
+    cluster: DevCluster, auth_flags: tuple[list[str], str | None], tmp_path: Path
+) -> None:
+    flags, secret = auth_flags
+    pki = tmp_path / "pki"
+    certificates.create(pki, extra_names=["127.0.0.1"])
+    mount_secrets(pki, tmp_path / "secrets")
+    service_tls = manifest_tls_flags("service.yaml", tmp_path / "secrets/kubeupdate-service-tls")
+    gateway_tls = manifest_tls_flags("gateway.yaml", tmp_path / "secrets/kubeupdate-gateway-tls")
+    assert len(service_tls) == 4
+    assert len(gateway_tls) == 3
+    service = start(
+        "service",
+        "--grpc-host=127.0.0.1",
+        "--grpc-port=0",
+        "--metrics-port=0",
+        f"--kubeconfig={cluster.kubeconfig_path}",
+        *flags,
+        *service_tls,
+    )
+    try:
+        metrics_port = service.port_from(r"metrics at http://\S+:(\d+)/metrics")
+        grpc_port = service.port_from(r"gRPC service listening on \S+:(\d+)")
+        # Plaintext gRPC gets nowhere; the probes and the HEALTHCHECK use the metrics port.
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
+            pytest.raises(grpc.RpcError) as refused,
+        ):
+            health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=GUARD
+            )
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{metrics_port}/readyz", timeout=GUARD
+        ) as ready:
+            assert ready.status == 200
+        unused = str(_refused_port(tmp_path))
+        assert (
+            healthcheck(
+                KUBEUPDATE_HTTP_PORT=unused,
+                KUBEUPDATE_METRICS_PORT=str(metrics_port),
+                KUBEUPDATE_GRPC_PORT=str(grpc_port),
+            )
+            == 0
+        )
+
+        gateway = start(
+            "gateway",
+            "--http-host=127.0.0.1",
+            "--http-port=0",
+            f"--upstream=127.0.0.1:{grpc_port}",
+            *gateway_tls,
+        )
+        try:
+            http_port = gateway.port_from(r"REST gateway listening on \S+:(\d+)")
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{http_port}/deployment/default/web/app"
+            )
+            if secret:
+                request.add_header("Authorization", f"Bearer {secret}")
+            with urllib.request.urlopen(request, timeout=GUARD) as answer:  # noqa: S310
+                assert json.load(answer)["Container"] == "app"
+        finally:
+            assert gateway.stop() == 0, "".join(gateway.log)
+    finally:
+        assert service.stop() == 0, "".join(service.log)
+    # The service believed the gateway's x-forwarded-for because of its certificate.
+    # (gRPC's own lines about the refused plaintext handshake are not JSON.)
+    (audited,) = [
+        record
+        for record in (json.loads(line) for line in service.log if line.startswith("{"))
+        if record.get("target", {}).get("deployment") == "web"
+    ]
+    assert audited["peer"] is not None
+    assert "forwarded_for_ignored" not in audited
 
 
 def test_unknown_role_runs_as_a_command() -> None:

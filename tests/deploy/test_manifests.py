@@ -80,13 +80,59 @@ def test_pods_are_locked_down(rendered: list[Object], name: str) -> None:
         assert container["image"] == "ghcr.io/acme/kubeupdate:0.1.0"
 
 
-def test_service_probes_grpc_health(rendered: list[Object]) -> None:
+def test_service_is_probed_on_its_metrics_port(rendered: list[Object]) -> None:
+    # Its gRPC port speaks TLS, which the kubelet's gRPC probe cannot.
     (container,) = find(rendered, "Deployment", "kubeupdate-service")["spec"]["template"]["spec"][
         "containers"
     ]
     assert container["args"][0] == "service"
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"]["port"] == 50051
+    paths = {"readinessProbe": "/readyz", "livenessProbe": "/healthz", "startupProbe": "/readyz"}
+    for probe, path in paths.items():
+        assert container[probe]["httpGet"] == {"path": path, "port": "metrics"}
+    assert {"name": "metrics", "containerPort": 9090} in container["ports"]
+
+
+def mounted_secrets(pod: Object) -> dict[str, tuple[str, str]]:
+    """Secret name -> (volume name, mount path) in the Pod's one container."""
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    return {
+        v["secret"]["secretName"]: (v["name"], mounts[v["name"]])
+        for v in pod.get("volumes", [])
+        if "secret" in v
+    }
+
+
+def flag(args: list[str], name: str) -> str:
+    (value,) = [a.split("=", 1)[1] for a in args if a.startswith(f"{name}=")]
+    return value
+
+
+def test_gateway_and_service_speak_mutual_tls_with_the_certs_commands_secrets(
+    rendered: list[Object],
+) -> None:
+    from kubeupdate.auth import certificates
+
+    leaves = {leaf.name: leaf for leaf in certificates.LEAVES}
+    service = find(rendered, "Deployment", "kubeupdate-service")["spec"]["template"]["spec"]
+    gateway = find(rendered, "Deployment", "kubeupdate-gateway")["spec"]["template"]["spec"]
+    _, service_dir = mounted_secrets(service)[leaves["service"].secret_name()]
+    _, gateway_dir = mounted_secrets(gateway)[leaves["gateway"].secret_name()]
+    service_args = service["containers"][0]["args"]
+    gateway_args = gateway["containers"][0]["args"]
+    # The keys of the kubernetes.io/tls Secrets `kubeupdate certs secrets` prints.
+    assert flag(service_args, "--tls-cert") == f"{service_dir}/tls.crt"
+    assert flag(service_args, "--tls-key") == f"{service_dir}/tls.key"
+    assert flag(service_args, "--tls-client-ca") == f"{service_dir}/ca.crt"
+    assert flag(service_args, "--trusted-proxy-cert") == certificates.GATEWAY
+    assert flag(gateway_args, "--upstream-ca") == f"{gateway_dir}/ca.crt"
+    assert flag(gateway_args, "--upstream-cert") == f"{gateway_dir}/tls.crt"
+    assert flag(gateway_args, "--upstream-key") == f"{gateway_dir}/tls.key"
+    # The gateway calls the service by a name its certificate holds.
+    host, port = flag(gateway_args, "--upstream").rsplit(":", 1)
+    namespace = find(rendered, "Service", "kubeupdate-service")["metadata"]["namespace"]
+    assert host in certificates.service_names(namespace)
+    assert port == "50051"
 
 
 def test_gateway_has_no_token_and_probes_readyz(rendered: list[Object]) -> None:
@@ -101,7 +147,8 @@ def test_gateway_has_no_token_and_probes_readyz(rendered: list[Object]) -> None:
     assert any(arg.startswith("--upstream=kubeupdate-service.") for arg in container["args"])
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert not pod.get("volumes", []) or all("secret" not in v for v in pod["volumes"])
+    # No Kubernetes token, no tokens file: its own TLS key only.
+    assert list(mounted_secrets(pod)) == ["kubeupdate-gateway-tls"]
 
 
 def test_rbac_is_namespaced_and_minimal(rendered: list[Object]) -> None:

@@ -150,3 +150,29 @@ async def test_a_busy_metrics_port_is_a_clear_error() -> None:
             await MetricsListener(ServiceMetrics(), "127.0.0.1", port).start()
     finally:
         await first.stop()
+
+
+async def test_the_listener_answers_http_probes_with_the_servers_state() -> None:
+    serving = [False]
+    listener = MetricsListener(ServiceMetrics(), "127.0.0.1", 0, serving=lambda: serving[0])
+    port = await listener.start()
+    plain = MetricsListener(ServiceMetrics(), "127.0.0.1", 0)
+    plain_port = await plain.start()
+
+    def status(port: int, path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        assert await asyncio.to_thread(status, port, "/readyz") == 503
+        assert await asyncio.to_thread(status, port, "/healthz") == 200
+        serving[0] = True
+        assert await asyncio.to_thread(status, port, "/readyz") == 200
+        # Without the server's state there is nothing to probe.
+        assert await asyncio.to_thread(status, plain_port, "/readyz") == 404
+    finally:
+        await listener.stop()
+        await plain.stop()

@@ -85,6 +85,12 @@ class ServiceServer:
         self._port: int | None = None
         # TLS (and client certificates) when given; plaintext otherwise.
         self._credentials = server_credentials
+        self._serving = False
+
+    @property
+    def serving(self) -> bool:
+        """What the health service reports: started and not stopping."""
+        return self._serving
 
     @property
     def port(self) -> int:
@@ -113,10 +119,12 @@ class ServiceServer:
         await self._server.start()
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._serving = True
         return self._port
 
     async def stop(self, grace: float | None = None) -> None:
         """Report NOT_SERVING, let running calls finish within ``grace`` seconds, stop."""
+        self._serving = False
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace)
 
