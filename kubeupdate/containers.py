@@ -68,6 +68,17 @@ class ImageChange:
     generation: int
 
 
+@dataclass(frozen=True)
+class Restoration:
+    """The outcome of :meth:`ContainerImages.restore_container_image`."""
+
+    restored: bool
+    #: The container's image now: the restored one, or the newer one that kept it from being.
+    image: str
+    #: The workload's ``metadata.generation`` after the rollback (0 when nothing was written).
+    generation: int = 0
+
+
 class ContainerImages:
     """Get, list and set container images of one kind of workload.
 
@@ -138,12 +149,11 @@ class ContainerImages:
         image: str,
         record: ChangeRecord | None = None,
         deadline: float | None = None,
-    ) -> tuple[bool, str]:
+    ) -> Restoration:
         """Set ``image`` again only while the container still runs ``expected``.
 
         A compare-and-swap (the patch tests the image value), so a newer
-        change made by someone else is never undone. Returns (restored, the
-        container's image now).
+        change made by someone else is never undone.
         """
         change = await self._swap(
             namespace,
@@ -157,8 +167,9 @@ class ContainerImages:
             rollback=True,
         )
         if change is None:
-            return False, await self._image_now(namespace, deployment, container, deadline=deadline)
-        return True, change.image
+            now = await self._image_now(namespace, deployment, container, deadline=deadline)
+            return Restoration(restored=False, image=now)
+        return Restoration(restored=True, image=change.image, generation=change.generation)
 
     async def _image_now(
         self, namespace: str, name: str, container: str, *, deadline: float | None

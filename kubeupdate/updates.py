@@ -2,11 +2,18 @@
 
 Without ``wait`` this is the plain write (:meth:`ContainerImages.set_container_image`);
 with it, the rollout is followed to its end (:class:`~kubeupdate.rollouts.waits.RolloutWaits`)
-and, with ``rollback_on_failure``, a failed or timed-out rollout is rolled back.
-The options are checked before anything is written. Who asks and why goes into
-the change-cause (:class:`~kubeupdate.patches.ChangeRecord`). When the wait
-fails after the change was made (the caller's deadline, Kubernetes gone), the
-error's metadata says so: ``changed``, ``image`` and ``previousImage``.
+and, with ``rollback_on_failure``, a failed or timed-out rollout is rolled back,
+and the rollback's own rollout followed for at most the wait's timeout again
+(so such a call lasts at most twice its timeout, and never past the caller's
+deadline). The options are checked before anything is written. Who asks and
+why goes into the change-cause (:class:`~kubeupdate.patches.ChangeRecord`).
+
+:attr:`SetImageOutcome.image` is the image the container has when the call
+answers: the requested one, or after a rollback the restored one (or a newer
+one someone else set meanwhile). When the wait fails after the change was made
+(the caller's deadline, Kubernetes gone), the error's metadata says so:
+``changed``, ``image`` (what the container has) and ``previousImage``, and
+``rolledBack`` once the change was rolled back.
 
 This module does not know gRPC.
 """
@@ -35,6 +42,8 @@ class SetImageOutcome:
     change: ImageChange
     dry_run: bool
     rollout: RolloutReport | None
+    #: The image the container has now: ``change.image`` unless a rollback was attempted.
+    image: str
 
 
 def check_options(
@@ -123,7 +132,7 @@ class ImageUpdates:
             refuse_paused=wait_for is not None,
         )
         if wait_for is None:
-            return SetImageOutcome(change, dry_run, None)
+            return SetImageOutcome(change, dry_run, None, change.image)
         try:
             report = await self._waits.wait(
                 target.namespace,
@@ -133,17 +142,24 @@ class ImageUpdates:
                 start=start,
                 generation=change.generation,
             )
+            image = change.image
             if rollback_on_failure and report.state in (
                 RolloutState.FAILED,
                 RolloutState.TIMED_OUT,
             ):
-                report = await self._waits.roll_back(change, report, identity, deadline)
+                report, image = await self._waits.roll_back(
+                    change,
+                    report,
+                    identity,
+                    deadline,
+                    follow_until=time.monotonic() + wait_for,
+                )
         except errors.KubeupdateError as exc:
             # The change is made: a failure of the wait must say so, for programs too.
+            exc.metadata.setdefault("image", change.image)  # unless a rollback said otherwise
             exc.metadata.update(
-                changed=str(change.changed).lower(),
-                image=change.image,
-                previousImage=change.previous_image,
+                changed=str(change.changed).lower(), previousImage=change.previous_image
             )
             raise
-        return SetImageOutcome(change, dry_run, replace(report, duration=time.monotonic() - start))
+        duration = time.monotonic() - start
+        return SetImageOutcome(change, dry_run, replace(report, duration=duration), image)

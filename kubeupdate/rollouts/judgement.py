@@ -66,8 +66,12 @@ class RolloutReport:
     revision: int = 0
     #: Seconds the wait lasted (waited answers only).
     duration: float | None = None
+    #: With ROLLED_BACK: the image whose rollout failed, and the one set again.
     failed_image: str = ""
     restored_image: str = ""
+    #: With ROLLED_BACK: the rollout of the restored image, followed until it ended or
+    #: the rollback's budget ran out (COMPLETE, FAILED, TIMED_OUT or PAUSED).
+    rollback: RolloutReport | None = None
     #: What the judgement could not look at, in sentences (e.g. Pods it may not watch).
     warnings: tuple[str, ...] = ()
 

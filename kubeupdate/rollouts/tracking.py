@@ -84,6 +84,17 @@ class RolloutTracking:
         """Watches (Kubernetes connections) open right now, for tests and metrics."""
         return 0 if self._informers is None else self._informers.open_watches
 
+    def answer_by(self, deadline: float | None, start: float) -> float | None:
+        """When a follow that starts at ``start`` must give up to answer before ``deadline``.
+
+        A follow whose ``until`` comes no later ends TIMED_OUT instead of raising
+        :class:`~kubeupdate.errors.DeadlineExceeded`.
+        """
+        if deadline is None:
+            return None
+        margin = min(self.settings.deadline_margin, max(0.0, deadline - start) * 0.2)
+        return deadline - margin
+
     async def close(self) -> None:
         """Stop the shared watches (at shutdown, once no follow runs)."""
         if self._informers is not None:
@@ -107,7 +118,7 @@ class RolloutTracking:
         the judgement may use (the caller's own write, or read).
         """
         start = time.monotonic() if start is None else start
-        stop_at = _margin_end(deadline, self.settings, start)
+        stop_at = self.answer_by(deadline, start)
         kind = self.access.kind
         clock = self.access.watch_api().clock
         recheck: float | None = None  # monotonic: when time alone may change the verdict
@@ -306,12 +317,16 @@ class _Tracker:
         if not self._revisions.synced:
             return
         current = self._kind.revision_pods(obj, self._revisions.owned_by(uid))
-        if current is None or current == self._current:
-            return  # not made yet (look again at the next change), or known
+        if current == self._current:
+            return
+        # Pods of a revision that is no longer (or not yet known to be) the current
+        # one say nothing about this rollout: a rollback must not fail on the Pods
+        # of the revision it replaced. None: not made yet, look again at the next change.
         if self._current is not None:
             self._pods.unfollow(Owner(self._current.owner_uid))
         self._current = current
-        self._pods.follow(Owner(current.owner_uid))
+        if current is not None:
+            self._pods.follow(Owner(current.owner_uid))
 
 
 def failure_cause(exc: BaseException, verb: str, namespace: str) -> str:
@@ -327,11 +342,3 @@ def failure_cause(exc: BaseException, verb: str, namespace: str) -> str:
 def _generation(obj: JsonObject) -> int:
     generation = (obj.get("metadata") or {}).get("generation", 0)
     return generation if isinstance(generation, int) else 0
-
-
-def _margin_end(deadline: float | None, settings: RolloutSettings, start: float) -> float | None:
-    """When a follow must give up to answer before the caller's deadline."""
-    if deadline is None:
-        return None
-    margin = min(settings.deadline_margin, max(0.0, deadline - start) * 0.2)
-    return deadline - margin

@@ -315,3 +315,26 @@ def test_a_deployment_paused_during_the_wait_ends_it_and_is_not_rolled_back(
     assert answer.json["Rollout"]["State"] == "STATE_PAUSED"
     assert live.image_of(NS, "web", "app") == "nginx:1.26-bad"
     assert len([e for e in live.cluster.journal if e.method == "PATCH"]) == 1
+
+
+# -- 7. a rollback is followed to its end; Image is what the container has now ---------------
+
+
+def test_a_rolled_back_release_answers_once_the_restored_image_runs_again(live: Stack) -> None:
+    answer = waited(live, Image="nginx:1.26-crash", RollbackOnFailure=True)
+
+    assert answer.status == 200, answer.body
+    body = answer.json
+    rollout = body["Rollout"]
+    assert (rollout["State"], rollout["Reason"]) == ("STATE_ROLLED_BACK", "CrashLoopBackOff")
+    # Unambiguous: Image is what runs now; the failed one is named as such.
+    assert (body["Image"], body["PreviousImage"]) == ("nginx:1.25", "nginx:1.25")
+    assert (rollout["FailedImage"], rollout["RestoredImage"]) == ("nginx:1.26-crash", "nginx:1.25")
+    rollback = rollout["Rollback"]
+    assert (rollback["State"], rollback["Reason"]) == ("STATE_COMPLETE", "NewReplicaSetAvailable")
+    assert rollback["UpdatedReplicas"] == rollback["AvailableReplicas"] == rollback["Replicas"]
+    # When the answer came, the cluster agreed: the restored image had rolled out.
+    assert rollout_now(live)["State"] == "STATE_COMPLETE"
+    assert not new_pods(live.cluster, "nginx:1.26-crash") or all(
+        "deletionTimestamp" in pod["metadata"] for pod in new_pods(live.cluster, "nginx:1.26-crash")
+    )

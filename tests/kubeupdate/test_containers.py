@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kubeupdate import errors
-from kubeupdate.containers import ContainerImages, ImageChange
+from kubeupdate.containers import ContainerImages, ImageChange, Restoration
 from kubeupdate.kube import errors as kube_errors
 from kubeupdate.kube.api import JsonObject
 from kubeupdate.operations import operations
@@ -500,7 +500,8 @@ async def test_rollback_is_a_compare_and_swap(
     restored = await images.restore_container_image(
         "prod", "web", "app", expected="acme/web:2.0", image="acme/web:1.0"
     )
-    assert restored == (True, "acme/web:1.0")
+    assert (restored.restored, restored.image) == (True, "acme/web:1.0")
+    assert restored.generation == api.deployments[("prod", "web")]["metadata"]["generation"]
     assert {
         "op": "test",
         "path": "/spec/template/spec/containers/0/image",
@@ -512,7 +513,7 @@ async def test_rollback_is_a_compare_and_swap(
     skipped = await images.restore_container_image(
         "prod", "web", "app", expected="acme/web:2.0", image="acme/web:1.0"
     )
-    assert skipped == (False, "acme/web:3.0")
+    assert skipped == Restoration(restored=False, image="acme/web:3.0")
     assert api.image("prod", "web", "app") == "acme/web:3.0"
 
 
@@ -529,7 +530,7 @@ async def test_rollback_loses_a_race_to_a_newer_change(
     skipped = await images.restore_container_image(
         "prod", "web", "app", expected="acme/web:2.0", image="acme/web:1.0"
     )
-    assert skipped == (False, "acme/web:3.0")
+    assert skipped == Restoration(restored=False, image="acme/web:3.0")
     assert api.image("prod", "web", "app") == "acme/web:3.0"
 
 

@@ -21,7 +21,7 @@ def outcome(
 ) -> SetImageOutcome:
     change = ImageChange("default", "web", "app", "nginx:2", "nginx:1", changed, 2)
     report = None if state is None else RolloutReport(state, "", "", duration=12.0)
-    return SetImageOutcome(change, dry_run, report)
+    return SetImageOutcome(change, dry_run, report, change.image)
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
             namespace=change.namespace,
             deployment=change.deployment,
             container=change.container,
-            image=change.image,
+            image=outcome.image,
             previous_image=change.previous_image,
             changed=change.changed,
             generation=change.generation,
@@ -217,7 +217,25 @@ def _rollout(report: RolloutReport) -> pb.Rollout:
         rollout.restored_image = report.restored_image
     if report.duration is not None:
         rollout.duration.FromNanoseconds(round(report.duration * 1e9))
+    if report.rollback is not None:
+        rollout.rollback.CopyFrom(_rollback(report.rollback))
     return rollout
+
+
+def _rollback(report: RolloutReport) -> pb.RollbackRollout:
+    rollback = pb.RollbackRollout(
+        state=_STATES[report.state],
+        reason=report.reason,
+        message=report.message,
+        replicas=report.replicas,
+        updated_replicas=report.updated_replicas,
+        ready_replicas=report.ready_replicas,
+        available_replicas=report.available_replicas,
+        revision=report.revision,
+    )
+    if report.duration is not None:
+        rollback.duration.FromNanoseconds(round(report.duration * 1e9))
+    return rollback
 
 
 def _seconds(duration: duration_pb2.Duration) -> float:

@@ -250,8 +250,18 @@ async def test_failed_rollout_is_rolled_back(devcluster: DevCluster) -> None:
     assert rollout.state == State.STATE_ROLLED_BACK
     assert rollout.reason in {"ErrImagePull", "ImagePullBackOff"}
     assert (rollout.failed_image, rollout.restored_image) == ("nginx:1.26-bad", "nginx:1.25")
+    assert answer.image == "nginx:1.25"  # what the container has now
+    assert answer.previous_image == "nginx:1.25"
     assert "rolled back: container app runs nginx:1.25 again" in rollout.message
     assert image_of(devcluster) == "nginx:1.25"
+    # The rollback's own rollout was followed to its end before the call answered.
+    assert rollout.rollback.state == State.STATE_COMPLETE
+    assert rollout.rollback.reason == "NewReplicaSetAvailable"
+    assert rollout.rollback.revision == 3  # the first revision's ReplicaSet, renumbered
+    status = devcluster.get("deployments", NS, "web")
+    assert status is not None
+    assert status["status"]["updatedReplicas"] == status["status"]["availableReplicas"] == 2
+    assert status["status"]["replicas"] == 2  # the failed Pods are gone
     rollback = [e for e in devcluster.journal if e.method == "PATCH"][-1]
     operations = json.loads(rollback.body)
     # A compare-and-swap: only if the container still runs the image this call set.
@@ -263,6 +273,47 @@ async def test_failed_rollout_is_rolled_back(devcluster: DevCluster) -> None:
     assert operations[-1]["value"].startswith(
         "kubeupdate: rolled back container app nginx:1.26-bad → nginx:1.25 by "
     )
+
+
+async def test_a_rollback_that_does_not_finish_within_the_timeout_says_so(
+    devcluster: DevCluster,
+) -> None:
+    rolled_out(devcluster)
+    async with service(devcluster) as (stub, _):
+        # Time stands still: neither the rollout nor its rollback can finish.
+        request = set_image(
+            "nginx:1.26-bad", wait=True, rollback_on_failure=True, timeout=seconds(0.5)
+        )
+        answer = await stub.SetContainerImage(request, timeout=30)
+
+    rollout = answer.rollout
+    assert rollout.state == State.STATE_ROLLED_BACK
+    assert (answer.image, rollout.restored_image) == ("nginx:1.25", "nginx:1.25")
+    assert rollout.rollback.state == State.STATE_TIMED_OUT
+    assert rollout.rollback.reason == "Timeout"
+    assert rollout.message.endswith(
+        "rolled back: the template names nginx:1.25 again instead of nginx:1.26-bad, but the "
+        f"rollback's rollout is timed_out: {rollout.rollback.message}"
+    )
+    assert image_of(devcluster) == "nginx:1.25"
+
+
+async def test_the_rollback_is_followed_no_later_than_the_callers_deadline(
+    devcluster: DevCluster,
+) -> None:
+    rolled_out(devcluster)
+    async with service(devcluster) as (stub, _):
+        request = set_image(
+            "nginx:1.26-bad", wait=True, rollback_on_failure=True, timeout=seconds(2)
+        )
+        # Time stands still: the wait times out after 2 s, and the deadline leaves the
+        # rollback's follow less than its 2 s: it ends in time to answer (the margin
+        # is 20% of what remains), not with DEADLINE_EXCEEDED.
+        answer = await stub.SetContainerImage(request, timeout=3.5)
+
+    assert answer.rollout.state == State.STATE_ROLLED_BACK
+    assert answer.rollout.rollback.state == State.STATE_TIMED_OUT
+    assert answer.image == "nginx:1.25"
 
 
 async def test_rollback_skipped_when_a_newer_change_arrived(devcluster: DevCluster) -> None:
@@ -290,6 +341,8 @@ async def test_rollback_skipped_when_a_newer_change_arrived(devcluster: DevClust
     assert answer.rollout.message.endswith(
         "not rolled back: container app now runs nginx:1.27, set by a newer change"
     )
+    assert answer.image == "nginx:1.27"  # what the container has now
+    assert not answer.rollout.HasField("rollback")
     assert image_of(devcluster) == "nginx:1.27"
     # Theirs did not go through HTTP; ours is the only PATCH: no rollback was even tried.
     assert len([e for e in devcluster.journal if e.method == "PATCH"]) == 1

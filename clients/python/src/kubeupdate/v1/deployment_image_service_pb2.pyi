@@ -126,7 +126,8 @@ class SetContainerImageRequest(_message.Message):
     """Wait for the rollout to finish before answering."""
     rollback_on_failure: _builtins.bool
     """When the waited rollout fails or times out, set the previous image
-    again, unless someone else changed the container meanwhile. Needs `wait`.
+    again, unless someone else changed the container meanwhile, and follow
+    that rollout too (for at most `timeout` again). Needs `wait`.
     """
     dry_run: _builtins.bool
     """Validate and admit the change in Kubernetes without storing it. Cannot
@@ -188,7 +189,12 @@ class SetContainerImageResponse(_message.Message):
     container: _builtins.str
     """The name of the container."""
     image: _builtins.str
-    """The image the container now has: the requested one."""
+    """The image the container has when the call answers: the requested one,
+    unless `rollout` says it was rolled back (ROLLED_BACK: the restored
+    image, `rollout.restored_image`; the one that failed is
+    `rollout.failed_image`) or that a newer change by someone else kept it
+    from being rolled back (that change's image).
+    """
     previous_image: _builtins.str
     """The image the container had before this call."""
     changed: _builtins.bool
@@ -479,7 +485,9 @@ class Rollout(_message.Message):
         STATE_TIMED_OUT: Rollout._State.ValueType  # 4
         """The wait's timeout passed before the rollout finished."""
         STATE_ROLLED_BACK: Rollout._State.ValueType  # 5
-        """The rollout failed or timed out and the previous image was set again."""
+        """The rollout failed or timed out and the previous image was set again;
+        `rollback` says how far the rollout of that image got.
+        """
         STATE_PAUSED: Rollout._State.ValueType  # 6
         """The Deployment is paused (`spec.paused`) and its template has not been
         rolled out: nothing happens until someone resumes it (`kubectl rollout
@@ -502,7 +510,9 @@ class Rollout(_message.Message):
     STATE_TIMED_OUT: Rollout.State.ValueType  # 4
     """The wait's timeout passed before the rollout finished."""
     STATE_ROLLED_BACK: Rollout.State.ValueType  # 5
-    """The rollout failed or timed out and the previous image was set again."""
+    """The rollout failed or timed out and the previous image was set again;
+    `rollback` says how far the rollout of that image got.
+    """
     STATE_PAUSED: Rollout.State.ValueType  # 6
     """The Deployment is paused (`spec.paused`) and its template has not been
     rolled out: nothing happens until someone resumes it (`kubectl rollout
@@ -521,6 +531,7 @@ class Rollout(_message.Message):
     FAILED_IMAGE_FIELD_NUMBER: _builtins.int
     RESTORED_IMAGE_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
+    ROLLBACK_FIELD_NUMBER: _builtins.int
     state: Global___Rollout.State.ValueType
     """Where the rollout stands."""
     reason: _builtins.str
@@ -557,6 +568,12 @@ class Rollout(_message.Message):
         progress deadline can fail the rollout. Empty when nothing was missing.
         """
 
+    @_builtins.property
+    def rollback(self) -> Global___RollbackRollout:
+        """With ROLLED_BACK: the rollout of the restored image, followed to its end
+        within the wait's timeout again. Absent otherwise.
+        """
+
     def __init__(
         self,
         *,
@@ -572,10 +589,11 @@ class Rollout(_message.Message):
         failed_image: _builtins.str | None = ...,
         restored_image: _builtins.str | None = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
+        rollback: Global___RollbackRollout | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image", "_restored_image", b"_restored_image", "duration", b"duration", "failed_image", b"failed_image", "restored_image", b"restored_image"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image", "_restored_image", b"_restored_image", "duration", b"duration", "failed_image", b"failed_image", "restored_image", b"restored_image", "rollback", b"rollback"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image", "_restored_image", b"_restored_image", "available_replicas", b"available_replicas", "duration", b"duration", "failed_image", b"failed_image", "message", b"message", "ready_replicas", b"ready_replicas", "reason", b"reason", "replicas", b"replicas", "restored_image", b"restored_image", "revision", b"revision", "state", b"state", "updated_replicas", b"updated_replicas", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image", "_restored_image", b"_restored_image", "available_replicas", b"available_replicas", "duration", b"duration", "failed_image", b"failed_image", "message", b"message", "ready_replicas", b"ready_replicas", "reason", b"reason", "replicas", b"replicas", "restored_image", b"restored_image", "revision", b"revision", "rollback", b"rollback", "state", b"state", "updated_replicas", b"updated_replicas", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__failed_image: _TypeAlias = _typing.Literal["failed_image"]  # noqa: Y015
     _WhichOneofArgType__failed_image: _TypeAlias = _typing.Literal["_failed_image", b"_failed_image"]  # noqa: Y015
@@ -587,6 +605,69 @@ class Rollout(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__restored_image) -> _WhichOneofReturnType__restored_image | None: ...
 
 Global___Rollout: _TypeAlias = Rollout  # noqa: Y015
+
+@_typing.final
+class RollbackRollout(_message.Message):
+    """RollbackRollout is how far the rollout started by a rollback got before
+    the call answered.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    UPDATED_REPLICAS_FIELD_NUMBER: _builtins.int
+    READY_REPLICAS_FIELD_NUMBER: _builtins.int
+    AVAILABLE_REPLICAS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    state: Global___Rollout.State.ValueType
+    """COMPLETE: every replica runs the restored image again and is available.
+    FAILED: the restored image does not start either (the reason says why).
+    TIMED_OUT: the budget ran out first; the restored image is in the
+    template and its Pods may still be starting. PAUSED: someone paused the
+    Deployment meanwhile.
+    """
+    reason: _builtins.str
+    """A short machine-readable reason, as in `Rollout.reason`."""
+    message: _builtins.str
+    """A sentence for humans, in kubectl's words where kubectl has them."""
+    replicas: _builtins.int
+    """The desired number of replicas."""
+    updated_replicas: _builtins.int
+    """Replicas running the restored template."""
+    ready_replicas: _builtins.int
+    """Replicas that are ready."""
+    available_replicas: _builtins.int
+    """Replicas that are available (ready for at least minReadySeconds)."""
+    revision: _builtins.int
+    """The Deployment's revision after the rollback."""
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long the rollback's rollout was followed."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___Rollout.State.ValueType = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+        replicas: _builtins.int = ...,
+        updated_replicas: _builtins.int = ...,
+        ready_replicas: _builtins.int = ...,
+        available_replicas: _builtins.int = ...,
+        revision: _builtins.int = ...,
+        duration: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_replicas", b"available_replicas", "duration", b"duration", "message", b"message", "ready_replicas", b"ready_replicas", "reason", b"reason", "replicas", b"replicas", "revision", b"revision", "state", b"state", "updated_replicas", b"updated_replicas"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackRollout: _TypeAlias = RollbackRollout  # noqa: Y015
 
 @_typing.final
 class GetGuardedRolloutRequest(_message.Message):

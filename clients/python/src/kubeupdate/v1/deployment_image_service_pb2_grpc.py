@@ -150,7 +150,12 @@ class DeploymentImageServiceServicer:
 
         With `wait`, the call returns when the rollout has finished: `rollout`
         says whether it completed, failed (with the reason, e.g. pods in
-        ImagePullBackOff) or timed out, and whether it was rolled back. A waited
+        ImagePullBackOff) or timed out, and whether it was rolled back. A
+        rollback starts a rollout of its own, which the call follows to its end
+        too (`rollout.rollback`), for at most `timeout` again: a call with
+        `rollback_on_failure` lasts at most twice `timeout`, and ends before the
+        caller's deadline. `image` is always the image the container has when
+        the call answers: after a rollback, the restored one. A waited
         change is guarded: its intent is recorded in the cluster (a Lease) before
         the image is patched, so that another replica finishes following it
         (and rolls it back when asked) if this one stops; see GetGuardedRollout. With
