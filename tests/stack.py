@@ -168,12 +168,14 @@ def running_stack(
     call_timeout: float | None = None,
     rollouts: RolloutSettings | None = None,
     forwarded_allow_ips: str = "",
+    channel_credentials: grpc.ChannelCredentials | None = None,
 ) -> Iterator[Stack]:
     """The samples seeded, then the service and gateway started in front of ``cluster``.
 
     ``call_timeout`` shortens the gateway's deadline per forwarded call;
     ``rollouts`` replaces the service's rollout settings; ``forwarded_allow_ips``
-    are the proxies the gateway believes.
+    are the proxies the gateway believes; ``channel_credentials`` secure the
+    gateway's calls to a service on TLS.
     """
     seed_samples(cluster)
     settings = GatewaySettings(
@@ -184,7 +186,7 @@ def running_stack(
     config = ServerConfig(port=0, kubeconfig=cluster.kubeconfig_path, auth=auth)
     if rollouts is not None:
         config = replace(config, rollouts=rollouts)
-    runner = StackThread(config, settings)
+    runner = StackThread(config, settings, channel_credentials)
     listening = runner.start()
     assert listening.grpc_port is not None
     assert listening.http_port is not None

@@ -6,6 +6,11 @@ over REST and over gRPC (mTLS cases over gRPC only) and must answer its status,
 write nothing to the cluster (the devcluster's journal), and leave exactly one
 audit line, a denial, in which no secret appears.
 
+The service runs as deploy/ runs it, on mutual TLS with certificates from
+`kubeupdate certs`. Direct gRPC calls present the gateway's certificate, which
+never authenticates anyone, so they are judged on their Authorization alone, as
+REST calls are; an mTLS case presents a certificate of its own.
+
 One stack serves the whole module: a case changes nothing, which each case
 checks, so sharing it costs no isolation and keeps the table fast.
 """
@@ -22,15 +27,18 @@ from typing import Any, cast
 
 import grpc
 import pytest
+from cryptography import x509
 from google.rpc import error_details_pb2, status_pb2
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from devcluster import DevCluster
+from kubeupdate.auth import certificates
 from kubeupdate.auth.audit import FIELD_LIMIT
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.auth.tokens import create_token, hash_text
 from tests.auth.conftest import AUDIENCE, Issuer, b64url
+from tests.certificates import make_cert, pem
 from tests.stack import Stack, running_stack
 
 ISSUER = "https://token.actions.example"
@@ -76,7 +84,25 @@ rules:
     subjects: [{github: {repository_owner_id: "42", ref: refs/heads/main}}]
     targets: [{namespace: staging}]
     access: [read]
+  - name: the deployer's certificate on default/web/app
+    subjects: [{cert: deployer.acme.internal}]
+    targets: [{namespace: default, deployment: web, container: app}]
+    access: [read, write]
+    images:
+      - repositories: [ghcr.io/acme/web]
+        tag: '^v\d+\.\d+\.\d+$'
+  - name: the auditor's certificate reads default
+    subjects: [{cert: auditor}]
+    targets: [{namespace: default}]
+    access: [read]
 """
+
+#: Client certificates of the service's CA, by common name (and its SANs).
+CLIENT_CERTIFICATES = {
+    "deployer": ["deployer.acme.internal"],
+    "auditor": [],
+    "stranger": ["stranger.acme.internal"],
+}
 
 TOKENS: dict[str, dict[str, Any]] = {
     "release-bot": {},
@@ -96,6 +122,8 @@ class Secured:
     issuer: Issuer
     audit_log: Path
     secrets: dict[str, str]
+    # What a client holding each certificate of CLIENT_CERTIFICATES connects with.
+    certificates: dict[str, grpc.ChannelCredentials]
     # Every credential a case sent, so no audit line may contain one.
     sent: list[str] = field(default_factory=list)
 
@@ -122,24 +150,43 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     issuer = Issuer(url=ISSUER, published=["k1"])
     (directory / "jwks.json").write_text(json.dumps(issuer.jwks()))
     audit_log = directory / "audit.jsonl"
+    pki = directory / "pki"
+    certificates.create(pki, extra_names=["127.0.0.1"])
+    ca = certificates.load_ca(pki)
+    clients = {
+        name: pem(make_cert(name, [x509.DNSName(san) for san in sans], ca))
+        for name, sans in CLIENT_CERTIFICATES.items()
+    }
     auth = AuthConfig(
         tokens_file=directory / "tokens.yaml",
         policy_file=directory / "policy.yaml",
         oidc_audience=AUDIENCE,
         oidc_issuer=ISSUER,
         oidc_jwks_file=directory / "jwks.json",
+        tls_cert=pki / "service.crt",
+        tls_key=pki / "service.key",
+        tls_client_ca=pki / "ca.crt",
+        trusted_proxy_certs=(certificates.GATEWAY,),
         audit_log=str(audit_log),
         # Limits have tests of their own; here every refusal must be the table's.
         rate_limit=0,
         auth_failure_limit=0,
     )
+    ca_pem = (pki / "ca.crt").read_bytes()
+    gateway = grpc.ssl_channel_credentials(
+        ca_pem, (pki / "gateway.key").read_bytes(), (pki / "gateway.crt").read_bytes()
+    )
     with (
         DevCluster() as cluster,
-        running_stack(cluster, auth) as stack,
-        grpc.insecure_channel(stack.grpc_target) as channel,
+        running_stack(cluster, auth, channel_credentials=gateway) as stack,
+        grpc.secure_channel(stack.grpc_target, gateway) as channel,
     ):
         stub = pb_grpc.DeploymentImageServiceStub(channel)
-        yield Secured(stack, channel, stub, issuer, audit_log, secrets)
+        holders = {
+            name: grpc.ssl_channel_credentials(ca_pem, pair.key, pair.cert)
+            for name, pair in clients.items()
+        }
+        yield Secured(stack, channel, stub, issuer, audit_log, secrets, holders)
 
 
 # How a case authenticates: the Authorization value, made from the stack (None: none sent).
@@ -229,6 +276,22 @@ class Case:
     reason: str | None = None
     says: str | None = None
     transports: tuple[str, ...] = ("rest", "grpc")
+    # The client certificate the call presents (CLIENT_CERTIFICATES), over gRPC.
+    certificate: str | None = None
+
+
+def mtls(name: str, target: Target, image: str | None, reason: str, **extra: Any) -> Case:
+    """A call authenticated by a client certificate alone (direct gRPC only)."""
+    return Case(
+        f"mtls: {name}",
+        extra.pop("credential", fixed(None)),
+        target,
+        image,
+        extra.pop("code", C.PERMISSION_DENIED),
+        reason,
+        transports=("grpc",),
+        certificate=extra.pop("certificate"),
+    )
 
 
 NOW = int(time.time())
@@ -533,6 +596,58 @@ CASES = [
         C.PERMISSION_DENIED,
     ),
     Case("oidc: a repository of another rule", oidc(), WEB_APP, "nginx:1.27", C.PERMISSION_DENIED),
+    # --- client certificates (mTLS)
+    mtls(
+        "a certificate no rule names",
+        WEB_APP,
+        None,
+        "CALLER_NOT_ALLOWED",
+        certificate="stranger",
+    ),
+    mtls(
+        "a read-only certificate writes",
+        WEB_APP,
+        "nginx:1.27",
+        "ACCESS_NOT_ALLOWED",
+        certificate="auditor",
+    ),
+    mtls(
+        "a certificate outside its targets",
+        STAGING,
+        None,
+        "TARGET_NOT_ALLOWED",
+        certificate="auditor",
+    ),
+    mtls(
+        "a certificate's image of another repository",
+        WEB_APP,
+        "ghcr.io/acme/tools:v1.2.3",
+        "IMAGE_REPOSITORY_NOT_ALLOWED",
+        certificate="deployer",
+    ),
+    mtls(
+        "a certificate's tag outside the pattern",
+        WEB_APP,
+        "ghcr.io/acme/web:1.2.3",
+        "IMAGE_TAG_NOT_ALLOWED",
+        certificate="deployer",
+    ),
+    mtls(
+        "a certificate's other container",
+        SIDECAR,
+        "ghcr.io/acme/web:v1.2.3",
+        "TARGET_NOT_ALLOWED",
+        certificate="deployer",
+    ),
+    mtls(
+        "a certificate with a bad token: the token is what counts",
+        WEB_APP,
+        None,
+        "TOKEN_INVALID",
+        certificate="deployer",
+        credential=fixed("Bearer kut_release-bot_" + "0" * 64),
+        code=C.UNAUTHENTICATED,
+    ),
     # --- images: not image references at all
     Case("capitals in the repository", BOT, WEB_APP, "Nginx:1.27", C.INVALID_ARGUMENT),
     Case("a space", BOT, WEB_APP, "nginx :1.27", C.INVALID_ARGUMENT),
@@ -582,6 +697,8 @@ def test_a_refused_call_changes_nothing_and_is_audited_once(
     assert line["method"] == (
         "SetContainerImage" if case.image is not None else "GetContainerImage"
     )
+    if case.certificate is not None and authorization is None:
+        assert line["identity"]["name"] == f"cert:{case.certificate}"
     for credential in secured.sent:
         if len(credential) >= 16:
             assert credential[-16:] not in lines[0]
@@ -624,10 +741,20 @@ def rest_call(secured: Secured, case: Case, authorization: str | None) -> Answer
 def grpc_call(secured: Secured, case: Case, authorization: str | None) -> Answer:
     """A refused gRPC call."""
     metadata = (("authorization", authorization),) if authorization is not None else ()
+    if case.certificate is None:
+        return _grpc_call(secured.stub, case, metadata)
+    credentials = secured.certificates[case.certificate]
+    with grpc.secure_channel(secured.stack.grpc_target, credentials) as channel:
+        return _grpc_call(pb_grpc.DeploymentImageServiceStub(channel), case, metadata)
+
+
+def _grpc_call(
+    stub: pb_grpc.DeploymentImageServiceStub, case: Case, metadata: tuple[tuple[str, str], ...]
+) -> Answer:
     target = case.target
     try:
         if case.image is None:
-            secured.stub.GetContainerImage(
+            stub.GetContainerImage(
                 pb.GetContainerImageRequest(
                     namespace=target.namespace,
                     deployment=target.deployment,
@@ -637,7 +764,7 @@ def grpc_call(secured: Secured, case: Case, authorization: str | None) -> Answer
                 timeout=10,
             )
         else:
-            secured.stub.SetContainerImage(
+            stub.SetContainerImage(
                 pb.SetContainerImageRequest(
                     namespace=target.namespace,
                     deployment=target.deployment,
