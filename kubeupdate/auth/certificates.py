@@ -70,8 +70,11 @@ def create(
     days: int = LEAF_DAYS,
     ca_days: int = CA_DAYS,
     now: dt.datetime | None = None,
-) -> None:
-    """A new CA in ``directory`` and both certificates; refuses to replace a CA."""
+) -> list[str]:
+    """A new CA in ``directory`` and both certificates; refuses to replace a CA.
+
+    Returns the names the service's certificate holds.
+    """
     if (directory / "ca.key").exists():
         raise CertificateError(
             f"{directory} already holds a CA (ca.key): `kubeupdate certs renew --dir {directory}` "
@@ -103,19 +106,29 @@ def create(
     directory.mkdir(parents=True, exist_ok=True)
     _write(directory / "ca.key", _key_pem(key), private=True)
     _write(directory / "ca.crt", ca.public_bytes(serialization.Encoding.PEM))
-    renew(directory, namespace=namespace, extra_names=extra_names, days=days, now=now)
+    return renew(directory, namespace=namespace, extra_names=extra_names, days=days, now=now)
 
 
 def renew(
     directory: Path,
     *,
-    namespace: str = NAMESPACE,
+    namespace: str | None = None,
     extra_names: Sequence[str] = (),
     days: int = LEAF_DAYS,
     now: dt.datetime | None = None,
-) -> None:
-    """New keys and certificates for the service and the gateway, signed by the CA there."""
+) -> list[str]:
+    """New keys and certificates for the service and the gateway, signed by the CA there.
+
+    Without ``namespace`` the service's certificate keeps the names it has (a
+    renewal must not drop the ones it was made with), plus ``extra_names``.
+    Returns the names the service's certificate holds.
+    """
     ca, ca_key = load_ca(directory)
+    if namespace is None and (directory / "service.crt").exists():
+        current = _names_of(x509.load_pem_x509_certificate(_read(directory / "service.crt")))
+        names = [*current, *(n for n in extra_names if n not in current)]
+    else:
+        names = service_names(namespace or NAMESPACE, extra_names)
     now = now or dt.datetime.now(dt.UTC)
     if now + dt.timedelta(days=days) > ca.not_valid_after_utc:
         raise CertificateError(
@@ -124,7 +137,6 @@ def renew(
             "(see deploy/OPERATIONS.md)"
         )
     for leaf in LEAVES:
-        names = service_names(namespace, extra_names) if leaf.name == "service" else [GATEWAY]
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, leaf.common_name)])
         cert = (
@@ -145,7 +157,12 @@ def renew(
                 critical=True,
             )
             .add_extension(x509.ExtendedKeyUsage([leaf.usage]), critical=False)
-            .add_extension(x509.SubjectAlternativeName(_general_names(names)), critical=False)
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    _general_names(names if leaf.name == "service" else [GATEWAY])
+                ),
+                critical=False,
+            )
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                 critical=False,
@@ -155,6 +172,7 @@ def renew(
         # The key first: a certificate on disk always has its key beside it.
         _write(directory / f"{leaf.name}.key", _key_pem(key), private=True)
         _write(directory / f"{leaf.name}.crt", cert.public_bytes(serialization.Encoding.PEM))
+    return names
 
 
 def service_names(namespace: str, extra_names: Iterable[str] = ()) -> list[str]:
@@ -230,6 +248,19 @@ def _builder(
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + dt.timedelta(days=days))
     )
+
+
+def _names_of(cert: x509.Certificate) -> list[str]:
+    """The DNS names and IP addresses of a certificate, in its order."""
+    try:
+        extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    return [
+        str(name.value)
+        for name in extension.value
+        if isinstance(name, x509.DNSName | x509.IPAddress)
+    ]
 
 
 def _general_names(names: Iterable[str]) -> list[x509.GeneralName]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ipaddress
 import json
 import re
 import sys
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
     from kubeupdate.auth.policy import Policy, Request
     from kubeupdate.caller import Caller
 
-#: A DNS name (lower case) or an IP address, for --san.
-SAN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?|[0-9a-f:.]+")
+#: A DNS name (lower case labels), for --san (IP addresses are checked by ipaddress).
+DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 # Exit codes of `policy explain`: allowed, refused, the question itself is wrong.
 ALLOWED, REFUSED, UNUSABLE = 0, 1, 2
@@ -87,12 +88,16 @@ def add_certificate_arguments(parser: argparse.ArgumentParser) -> None:
     secrets = actions.add_parser(
         "secrets", help="print the two Secrets deploy/ mounts (for kubectl apply -f -)"
     )
+    # The defaults repeat certificates.py's (a test holds them equal): that module, and
+    # cryptography with it, loads only when a certs command runs.
     for action in (create, renew, secrets):
         action.add_argument("--dir", type=Path, required=True, help="the operator's directory")
         action.add_argument(
             "--namespace",
-            default="kubeupdate",
-            help="the namespace of the service and its Secrets (default: %(default)s)",
+            default=None if action is renew else "kubeupdate",
+            help="the namespace of the service and its Secrets (default: "
+            + ("the names the service's certificate has" if action is renew else "%(default)s")
+            + ")",
         )
     for action in (create, renew):
         action.add_argument(
@@ -120,7 +125,6 @@ def add_certificate_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CA_FILE",
         help="trust this CA's certificates too (while a CA is replaced)",
     )
-    # The defaults are certificates.py's: that module (and cryptography) loads only when used.
     create.set_defaults(run=run_certs_create)
     renew.set_defaults(run=run_certs_renew)
     secrets.set_defaults(run=run_certs_secrets)
@@ -223,7 +227,7 @@ def _certificates(action: str, args: argparse.Namespace) -> int:
             print(manifest, end="")
             return 0
         if action == "create":
-            certificates.create(
+            names = certificates.create(
                 args.dir,
                 namespace=args.namespace,
                 extra_names=args.san,
@@ -231,19 +235,19 @@ def _certificates(action: str, args: argparse.Namespace) -> int:
                 ca_days=args.ca_days,
             )
         else:
-            certificates.renew(
+            names = certificates.renew(
                 args.dir, namespace=args.namespace, extra_names=args.san, days=args.days
             )
     except (certificates.CertificateError, ValueError, OSError) as exc:
         print(f"{command}: {exc}", file=sys.stderr)
         return 2
-    names = ", ".join(certificates.service_names(args.namespace, args.san))
+    namespace = args.namespace or certificates.NAMESPACE
     print(
-        f"""{args.dir}: the service's certificate (for {names}) and the gateway's
+        f"""{args.dir}: the service's certificate (for {", ".join(names)}) and the gateway's
 ({certificates.GATEWAY}), valid for {args.days} days; keep ca.key out of the cluster.
 Install or replace them with:
-  kubeupdate certs secrets --dir {args.dir} --namespace {args.namespace} | kubectl apply -f -
-  kubectl -n {args.namespace} rollout restart deployment/{certificates.SERVICE} \\
+  kubeupdate certs secrets --dir {args.dir} --namespace {namespace} | kubectl apply -f -
+  kubectl -n {namespace} rollout restart deployment/{certificates.SERVICE} \\
       deployment/{certificates.GATEWAY}"""
     )
     return 0
@@ -254,12 +258,18 @@ def _check_certificate_arguments(args: argparse.Namespace) -> None:
     from kubeupdate.names import check_namespace
 
     try:
-        check_namespace(args.namespace)
+        if args.namespace is not None:
+            check_namespace(args.namespace)
     except InvalidArgument as exc:
         raise ValueError(exc.message) from None
     for name in getattr(args, "san", ()):
-        if not SAN.fullmatch(name):
-            raise ValueError(f"--san {name!r} is neither a DNS name nor an IP address")
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            if len(name) > 253 or not DNS_NAME.fullmatch(name):
+                raise ValueError(
+                    f"--san {name!r} is neither a DNS name nor an IP address"
+                ) from None
     for flag in ("days", "ca_days"):
         if getattr(args, flag, 1) < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be at least 1")

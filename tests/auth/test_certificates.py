@@ -24,6 +24,7 @@ from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate import cli
+from kubeupdate.auth import certificates
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.auth.mtls import server_credentials
 from kubeupdate.operations import operations
@@ -107,6 +108,7 @@ def test_renew_without_a_ca_says_how_to_make_one(
     [
         (["--namespace", "Kube_Update"], "namespace"),
         (["--san", "not a name"], "--san"),
+        (["--san", "a..b"], "--san"),
         (["--days", "0"], "--days"),
     ],
 )
@@ -263,3 +265,30 @@ def both_cas(directory: Path, first: Path, second: Path) -> Path:
         (first / "ca.crt").read_bytes() + (second / "ca.crt").read_bytes()
     )
     return directory
+
+
+def test_renew_keeps_the_names_the_service_certificate_was_made_with(tmp_path: Path) -> None:
+    directory = tmp_path / "pki"
+    assert certs("create", "--dir", directory, "--namespace", "tools", "--san", "10.0.0.7") == 0
+    before = load(directory / "service.crt").extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert certs("renew", "--dir", directory, "--san", "kubeupdate.tools.example") == 0
+    after = load(directory / "service.crt").extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert list(after.value) == [*before.value, x509.DNSName("kubeupdate.tools.example")]
+    assert "kubeupdate-service.tools.svc" in after.value.get_values_for_type(x509.DNSName)
+
+
+def test_the_commands_defaults_are_the_modules() -> None:
+    # The parser repeats them so that building it loads no cryptography.
+    parser = cli.build_parser()
+    create = parser.parse_args(["certs", "create", "--dir", "d"])
+    assert (create.namespace, create.days, create.ca_days) == (
+        certificates.NAMESPACE,
+        certificates.LEAF_DAYS,
+        certificates.CA_DAYS,
+    )
+    assert parser.parse_args(["certs", "renew", "--dir", "d"]).days == certificates.LEAF_DAYS
+    assert parser.parse_args(["certs", "secrets", "--dir", "d"]).namespace == certificates.NAMESPACE
