@@ -486,6 +486,15 @@ CASES = [
     Case("another container", BOT, SIDECAR, "nginx:1.27", C.PERMISSION_DENIED),
     Case("another deployment", BOT, STAGING, None, C.PERMISSION_DENIED),
     Case("kube-system", BOT_BEARER, KUBE_SYSTEM, "nginx:1.27", C.PERMISSION_DENIED),
+    # Not 404: whether a Deployment exists is told only to those who may read it.
+    Case(
+        "a Deployment that does not exist, not the caller's",
+        BOT,
+        Target("default", "no-such-web", "app"),
+        None,
+        C.PERMISSION_DENIED,
+        "TARGET_NOT_ALLOWED",
+    ),
     Case(
         "reader writes",
         READER,
