@@ -32,7 +32,8 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from kubeupdate import errors
 from kubeupdate.kube import errors as kube_errors
@@ -117,11 +118,15 @@ class ContainerImages:
         dry_run: bool = False,
         record: ChangeRecord | None = None,
         refuse_paused: bool = False,
+        same: Callable[[str], bool] | None = None,
     ) -> ImageChange:
         """Set the target's new image; with ``record``, the same patch writes the change-cause.
 
         ``refuse_paused``: a paused workload is refused before anything is
-        written (a waited change could only wait for nothing).
+        written (a waited change could only wait for nothing). ``same`` tells
+        whether an image the container already runs counts as the new one (the
+        same digest, known from the registry): then nothing is written, and the
+        answer names the image that runs.
         """
         # As the caller wrote it: the parser splits without rewriting.
         image = str(target.new_image())
@@ -135,6 +140,7 @@ class ContainerImages:
             dry_run=dry_run,
             deadline=deadline,
             refuse_paused=refuse_paused,
+            same=same,
         )
         assert change is not None  # only a swap with an expected image can be skipped
         return change
@@ -190,6 +196,7 @@ class ContainerImages:
         deadline: float | None,
         rollback: bool = False,
         refuse_paused: bool = False,
+        same: Callable[[str], bool] | None = None,
     ) -> ImageChange | None:
         def outcome(previous: str, changed: bool, obj: JsonObject) -> ImageChange:
             return ImageChange(
@@ -205,8 +212,9 @@ class ContainerImages:
             if refuse_paused and self._kind.progress(obj).paused:
                 raise _paused(kind, namespace, deployment)
             slot = self._slot(obj, namespace, deployment, container)
-            if slot.image == image:
-                return outcome(image, False, obj)
+            if slot.image == image or (same is not None and same(slot.image)):
+                # Nothing to write; the answer names the image that runs.
+                return replace(outcome(slot.image, False, obj), image=slot.image)
             if expected is not None and slot.image != expected:
                 return None
             cause = None

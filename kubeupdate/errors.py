@@ -10,15 +10,17 @@ own hierarchy, translated at the boundary
     ├── InvalidArgument      the request itself is wrong           OPTIONS_INVALID
     │                        (INVALID_ARGUMENT)
     ├── NotFound             namespace, Deployment or container    DEPLOYMENT_NOT_FOUND
-    │                        (NOT_FOUND)
+    │                        (NOT_FOUND), or the image in its registry
     ├── Aborted              kept conflicting; safe to retry       CONFLICT_RETRIES_EXHAUSTED
     │                        (ABORTED)
     ├── Rejected             Kubernetes refused the new object     KUBERNETES_REJECTED
     │                        (FAILED_PRECONDITION); an admission   ADMISSION_WEBHOOK_DENIED
     │                        webhook or policy says which          ADMISSION_POLICY_DENIED
-    ├── PreconditionFailed   the workload cannot do what was asked DEPLOYMENT_PAUSED
-    │                        now: a waited change of a paused one
-    │                        (FAILED_PRECONDITION)
+    ├── PreconditionFailed   what was asked cannot be done as      DEPLOYMENT_PAUSED
+    │   │                    things stand: a waited change of a
+    │   │                    paused workload (FAILED_PRECONDITION)
+    │   └── ImageRefused     the registry check refused the image  IMAGE_PLATFORM_MISSING
+    │                        (a platform or signature is missing)
     ├── PermissionMissing    our service account lacks an RBAC     KUBERNETES_PERMISSION_MISSING
     │                        permission, never shown as 404 (PERMISSION_DENIED)
     ├── Unavailable          API unreachable, 429 or 5xx, or the   KUBERNETES_UNAVAILABLE
@@ -107,7 +109,7 @@ class InvalidArgument(KubeupdateError):
 
 
 class NotFound(KubeupdateError):
-    """The namespace, the Deployment or the container does not exist."""
+    """The namespace, the Deployment or the container does not exist (or the image's tag)."""
 
     default_reason = ErrorReason.DEPLOYMENT_NOT_FOUND
 
@@ -125,9 +127,20 @@ class Rejected(KubeupdateError):
 
 
 class PreconditionFailed(KubeupdateError):
-    """The workload is in a state where the call cannot do what it promises; nothing was done."""
+    """What was asked cannot be done as things stand (a paused workload); nothing was done."""
 
     default_reason = ErrorReason.DEPLOYMENT_PAUSED
+
+
+class ImageRefused(PreconditionFailed):
+    """The registry check refused the image: a required platform or signature is missing.
+
+    Found before any Kubernetes call, so nothing was written. Each raise names
+    its reason (IMAGE_PLATFORM_MISSING, IMAGE_SIGNATURE_MISSING or
+    IMAGE_SIGNATURE_INVALID: :mod:`kubeupdate.registry.translation`).
+    """
+
+    default_reason = ErrorReason.IMAGE_PLATFORM_MISSING
 
 
 class PermissionMissing(KubeupdateError):

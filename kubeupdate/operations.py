@@ -10,6 +10,7 @@ watch), reads and unwaited changes work and rollout calls are UNAVAILABLE.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kubeupdate.containers import DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, ContainerImages
 from kubeupdate.guarded.leases import RecordLeases
@@ -24,6 +25,9 @@ from kubeupdate.updates import ImageUpdates
 from kubeupdate.workloads.access import WorkloadAccess
 from kubeupdate.workloads.deployments import DEPLOYMENT
 from kubeupdate.workloads.kinds import WorkloadKind
+
+if TYPE_CHECKING:
+    from kubeupdate.image_checks import ImageChecks
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,12 @@ def operations(
     attempts: int = DEFAULT_ATTEMPTS,
     backoff: float = DEFAULT_BACKOFF,
     lease_api: LeaseApi | None = None,
+    checks: ImageChecks | None = None,
 ) -> Operations:
-    """The use cases over ``api`` (``watch_api`` for rollouts, ``lease_api`` for guarded ones)."""
+    """The use cases over ``api`` (``watch_api`` for rollouts, ``lease_api`` for guarded ones).
+
+    ``checks`` asks registries about images before writes (see :mod:`kubeupdate.image_checks`).
+    """
     settings = settings or RolloutSettings()
     access = WorkloadAccess(api, kind, watch_api)
     images = ContainerImages(access, attempts=attempts, backoff=backoff)
@@ -68,7 +76,7 @@ def operations(
         verdicts = GuardedVerdicts(RecordLeases(lease_api), tracking.informers())
     return Operations(
         images=images,
-        updates=ImageUpdates(images, RolloutWaits(tracking, images), settings),
+        updates=ImageUpdates(images, RolloutWaits(tracking, images), settings, checks),
         status=RolloutStatus(tracking),
         history=RolloutHistory(access),
         tracking=tracking,

@@ -1,9 +1,10 @@
 """The service process: its settings and flags, and :func:`serve`, which wires it together.
 
 :func:`serve` is the composition root: it loads the Kubernetes credentials,
-builds the Kubernetes client, the domain's use cases
-(:func:`kubeupdate.operations.operations`), security
-(:mod:`kubeupdate.auth`) and metrics, runs the gRPC server
+builds the Kubernetes client, the registry checks
+(:mod:`kubeupdate.registry.config`), the domain's use cases
+(:func:`kubeupdate.operations.operations`), security (:mod:`kubeupdate.auth`)
+and metrics, runs the gRPC server
 (:class:`~kubeupdate.protocol.grpc.server.ServiceServer`) until SIGTERM or
 SIGINT, then stops it gracefully.
 """
@@ -25,6 +26,7 @@ from kubeupdate.kube.api import DEFAULT_TIMEOUT
 from kubeupdate.kube.credentials import SERVICE_ACCOUNT_DIR, Credentials
 from kubeupdate.operations import operations
 from kubeupdate.protocol.grpc.server import ServiceServer
+from kubeupdate.registry import config as registry_config
 from kubeupdate.rollouts.settings import RolloutSettings
 
 if TYPE_CHECKING:
@@ -56,6 +58,8 @@ class ServerConfig:
     rollouts: RolloutSettings = field(default_factory=RolloutSettings)
     # Authentication, policy, audit, rate limits, TLS: on by default.
     auth: auth_config.AuthConfig = field(default_factory=auth_config.AuthConfig)
+    # Registry checks before writes: credentials, TLS, cache, when to check.
+    registry: registry_config.RegistryConfig = field(default_factory=registry_config.RegistryConfig)
     # GET /metrics on this port of ``host`` (0 picks a free one); None: no listener.
     # The command line's default is DEFAULT_METRICS_PORT; embedders ask for it.
     metrics_port: int | None = None
@@ -134,6 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="no metrics: no --metrics-port listener, no /metrics on the gateway",
     )
     auth_config.add_arguments(parser)
+    registry_config.add_arguments(parser)
 
 
 def config_from(arguments: argparse.Namespace) -> ServerConfig:
@@ -155,6 +160,7 @@ def config_from(arguments: argparse.Namespace) -> ServerConfig:
             stuck_grace=arguments.stuck_grace,
         ),
         auth=auth_config.config_from(arguments),
+        registry=registry_config.config_from(arguments),
         metrics_port=None if arguments.no_metrics else arguments.metrics_port,
     )
 
@@ -197,13 +203,15 @@ async def serve(
         metrics = ServiceMetrics()
     observe = metrics.kubernetes_call if metrics is not None else None
     kube = KubeClient(credentials, timeout=config.kube_timeout, observe=observe)
-    async with auth, kube as client:
+    checks = registry_config.build_checks(config.registry)
+    async with auth, kube as client, checks:
         domain = operations(
             client,
             client,
             config.rollouts,
             attempts=config.update_attempts,
             lease_api=client,
+            checks=checks,
         )
         if metrics is not None:
             metrics.count_watches(lambda: domain.tracking.open_watches)

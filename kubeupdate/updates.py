@@ -5,8 +5,11 @@ with it, the rollout is followed to its end (:class:`~kubeupdate.rollouts.waits.
 and, with ``rollback_on_failure``, a failed or timed-out rollout is rolled back,
 and the rollback's own rollout followed for at most the wait's timeout again
 (so such a call lasts at most twice its timeout, and never past the caller's
-deadline). The options are checked before anything is written. Who asks and
-why goes into the change-cause (:class:`~kubeupdate.patches.ChangeRecord`).
+deadline). The options are checked before anything is written, then, where the
+policy or the server asks, the image in its registry
+(:class:`~kubeupdate.image_checks.ImageChecks`), still before any Kubernetes
+call; under ``digest: pin`` the pinned reference is what gets written. Who asks
+and why goes into the change-cause (:class:`~kubeupdate.patches.ChangeRecord`).
 
 :attr:`SetImageOutcome.image` is the image the container has when the call
 answers: the requested one, or after a rollback the restored one (or a newer
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from kubeupdate import errors
 from kubeupdate.containers import ContainerImages, ImageChange
@@ -31,6 +34,10 @@ from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
 from kubeupdate.rollouts.settings import RolloutSettings
 from kubeupdate.rollouts.waits import RolloutWaits
 from kubeupdate.targets import Target
+
+if TYPE_CHECKING:
+    # aiohttp's client: a process that only reads the flags must not load it.
+    from kubeupdate.image_checks import CheckedImage, ImageCheck, ImageChecks
 
 MAX_REASON_LENGTH: Final = 256
 
@@ -44,6 +51,8 @@ class SetImageOutcome:
     rollout: RolloutReport | None
     #: The image the container has now: ``change.image`` unless a rollback was attempted.
     image: str
+    #: What the registry check found, when one ran (or why it was skipped).
+    checked: CheckedImage | None = None
 
 
 def check_options(
@@ -95,11 +104,17 @@ class ImageUpdates:
     """Changes a container's image; with a wait, follows the rollout and may roll it back."""
 
     def __init__(
-        self, images: ContainerImages, waits: RolloutWaits, settings: RolloutSettings
+        self,
+        images: ContainerImages,
+        waits: RolloutWaits,
+        settings: RolloutSettings,
+        checks: ImageChecks | None = None,
     ) -> None:
+        """``checks`` None: no registry access, so a write whose rule asks for a check fails."""
         self._images = images
         self._waits = waits
         self.settings = settings
+        self._checks = checks
 
     async def set_container_image(
         self,
@@ -112,8 +127,12 @@ class ImageUpdates:
         dry_run: bool = False,
         reason: str = "",
         deadline: float | None = None,
+        check: ImageCheck | None = None,
     ) -> SetImageOutcome:
-        """Set the image, recording who and why; with ``wait``, follow the rollout."""
+        """Set the image, recording who and why; with ``wait``, follow the rollout.
+
+        ``check`` is what the policy's image rule asks of the image in its registry.
+        """
         start = time.monotonic()
         wait_for = check_options(
             wait=wait,
@@ -123,6 +142,9 @@ class ImageUpdates:
             reason=reason,
             settings=self.settings,
         )
+        checked = await self._check(target, check, deadline)
+        if checked is not None:
+            target = replace(target, image=checked.image)
         change = await self._images.set_container_image(
             target,
             deadline=deadline,
@@ -130,9 +152,10 @@ class ImageUpdates:
             record=ChangeRecord(identity, reason),
             # Waiting on a paused Deployment would wait for nothing: refuse first.
             refuse_paused=wait_for is not None,
+            same=checked.runs_in if checked is not None else None,
         )
         if wait_for is None:
-            return SetImageOutcome(change, dry_run, None, change.image)
+            return SetImageOutcome(change, dry_run, None, change.image, checked)
         try:
             report = await self._waits.wait(
                 target.namespace,
@@ -162,4 +185,20 @@ class ImageUpdates:
             )
             raise
         duration = time.monotonic() - start
-        return SetImageOutcome(change, dry_run, replace(report, duration=duration), image)
+        return SetImageOutcome(change, dry_run, replace(report, duration=duration), image, checked)
+
+    async def _check(
+        self, target: Target, check: ImageCheck | None, deadline: float | None
+    ) -> CheckedImage | None:
+        if self._checks is None:
+            if check is not None:
+                raise errors.Unavailable(
+                    "the policy asks for a registry check of this image, and this server "
+                    "has no registry access",
+                    reason=errors.ErrorReason.REGISTRY_UNAVAILABLE,
+                )
+            return None
+        wanted = self._checks.wanted(check)
+        if wanted is None:
+            return None
+        return await self._checks.check(target.new_image(), wanted, deadline=deadline)

@@ -21,7 +21,9 @@ from kubeupdate.auth.config import AuthConfig
 from kubeupdate.demo import write_demo_security
 from tests.stack import Stack, running_stack
 
-pytest_plugins = ["devcluster.pytest_plugin"]
+# The real registries (tests/registry/fixtures.py) serve the registry tests and the
+# whole-stack registry checks (tests/contract/test_registry_checks.py) alike.
+pytest_plugins = ["devcluster.pytest_plugin", "tests.registry.fixtures"]
 
 
 @pytest.fixture

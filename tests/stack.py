@@ -24,6 +24,7 @@ from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.demo import SAMPLES
+from kubeupdate.registry.config import RegistryConfig
 from kubeupdate.rollouts.settings import RolloutSettings
 from kubeupdate.service import ServerConfig
 from kubeupdate.serving import Listening, serve_all
@@ -169,13 +170,15 @@ def running_stack(
     rollouts: RolloutSettings | None = None,
     forwarded_allow_ips: str = "",
     channel_credentials: grpc.ChannelCredentials | None = None,
+    registry: RegistryConfig | None = None,
 ) -> Iterator[Stack]:
     """The samples seeded, then the service and gateway started in front of ``cluster``.
 
     ``call_timeout`` shortens the gateway's deadline per forwarded call;
     ``rollouts`` replaces the service's rollout settings; ``forwarded_allow_ips``
     are the proxies the gateway believes; ``channel_credentials`` secure the
-    gateway's calls to a service on TLS.
+    gateway's calls to a service on TLS; ``registry`` sets the service's
+    registry flags.
     """
     seed_samples(cluster)
     settings = GatewaySettings(
@@ -186,6 +189,8 @@ def running_stack(
     config = ServerConfig(port=0, kubeconfig=cluster.kubeconfig_path, auth=auth)
     if rollouts is not None:
         config = replace(config, rollouts=rollouts)
+    if registry is not None:
+        config = replace(config, registry=registry)
     runner = StackThread(config, settings, channel_credentials)
     listening = runner.start()
     assert listening.grpc_port is not None

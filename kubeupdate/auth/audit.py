@@ -14,7 +14,12 @@ status code, the previous image and resulting generation when known)::
      "target": {"namespace": "prod", "deployment": "web",
      "container": "app"}, "image": "ghcr.io/acme/web:1.2.3", "previous_image": "...",
      "decision": "allow", "reason": "allowed", "rule": "web from main",
-     "outcome": "OK", "changed": true, "generation": 7}
+     "outcome": "OK", "changed": true, "generation": 7,
+     "digest": "sha256:...", "registry_check": "passed"}
+
+``digest`` and ``registry_check`` appear when the image was checked in its
+registry: ``passed``, or ``skipped: <why>`` when the registry could not be
+reached and the operator lets writes through then.
 
 A line is written before the call is authenticated, so every text in it that
 may come from a caller is cut at :data:`FIELD_LIMIT` characters (a valid image
@@ -78,6 +83,8 @@ class AuditRecord:
     outcome: str = ""
     changed: bool | None = None
     generation: int | None = None
+    digest: str | None = None
+    registry_check: str | None = None
 
     def to_json(self) -> str:
         line: dict[str, Any] = {
@@ -100,6 +107,8 @@ class AuditRecord:
             "outcome": self.outcome,
             "changed": self.changed,
             "generation": self.generation,
+            "digest": self.digest,
+            "registry_check": self.registry_check,
         }
         return _ENCODE({k: v for k, v in line.items() if v is not None})
 

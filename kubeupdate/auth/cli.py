@@ -280,7 +280,7 @@ def _load(path: Path, command: str) -> Policy | None:
 
     try:
         with path.open(encoding="utf-8") as stream:
-            return parse_policy(yaml.safe_load(stream))
+            return parse_policy(yaml.safe_load(stream), base=path.parent)
     except (OSError, yaml.YAMLError, PolicyError) as exc:
         print(f"{command}: {path}: {exc}", file=sys.stderr)
         return None

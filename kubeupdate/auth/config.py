@@ -224,7 +224,13 @@ class Auth:
             if config.tokens_file is not None:
                 self.tokens = WatchedFile(config.tokens_file, parse_tokens, what="tokens file")
             if config.policy_file is not None:
-                self.policy = WatchedFile(config.policy_file, load_policy, what="policy")
+                # Relative key and CA files of signature rules are next to the policy.
+                folder = config.policy_file.parent
+                self.policy = WatchedFile(
+                    config.policy_file,
+                    lambda document: load_policy(document, base=folder),
+                    what="policy",
+                )
             oidc = None
             if config.oidc_audience is not None:
                 settings = OidcSettings(

@@ -10,7 +10,10 @@ method whose access the proto does not state is refused.
 The order: authenticate, rate-limit, check the syntax of the target and parse
 the image (:func:`kubeupdate.protocol.grpc.targets.target_of`: an invalid name
 is INVALID_ARGUMENT, never "target not allowed"), then the policy, which gets
-the checked names and the parsed image. Health checking and
+the checked names and the parsed image. An allowed write's registry check (the
+accepting image rule's, :attr:`~kubeupdate.auth.policy.Decision.check`) goes to
+the servicer in a context variable (:func:`kubeupdate.image_checks.requested`),
+as the caller does. Health checking and
 reflection stay open (probes, tooling); nothing else does.
 
 Refusals abort the call here with the code of
@@ -21,16 +24,18 @@ unary calls.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import math
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, cast
 
 import grpc
 import grpc.aio
 
 from kubeupdate import caller as current_caller
-from kubeupdate import errors, request_ids
+from kubeupdate import errors, image_checks, request_ids
 from kubeupdate.auth.audit import AuditLog, AuditRecord
 from kubeupdate.auth.authenticator import (
     WWW_AUTHENTICATE,
@@ -45,6 +50,7 @@ from kubeupdate.auth.proxies import ProxyTrust
 from kubeupdate.auth.ratelimit import FailureBackoff, RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.caller import ANONYMOUS, Caller
+from kubeupdate.image_checks import ImageCheck
 from kubeupdate.protocol.grpc.interceptors import HandlerWrappingInterceptor
 from kubeupdate.protocol.grpc.methods import access_of
 from kubeupdate.protocol.grpc.statuses import DETAILS_KEY, rich_status, status_for
@@ -114,14 +120,14 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             unary = handler.unary_unary
 
             async def guarded_unary(request: Any, context: Context) -> Any:
-                record, token = await self._admit(method, access, request, context)
+                record, scope = await self._admit(method, access, request, context)
                 try:
                     response = await unary(request, cast(Any, context))
                 except BaseException as exc:
                     self._failed(record, exc, context)
                     raise
                 finally:
-                    current_caller.reset(token)
+                    scope.reset()
                 self._succeeded(record, response)
                 return response
 
@@ -134,7 +140,7 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             stream = handler.unary_stream
 
             async def guarded_stream(request: Any, context: Context) -> AsyncIterator[Any]:
-                record, token = await self._admit(method, access, request, context)
+                record, scope = await self._admit(method, access, request, context)
                 last = None
                 try:
                     result: Any = stream(request, cast(Any, context))
@@ -150,7 +156,7 @@ class AuthInterceptor(HandlerWrappingInterceptor):
                 finally:
                     # The generator may be finalised in another context than it started in.
                     with contextlib.suppress(ValueError):
-                        current_caller.reset(token)
+                        scope.reset()
                 self._succeeded(record, last)
 
             return grpc.unary_stream_rpc_method_handler(
@@ -163,7 +169,7 @@ class AuthInterceptor(HandlerWrappingInterceptor):
 
     async def _admit(
         self, method: str, access: Access, request: Any, context: Context
-    ) -> tuple[AuditRecord, Any]:
+    ) -> tuple[AuditRecord, _CallScope]:
         """Authenticate, limit and authorise, or audit the refusal and abort the call."""
         metadata = tuple(context.invocation_metadata() or ())
         rid = _request_id(metadata)
@@ -185,7 +191,7 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             caller = await self._authenticate(record, metadata, auth_context)
             self._limit(caller, record)
             target = _checked(request, record)
-            self._authorise(caller, access, target, record)
+            check = self._authorise(caller, access, target, record)
         except errors.KubeupdateError as exc:
             code, message, trailers = status_for(exc, rid)
             record.outcome = code.name
@@ -205,7 +211,9 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             self._audit.write(record)
             await context.abort(code, message, trailing_metadata=trailers)
             raise AssertionError("abort() returned") from None
-        return record, current_caller.set_current(caller)
+        return record, _CallScope(
+            current_caller.set_current(caller), image_checks.set_requested(check)
+        )
 
     async def _authenticate(
         self,
@@ -287,10 +295,11 @@ class AuthInterceptor(HandlerWrappingInterceptor):
 
     def _authorise(
         self, caller: Caller, access: Access, target: Target, record: AuditRecord
-    ) -> None:
+    ) -> ImageCheck | None:
+        """Raise Denied unless the policy allows; an allowed write's registry check."""
         if self._authenticator is None:
             record.decision, record.reason = "allow", "authentication disabled"
-            return
+            return None
         request = Request(
             access,
             namespace=target.namespace,
@@ -306,6 +315,7 @@ class AuthInterceptor(HandlerWrappingInterceptor):
                 _denial(caller, decision.reason), reason=DENIAL_REASONS[decision.reason]
             )
         record.decision = "allow"
+        return decision.check
 
     def _succeeded(self, record: AuditRecord, response: Any) -> None:
         record.outcome = "OK"
@@ -315,6 +325,10 @@ class AuthInterceptor(HandlerWrappingInterceptor):
                 record.changed = bool(response.changed)
             if _has_field(response, "generation") and response.generation:
                 record.generation = int(response.generation)
+            record.digest = _field(response, "digest") or None
+            if _has_field(response, "registry_check") and response.HasField("registry_check"):
+                check = response.registry_check
+                record.registry_check = f"skipped: {check.detail}" if check.detail else "passed"
         self._audit.write(record)
 
     def _failed(self, record: AuditRecord, exc: BaseException, context: Context) -> None:
@@ -343,6 +357,18 @@ def _denial(caller: Caller, reason: str) -> str:
         claims = ", ".join(f"{k} {caller.claims[k]}" for k in shown if k in caller.claims)
         return f"Permission denied: {reason} ({claims})."
     return f"Permission denied: {reason}."
+
+
+@dataclass(frozen=True)
+class _CallScope:
+    """What the security checks hand to the handler for one call, undone at its end."""
+
+    caller: contextvars.Token[Caller | None]
+    check: contextvars.Token[ImageCheck | None]
+
+    def reset(self) -> None:
+        image_checks.reset_requested(self.check)
+        current_caller.reset(self.caller)
 
 
 def _checked(request: Any, record: AuditRecord) -> Target:

@@ -26,8 +26,11 @@ and, for a write, one of its image rules accepts the new image::
               - ghcr.io/acme/tools/    # every repository under ghcr.io/acme/tools/
             tag: '^v\\d+\\.\\d+\\.\\d+$'   # optional regex the whole tag must match
             allow_digest_only: false   # default: under `tag`, a digest needs its tag
-            digest: required           # or optional (default)
+            digest: required           # or optional (default), or pin: write tag@digest
             allow_latest: false        # default; true also allows no tag (which pulls latest)
+            registry: check            # registry options: look the image up before writing
+            platforms: [linux/amd64]   # (kubeupdate.auth.registry_options)
+            signature: {keys: [release.pub]}
 
 The full format, with examples, is in ``deploy/OPERATIONS.md`` ("The policy
 file"); a test keeps that page and the key tables below in step.
@@ -41,6 +44,12 @@ of the same name. The old form, ``registries`` and ``repositories`` as two
 lists, allowed every pairing of them: it still loads where it cannot be
 misread (one registry), with a warning, and is refused with more than one,
 with the new form in the message.
+
+The image rule that accepts a write also says what the image's registry must
+confirm before anything is written (``registry: check``, ``digest: pin``,
+``platforms``, ``signature``: :mod:`kubeupdate.auth.registry_options`); the
+first image rule, in file order, that accepts the image decides
+(:attr:`Decision.check`).
 
 An image without tag or digest pulls ``latest``, so it counts as ``latest``:
 refused unless ``allow_latest`` (with its own sentence, "a tag or a digest is
@@ -62,11 +71,18 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from kubeupdate.auth.oidc import BINDABLE_CLAIMS
+from kubeupdate.auth.registry_options import (
+    REGISTRY_OPTION_KEYS,
+    RegistryOptions,
+    registry_options,
+)
 from kubeupdate.caller import Caller
 from kubeupdate.errors import ErrorReason, InvalidArgument, Reason
+from kubeupdate.image_checks import ImageCheck
 from kubeupdate.images import (
     DEFAULT_TAG,
     ImageReference,
@@ -85,8 +101,15 @@ ACCESSES: Final = ("read", "write")
 RULE_KEYS: Final = ("name", "subjects", "targets", "access", "images")
 SUBJECT_KINDS: Final = ("token", "github", "cert")
 TARGET_KEYS: Final = ("namespace", "deployment", "container")
-IMAGE_RULE_KEYS: Final = ("repositories", "tag", "allow_digest_only", "digest", "allow_latest")
-DIGEST_VALUES: Final = ("optional", "required")
+IMAGE_RULE_KEYS: Final = (
+    "repositories",
+    "tag",
+    "allow_digest_only",
+    "digest",
+    "allow_latest",
+    *REGISTRY_OPTION_KEYS,
+)
+DIGEST_VALUES: Final = ("optional", "required", "pin")
 # The claims that identify a repository or its owner for good: numbers survive renames.
 GITHUB_ID_CLAIMS: Final = ("repository_id", "repository_owner_id")
 # The loud opt-in for a github subject that binds no repository or owner id.
@@ -146,6 +169,8 @@ class Decision:
     reason: str
     # The rule that allowed; for a refusal, the closest one (audit lines only).
     rule: str | None = None
+    #: For an allowed write: what the image's registry must confirm first (None: nothing).
+    check: ImageCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +276,13 @@ class ImageRule:
     allow_digest_only: bool = False
     digest_required: bool = False
     allow_latest: bool = False
+    #: The registry options (``registry``, ``digest: pin``, ``platforms``, ``signature``).
+    registry: RegistryOptions | None = None
+
+    @property
+    def check(self) -> ImageCheck | None:
+        """What the image's registry must confirm before a write this rule allows."""
+        return self.registry.check if self.registry is not None else None
 
     def covers(self, name: str) -> bool:
         return any(p.covers(name) for p in self.repositories)
@@ -274,8 +306,11 @@ class ImageRule:
         if self.tag is not None:
             document["tag"] = self.tag.pattern
             document["allow_digest_only"] = self.allow_digest_only
-        document["digest"] = "required" if self.digest_required else "optional"
+        pin = self.check is not None and self.check.pin
+        document["digest"] = "required" if self.digest_required else "pin" if pin else "optional"
         document["allow_latest"] = self.allow_latest
+        if self.registry is not None:
+            document.update(self.registry.document)
         return document
 
 
@@ -297,6 +332,14 @@ class ImageRules:
         if None in problems:
             return None
         return problems[0]
+
+    def check_for(self, image: ImageReference) -> ImageCheck | None:
+        """The registry check of the first rule that accepts ``image`` (None: none asked)."""
+        name = image.name
+        for rule in self.rules:
+            if rule.covers(name) and rule.problem(image) is None:
+                return rule.check
+        return None
 
 
 @dataclass(frozen=True)
@@ -364,7 +407,10 @@ class Policy:
         for rule in self.rules:
             verdict = rule.verdict(caller, request)
             if verdict == ALLOWED:
-                return Decision(True, ALLOWED, rule.name)
+                check = None
+                if request.access == "write" and request.image is not None:
+                    check = rule.images.check_for(request.image)
+                return Decision(True, ALLOWED, rule.name, check)
             if _rank(verdict) > _rank(reason):
                 reason, closest = verdict, rule.name
         return Decision(False, reason, closest)
@@ -383,8 +429,12 @@ def _rank(reason: str) -> int:
     return _TELLING.index(reason) if reason in _TELLING else len(_TELLING)
 
 
-def parse_policy(document: Any) -> Policy:
-    """The :class:`Policy` of a parsed policy file; raises PolicyError."""
+def parse_policy(document: Any, *, base: Path | None = None) -> Policy:
+    """The :class:`Policy` of a parsed policy file; raises PolicyError.
+
+    ``base`` is the policy file's folder: relative key and CA files of
+    signature rules are read from there.
+    """
     if document is None:
         document = {}
     if not isinstance(document, dict) or set(document) - {"rules"}:
@@ -394,19 +444,19 @@ def parse_policy(document: Any) -> Policy:
     if not isinstance(items, list):
         raise PolicyError("'rules' must be a list")
     warnings: list[str] = []
-    rules = tuple(_rule(item, f"rules[{i}]", warnings) for i, item in enumerate(items))
+    rules = tuple(_rule(item, f"rules[{i}]", warnings, base) for i, item in enumerate(items))
     return Policy(rules, tuple(warnings))
 
 
-def load_policy(document: Any) -> Policy:
+def load_policy(document: Any, *, base: Path | None = None) -> Policy:
     """:func:`parse_policy`, with the file's warnings logged (at every load and reload)."""
-    policy = parse_policy(document)
+    policy = parse_policy(document, base=base)
     for warning in policy.warnings:
         log.warning("policy: %s", warning)
     return policy
 
 
-def _rule(item: Any, where: str, warnings: list[str]) -> Rule:
+def _rule(item: Any, where: str, warnings: list[str], base: Path | None) -> Rule:
     _mapping(item, where, RULE_KEYS)
     name = item.get("name", where)
     if not isinstance(name, str):
@@ -423,7 +473,7 @@ def _rule(item: Any, where: str, warnings: list[str]) -> Rule:
         raise PolicyError(f"{where}: 'access' holds read and/or write")
     images = ImageRules(())
     if "images" in item:
-        images = _images(item["images"], f"{where}.images", warnings)
+        images = _images(item["images"], f"{where}.images", warnings, base)
     elif "write" in access:
         raise PolicyError(f"{where}: a rule granting write needs 'images'")
     return Rule(name, subjects, targets, frozenset(access), images)
@@ -500,7 +550,7 @@ def _target(item: Any, where: str) -> TargetPattern:
     return TargetPattern(*values)
 
 
-def _images(item: Any, where: str, warnings: list[str]) -> ImageRules:
+def _images(item: Any, where: str, warnings: list[str], base: Path | None) -> ImageRules:
     # One image rule may be written as a mapping instead of a list of one.
     items = [item] if isinstance(item, dict) else item
     if not isinstance(items, list) or not items:
@@ -508,11 +558,11 @@ def _images(item: Any, where: str, warnings: list[str]) -> ImageRules:
     rules = []
     for index, entry in enumerate(items):
         place = where if isinstance(item, dict) else f"{where}[{index}]"
-        rules.append(_image_rule(entry, place, warnings))
+        rules.append(_image_rule(entry, place, warnings, base))
     return ImageRules(tuple(rules))
 
 
-def _image_rule(item: Any, where: str, warnings: list[str]) -> ImageRule:
+def _image_rule(item: Any, where: str, warnings: list[str], base: Path | None) -> ImageRule:
     _mapping(item, where, (*IMAGE_RULE_KEYS, LEGACY_REGISTRIES))
     if LEGACY_REGISTRIES in item:
         texts = _legacy_repositories(item, where, warnings)
@@ -540,13 +590,18 @@ def _image_rule(item: Any, where: str, warnings: list[str]) -> ImageRule:
         raise PolicyError(f"{where}.allow_digest_only only means something with 'tag'")
     digest = item.get("digest", "optional")
     if digest not in DIGEST_VALUES:
-        raise PolicyError(f"{where}.digest must be {' or '.join(DIGEST_VALUES)}")
+        raise PolicyError(f"{where}.digest must be {', '.join(DIGEST_VALUES[:-1])} or pin")
+    try:
+        registry = registry_options(item, where, pin=digest == "pin", base=base)
+    except ValueError as exc:
+        raise PolicyError(str(exc)) from None
     return ImageRule(
         patterns,
         tag_pattern,
         allow_digest_only=digest_only,
         digest_required=digest == "required",
         allow_latest=_flag(item, "allow_latest", where),
+        registry=registry,
     )
 
 

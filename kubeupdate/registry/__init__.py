@@ -13,20 +13,15 @@ Layers, from the entry point down:
 - ``hosts``        per-registry CA file and plain HTTP for loopback registries
 - ``endpoints``    Docker Hub's aliases, in one place
 - ``errors``       this package's error tree
+- ``translation``  those errors as domain errors (the boundary, as ``kube.translation``)
+- ``config``       the ``--registry-*`` flags of ``kubeupdate serve``, and the verifier
+                   they build
 
-Nothing here imports gRPC, the policy or Kubernetes: the set path calls
-:meth:`ImageVerifier.check` and translates :mod:`kubeupdate.registry.errors`
-into domain errors with ErrorInfo reasons. The proposed table (not wired yet):
-
-    ImageNotFound         NOT_FOUND            IMAGE_NOT_FOUND
-    PlatformMissing       FAILED_PRECONDITION  IMAGE_PLATFORM_MISSING
-    SignatureMissing      FAILED_PRECONDITION  IMAGE_SIGNATURE_MISSING
-    SignatureInvalid      FAILED_PRECONDITION  IMAGE_SIGNATURE_INVALID
-    AccessDenied          UNAVAILABLE          REGISTRY_ACCESS_DENIED  (our credentials:
-                                                an operator problem, not the caller's)
-    RegistryUnavailable   UNAVAILABLE          REGISTRY_UNAVAILABLE    (retry_after kept)
-    ProtocolError         UNAVAILABLE          REGISTRY_PROTOCOL_ERROR
-    ConfigurationError    at start-up: the service refuses to start
+Nothing here imports gRPC, the policy or Kubernetes. The set path
+(:mod:`kubeupdate.image_checks`) calls :meth:`ImageVerifier.check` before any
+Kubernetes call and raises :func:`~kubeupdate.registry.translation.translate_error`'s
+domain errors. This ``__init__`` imports nothing, so that reading the flags
+(``config``) or a policy's platforms and keys does not load aiohttp.
 
 Keyless signatures are verified against a CA the operator names (a private
 Fulcio), at the time of the check. The public Sigstore instance issues
@@ -36,33 +31,3 @@ Fulcio), at the time of the check. The public Sigstore instance issues
 signatures: its ``Verifier`` requires exactly that log entry and SCT, so it
 cannot verify the log-less bundles of a private CA that this package accepts.
 """
-
-from kubeupdate.registry.client import RegistryClient
-from kubeupdate.registry.credentials import RegistryCredentials, watch_credentials
-from kubeupdate.registry.hosts import HostSettings, RegistryHosts
-from kubeupdate.registry.platforms import Platform
-from kubeupdate.registry.signatures import (
-    CertificateAuthority,
-    Identity,
-    PublicKey,
-    SignatureRule,
-    SignatureVerdict,
-)
-from kubeupdate.registry.verifier import ImageVerifier, Requirements, VerifiedImage
-
-__all__ = [
-    "CertificateAuthority",
-    "HostSettings",
-    "Identity",
-    "ImageVerifier",
-    "Platform",
-    "PublicKey",
-    "RegistryClient",
-    "RegistryCredentials",
-    "RegistryHosts",
-    "Requirements",
-    "SignatureRule",
-    "SignatureVerdict",
-    "VerifiedImage",
-    "watch_credentials",
-]

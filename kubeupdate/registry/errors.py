@@ -2,7 +2,7 @@
 
 These errors never leave the registry boundary raw: the set path translates
 each one into a ``kubeupdate.errors`` class with its ErrorInfo reason (the
-proposed table is in ``kubeupdate.registry``'s docstring). Every message names
+table is :mod:`kubeupdate.registry.translation`). Every message names
 the registry and the repository and is safe to show to the caller: it never
 contains a credential or a token.
 

@@ -93,3 +93,38 @@ def test_the_upgrade_note_quotes_what_kubeupdate_prints() -> None:
         with pytest.raises(PolicyError) as refused:
             parse_policy(yaml.safe_load(old))
         assert str(refused.value) == message
+
+
+def test_the_registry_check_example_loads_with_its_keys(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from kubeupdate.auth.policy import Request, parse_policy
+    from kubeupdate.caller import Caller
+    from kubeupdate.image_checks import ImageCheck
+    from kubeupdate.images import parse_image
+    from tests.certificates import make_cert, pem
+
+    section = DOC.read_text().split("\n## Registry checks\n", 1)[1].split("\n## ", 1)[0]
+    (example,) = yaml_blocks(section)
+    (tmp_path / "keys").mkdir()
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    (tmp_path / "keys" / "release.pub").write_bytes(
+        key.public_bytes(serialization.Encoding.PEM, spki)
+    )
+    (tmp_path / "keys" / "fulcio-root.pem").write_bytes(pem(make_cert("fulcio", [])).cert)
+    policy = parse_policy(yaml.safe_load(example), base=tmp_path)
+    assert policy.warnings == ()
+    bot = Caller("token:release-bot", "token", {"token_id": "release-bot"})
+
+    def check_of(image: str) -> ImageCheck | None:
+        decision = policy.decide(bot, Request("write", "prod", "web", "app", parse_image(image)))
+        assert decision.allowed
+        return decision.check
+
+    release = check_of("ghcr.io/acme/web:v1.4.2")
+    assert release is not None
+    assert release.pin
+    assert release.signature is not None
+    assert check_of("busybox:1.36") == ImageCheck()

@@ -157,9 +157,13 @@ def test_reply_schemas_follow_the_proto3_json_mapping(document: dict[str, Any]) 
         "Generation",
         "DryRun",
         "Rollout",
+        "Digest",
+        "RegistryCheck",
     ]
-    # Always written unless a message (presence): the gateway prints defaults.
+    # Always written unless a message or optional (presence): the gateway prints defaults.
     assert "Rollout" not in reply["required"]
+    assert "Digest" not in reply["required"]
+    assert "RegistryCheck" not in reply["required"]
     assert "Changed" in reply["required"]
     assert reply["properties"]["Generation"]["type"] == "string"
     assert reply["properties"]["Generation"]["format"] == "int64"

@@ -90,7 +90,7 @@ def running_registry(
     """A registry serving from ``folder``; ``tls`` is (certificate, key, CA) files."""
     binary = registry_binary()
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     config: dict[str, Any] = {
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": True}},
@@ -136,7 +136,7 @@ def running_registry(
                 process.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

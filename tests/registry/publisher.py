@@ -174,6 +174,15 @@ class Publisher:
         body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers}
         self.manifest(repository, tag, body)
 
+    def get_manifest(self, repository: str, reference: str) -> tuple[int, dict[str, str], bytes]:
+        """GET a (single-platform, OCI or Docker) manifest: status, headers, body."""
+        return self._send(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            repository,
+            accept=f"{OCI_MANIFEST}, {DOCKER_MANIFEST}",
+        )
+
     def delete_tag_manifest(self, repository: str, digest: str) -> None:
         status, _, _ = self._send("DELETE", f"/v2/{repository}/manifests/{digest}", repository)
         assert status == 202, status

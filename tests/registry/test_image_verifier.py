@@ -20,7 +20,7 @@ from kubeupdate.registry.signatures import (
     SignatureRule,
 )
 from kubeupdate.registry.verifier import ImageVerifier, Requirements
-from tests.registry.conftest import LiveRegistry
+from tests.registry.fixtures import LiveRegistry
 from tests.registry.fulcio import FulcioStandIn, identity_token
 
 

@@ -17,8 +17,8 @@ from kubeupdate.registry.endpoints import ImageLocation
 from kubeupdate.registry.hosts import HostSettings, RegistryHosts
 from kubeupdate.registry.manifests import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from kubeupdate.registry.verifier import ImageVerifier, Requirements
-from tests.registry.conftest import REFRESH_TOKEN, USER, LiveRegistry
-from tests.registry.distribution import _free_port
+from tests.registry.distribution import free_port
+from tests.registry.fixtures import REFRESH_TOKEN, USER, LiveRegistry
 
 NO_PLATFORMS = Requirements(platforms=())
 
@@ -171,7 +171,7 @@ async def test_a_token_is_reused_until_it_expires(
 
 
 async def test_a_registry_that_is_down_is_unavailable() -> None:
-    host = f"127.0.0.1:{_free_port()}"
+    host = f"127.0.0.1:{free_port()}"
     hosts = RegistryHosts({host: HostSettings(plain_http=True)})
     async with ImageVerifier(RegistryClient(hosts=hosts, backoff=0.01)) as verifier:
         with pytest.raises(errors.RegistryUnavailable, match=f"cannot connect to registry {host}"):

@@ -17,7 +17,7 @@ from kubeupdate.registry import errors
 from kubeupdate.registry.signatures import CertificateAuthority, Identity, SignatureRule
 from kubeupdate.registry.verifier import ImageVerifier, Requirements
 from tests.registry import sigstore_js
-from tests.registry.conftest import PASSWORD, USER, LiveRegistry
+from tests.registry.fixtures import PASSWORD, USER, LiveRegistry
 from tests.registry.fulcio import FulcioStandIn, identity_token, running_fulcio
 
 ISSUER = "https://token.actions.example"

@@ -19,7 +19,8 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
-from kubeupdate import caller, errors
+from kubeupdate import caller, errors, image_checks
+from kubeupdate.image_checks import CheckedImage
 from kubeupdate.operations import Operations
 from kubeupdate.protocol.grpc.targets import target_of
 from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
@@ -92,6 +93,8 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
         )
         if outcome.rollout is not None:
             response.rollout.CopyFrom(_rollout(outcome.rollout))
+        if outcome.checked is not None:
+            _registry_check(response, outcome.checked)
         return response
 
     async def _set_container_image(
@@ -106,6 +109,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
             dry_run=request.dry_run,
             reason=request.reason,
             deadline=_deadline(context),
+            check=image_checks.requested(),
         )
 
     async def ListContainerImages(
@@ -236,6 +240,19 @@ def _rollback(report: RolloutReport) -> pb.RollbackRollout:
     if report.duration is not None:
         rollback.duration.FromNanoseconds(round(report.duration * 1e9))
     return rollback
+
+
+def _registry_check(response: pb.SetContainerImageResponse, checked: CheckedImage) -> None:
+    check = response.registry_check
+    if checked.skipped:
+        check.state = pb.RegistryCheck.STATE_SKIPPED
+        check.detail = checked.skipped
+        return
+    check.state = pb.RegistryCheck.STATE_PASSED
+    check.platforms.extend(checked.platforms)
+    check.signer = checked.signer
+    if checked.digest is not None:
+        response.digest = checked.digest
 
 
 def _seconds(duration: duration_pb2.Duration) -> float:

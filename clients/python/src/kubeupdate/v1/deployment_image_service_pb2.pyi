@@ -120,7 +120,7 @@ class SetContainerImageRequest(_message.Message):
     image: _builtins.str
     """The new image reference, for example `ghcr.io/acme/web:1.4.2` or
     `registry.example.com:5000/web@sha256:<64 hex digits>`. It is stored
-    exactly as given.
+    exactly as given (with its digest added where the policy pins it).
     """
     wait: _builtins.bool
     """Wait for the rollout to finish before answering."""
@@ -182,6 +182,8 @@ class SetContainerImageResponse(_message.Message):
     GENERATION_FIELD_NUMBER: _builtins.int
     DRY_RUN_FIELD_NUMBER: _builtins.int
     ROLLOUT_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    REGISTRY_CHECK_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The namespace of the Deployment."""
     deployment: _builtins.str
@@ -193,7 +195,8 @@ class SetContainerImageResponse(_message.Message):
     unless `rollout` says it was rolled back (ROLLED_BACK: the restored
     image, `rollout.restored_image`; the one that failed is
     `rollout.failed_image`) or that a newer change by someone else kept it
-    from being rolled back (that change's image).
+    from being rolled back (that change's image). With `digest: pin` in the
+    policy, the requested image with its digest added (see `digest`).
     """
     previous_image: _builtins.str
     """The image the container had before this call."""
@@ -207,9 +210,20 @@ class SetContainerImageResponse(_message.Message):
     """
     dry_run: _builtins.bool
     """True when this was a dry run: nothing was stored."""
+    digest: _builtins.str
+    """The image's manifest digest in its registry (`sha256:...`), when the
+    registry check ran: what the reference pointed to at the moment of the
+    check. Under a rule that pins (`digest: pin`), `image` carries it too.
+    When the container already ran that digest from the same repository,
+    nothing was written (`changed` is false) and `image` is what it runs.
+    """
     @_builtins.property
     def rollout(self) -> Global___Rollout:
         """The outcome of the rollout, when `wait` was set."""
+
+    @_builtins.property
+    def registry_check(self) -> Global___RegistryCheck:
+        """What the registry check did; absent when no check was asked for."""
 
     def __init__(
         self,
@@ -223,14 +237,89 @@ class SetContainerImageResponse(_message.Message):
         generation: _builtins.int = ...,
         dry_run: _builtins.bool = ...,
         rollout: Global___Rollout | None = ...,
+        digest: _builtins.str | None = ...,
+        registry_check: Global___RegistryCheck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["rollout", b"rollout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_digest", b"_digest", "digest", b"digest", "registry_check", b"registry_check", "rollout", b"rollout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "container", b"container", "deployment", b"deployment", "dry_run", b"dry_run", "generation", b"generation", "image", b"image", "namespace", b"namespace", "previous_image", b"previous_image", "rollout", b"rollout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_digest", b"_digest", "changed", b"changed", "container", b"container", "deployment", b"deployment", "digest", b"digest", "dry_run", b"dry_run", "generation", b"generation", "image", b"image", "namespace", b"namespace", "previous_image", b"previous_image", "registry_check", b"registry_check", "rollout", b"rollout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__digest: _TypeAlias = _typing.Literal["digest"]  # noqa: Y015
+    _WhichOneofArgType__digest: _TypeAlias = _typing.Literal["_digest", b"_digest"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__digest) -> _WhichOneofReturnType__digest | None: ...
+
+Global___SetContainerImageResponse: _TypeAlias = SetContainerImageResponse  # noqa: Y015
+
+@_typing.final
+class RegistryCheck(_message.Message):
+    """RegistryCheck says what kubeupdate found when it looked the image up in
+    its registry before the write.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[RegistryCheck._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: RegistryCheck._State.ValueType  # 0
+        """Not set."""
+        STATE_PASSED: RegistryCheck._State.ValueType  # 1
+        """The image exists, with the required platforms and signature."""
+        STATE_SKIPPED: RegistryCheck._State.ValueType  # 2
+        """The registry could not be reached and the operator lets writes through
+        then (`--registry-unreachable allow`); `detail` says what failed. Never
+        for a rule that pins or requires a signature.
+        """
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """State is what became of the check."""
+
+    STATE_UNSPECIFIED: RegistryCheck.State.ValueType  # 0
+    """Not set."""
+    STATE_PASSED: RegistryCheck.State.ValueType  # 1
+    """The image exists, with the required platforms and signature."""
+    STATE_SKIPPED: RegistryCheck.State.ValueType  # 2
+    """The registry could not be reached and the operator lets writes through
+    then (`--registry-unreachable allow`); `detail` says what failed. Never
+    for a rule that pins or requires a signature.
+    """
+
+    STATE_FIELD_NUMBER: _builtins.int
+    PLATFORMS_FIELD_NUMBER: _builtins.int
+    SIGNER_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    state: Global___RegistryCheck.State.ValueType
+    """What became of the check."""
+    signer: _builtins.str
+    """Who signed the digest, when a signature was required:
+    `key NAME (sha256:FINGERPRINT)` or `identity SUBJECT (issuer ISSUER)`.
+    """
+    detail: _builtins.str
+    """Why the check was skipped."""
+    @_builtins.property
+    def platforms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The platforms the image offers, when platforms were required, e.g.
+        `linux/amd64`, `linux/arm64/v8`.
+        """
+
+    def __init__(
+        self,
+        *,
+        state: Global___RegistryCheck.State.ValueType = ...,
+        platforms: _abc.Iterable[_builtins.str] | None = ...,
+        signer: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "platforms", b"platforms", "signer", b"signer", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SetContainerImageResponse: _TypeAlias = SetContainerImageResponse  # noqa: Y015
+Global___RegistryCheck: _TypeAlias = RegistryCheck  # noqa: Y015
 
 @_typing.final
 class ListContainerImagesRequest(_message.Message):

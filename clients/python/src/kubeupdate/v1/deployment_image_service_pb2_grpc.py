@@ -161,6 +161,13 @@ class DeploymentImageServiceServicer:
         (and rolls it back when asked) if this one stops; see GetGuardedRollout. With
         `dry_run`, Kubernetes validates and admits the change but stores nothing.
 
+        Where the policy's image rule or the server asks for it, the image is
+        first looked up in its registry, before any Kubernetes call: it must
+        exist, offer the required platforms and carry the required signature.
+        Under a rule that pins (`digest: pin`), the reference written is
+        `registry/repository:tag@sha256:...` with the digest found at that
+        moment; `digest` and `registry_check` say what was found.
+
         Status codes:
         - OK: the image is set (or was already set); see `changed`. With `wait`,
         OK also when the rollout failed: `rollout.state` tells.
@@ -173,7 +180,9 @@ class DeploymentImageServiceServicer:
         `rollback_on_failure` or `timeout` without `wait`; a `timeout` that is
         not positive; a `reason` too long or not printable. Nothing is written.
         - NOT_FOUND: the namespace, the Deployment or the container does not
-        exist; the message says which.
+        exist; the message says which. Or, with a registry check, the image
+        does not exist in its registry (the message names the registry and
+        the repository); nothing was sent to Kubernetes.
         - ABORTED: the Deployment kept changing under us and the update could
         not be applied after several attempts; retrying later is safe.
         - FAILED_PRECONDITION: Kubernetes refused the new object, and the
@@ -184,6 +193,14 @@ class DeploymentImageServiceServicer:
         Deployment is paused (DEPLOYMENT_PAUSED): its new template would not
         roll out until someone resumes it, so nothing is written (without
         `wait` the image is set, as `kubectl set image` would).
+        Or the registry check refused the image: a required platform is
+        missing (IMAGE_PLATFORM_MISSING; the message lists those found) or no
+        signature by the expected key or identity is attached
+        (IMAGE_SIGNATURE_MISSING, IMAGE_SIGNATURE_INVALID; the message says
+        what was expected and what was found); nothing was sent to Kubernetes.
+        - UNAVAILABLE: also when the image's registry cannot be reached or
+        refuses kubeupdate's credentials, unless the operator lets writes
+        through without the check (see `registry_check`).
         - PERMISSION_DENIED: kubeupdate's own service account lacks the
         Kubernetes permission to read or patch Deployments there (an RBAC
         refusal, KUBERNETES_PERMISSION_MISSING), or, with `wait`, to write the

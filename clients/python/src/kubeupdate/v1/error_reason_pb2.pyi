@@ -259,25 +259,34 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     the gateway saw no reason).
     """
     IMAGE_NOT_FOUND: _ErrorReason.ValueType  # 47
-    """--- Registry checks (issue 15; not wired yet): before a write, the image
-    is looked up in its registry.
+    """--- Registry checks: where the policy's image rule (or the server) asks,
+    the image is looked up in its registry before any Kubernetes call.
+    `metadata.registry` and `metadata.repository` name where it was looked.
 
-    The repository, tag or digest does not exist in the registry (NOT_FOUND).
+    The tag or digest does not exist in the repository, or the repository
+    does not exist (NOT_FOUND); `metadata.reference` is the tag or digest.
     """
     IMAGE_PLATFORM_MISSING: _ErrorReason.ValueType  # 48
-    """The image index lacks a platform the server requires (FAILED_PRECONDITION)."""
+    """The image lacks a platform the rule or the server requires
+    (FAILED_PRECONDITION); `metadata.missing` and `metadata.found` list them,
+    comma-separated.
+    """
     IMAGE_SIGNATURE_MISSING: _ErrorReason.ValueType  # 49
-    """No signature of the required kind is attached (FAILED_PRECONDITION)."""
+    """No signature of the kind the rule requires is attached to the image's
+    digest (FAILED_PRECONDITION); the message says what was expected.
+    """
     IMAGE_SIGNATURE_INVALID: _ErrorReason.ValueType  # 50
-    """Signatures exist, none by the expected key or identity
-    (FAILED_PRECONDITION).
+    """Signatures are attached, none by the expected key or identity
+    (FAILED_PRECONDITION); the message says what was expected and found.
     """
     REGISTRY_ACCESS_DENIED: _ErrorReason.ValueType  # 51
     """The registry refused kubeupdate's credentials (UNAVAILABLE: an operator
     problem).
     """
     REGISTRY_UNAVAILABLE: _ErrorReason.ValueType  # 52
-    """The registry cannot be reached, timed out or failed (UNAVAILABLE)."""
+    """The registry cannot be reached, timed out or failed (UNAVAILABLE);
+    `metadata.retryAfterSeconds` when it said when to retry.
+    """
     REGISTRY_PROTOCOL_ERROR: _ErrorReason.ValueType  # 53
     """The registry's answer breaks the distribution specification
     (UNAVAILABLE).
@@ -509,25 +518,34 @@ REASON_UNKNOWN: ErrorReason.ValueType  # 46
 the gateway saw no reason).
 """
 IMAGE_NOT_FOUND: ErrorReason.ValueType  # 47
-"""--- Registry checks (issue 15; not wired yet): before a write, the image
-is looked up in its registry.
+"""--- Registry checks: where the policy's image rule (or the server) asks,
+the image is looked up in its registry before any Kubernetes call.
+`metadata.registry` and `metadata.repository` name where it was looked.
 
-The repository, tag or digest does not exist in the registry (NOT_FOUND).
+The tag or digest does not exist in the repository, or the repository
+does not exist (NOT_FOUND); `metadata.reference` is the tag or digest.
 """
 IMAGE_PLATFORM_MISSING: ErrorReason.ValueType  # 48
-"""The image index lacks a platform the server requires (FAILED_PRECONDITION)."""
+"""The image lacks a platform the rule or the server requires
+(FAILED_PRECONDITION); `metadata.missing` and `metadata.found` list them,
+comma-separated.
+"""
 IMAGE_SIGNATURE_MISSING: ErrorReason.ValueType  # 49
-"""No signature of the required kind is attached (FAILED_PRECONDITION)."""
+"""No signature of the kind the rule requires is attached to the image's
+digest (FAILED_PRECONDITION); the message says what was expected.
+"""
 IMAGE_SIGNATURE_INVALID: ErrorReason.ValueType  # 50
-"""Signatures exist, none by the expected key or identity
-(FAILED_PRECONDITION).
+"""Signatures are attached, none by the expected key or identity
+(FAILED_PRECONDITION); the message says what was expected and found.
 """
 REGISTRY_ACCESS_DENIED: ErrorReason.ValueType  # 51
 """The registry refused kubeupdate's credentials (UNAVAILABLE: an operator
 problem).
 """
 REGISTRY_UNAVAILABLE: ErrorReason.ValueType  # 52
-"""The registry cannot be reached, timed out or failed (UNAVAILABLE)."""
+"""The registry cannot be reached, timed out or failed (UNAVAILABLE);
+`metadata.retryAfterSeconds` when it said when to retry.
+"""
 REGISTRY_PROTOCOL_ERROR: ErrorReason.ValueType  # 53
 """The registry's answer breaks the distribution specification
 (UNAVAILABLE).

@@ -1,4 +1,4 @@
-"""Real registries for the registry tests, one of each kind per test session.
+"""Real registries for the tests, one of each kind per test session (a pytest plugin).
 
 - ``registry``: anonymous, plain HTTP on loopback.
 - ``basic_registry``: htpasswd Basic auth behind TLS signed by a test CA.
