@@ -7,10 +7,17 @@ subject common name and subject alternative names. ``authorization`` metadata,
 when sent, still wins over the certificate: so a REST gateway holding a client
 certificate forwards its callers' own credentials, and a policy must never
 grant anything to the gateway's certificate identity.
+
+The serving pair is checked at start: an expired certificate, one not valid
+yet, or a key that is not its key stops the service with a sentence (gRPC
+would fail each handshake instead); one within 30 days of its end is warned
+about.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +25,62 @@ import grpc
 
 from kubeupdate.caller import Caller
 
+log = logging.getLogger(__name__)
+
+
+#: A serving certificate closer than this to its end is warned about at start.
+EXPIRY_WARNING = dt.timedelta(days=30)
+
 
 def server_credentials(
-    cert: Path, key: Path, client_ca: Path | None = None
+    cert: Path, key: Path, client_ca: Path | None = None, *, now: dt.datetime | None = None
 ) -> grpc.ServerCredentials:
-    """TLS credentials for the server; with ``client_ca``, client certificates are required."""
+    """TLS credentials for the server; with ``client_ca``, client certificates are required.
+
+    Raises ValueError for a pair no client could use (an expired certificate, or a
+    key that is not its key), which gRPC would only report at each handshake.
+    """
+    check_serving_pair(cert.read_bytes(), key.read_bytes(), cert, now or dt.datetime.now(dt.UTC))
     pair = [(key.read_bytes(), cert.read_bytes())]
     if client_ca is None:
         return grpc.ssl_server_credentials(pair)
     return grpc.ssl_server_credentials(
         pair, root_certificates=client_ca.read_bytes(), require_client_auth=True
     )
+
+
+def check_serving_pair(cert_pem: bytes, key_pem: bytes, where: Path, now: dt.datetime) -> None:
+    """Refuses what would fail every handshake; warns when the end is near."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    renew = "renew it (`kubeupdate certs renew`, see OPERATIONS.md)"
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except ValueError as exc:
+        raise ValueError(f"--tls-cert {where} or its --tls-key is not PEM: {exc}") from None
+    if key.public_key() != cert.public_key():
+        raise ValueError(f"--tls-key is not the key of the certificate in --tls-cert {where}")
+    if now >= cert.not_valid_after_utc:
+        raise ValueError(
+            f"the certificate in --tls-cert {where} expired on "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: {renew}"
+        )
+    if now < cert.not_valid_before_utc:
+        raise ValueError(
+            f"the certificate in --tls-cert {where} is valid only from "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC (is this host's clock right?)"
+        )
+    left = cert.not_valid_after_utc - now
+    if left < EXPIRY_WARNING:
+        log.warning(
+            "the certificate in --tls-cert %s expires in %d days (%s UTC): %s",
+            where,
+            left.days,
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M}",
+            renew,
+        )
 
 
 def certificate_identities(auth_context: dict[str, Any]) -> set[str]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import http.client
 import ipaddress
 import itertools
 import json
+import logging
 import shutil
 import stat
 from pathlib import Path
@@ -25,7 +27,7 @@ from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate import cli
 from kubeupdate.auth import certificates
-from kubeupdate.auth.config import AuthConfig
+from kubeupdate.auth.config import Auth, AuthConfig, SecurityConfigError
 from kubeupdate.auth.mtls import server_credentials
 from kubeupdate.operations import operations
 from kubeupdate.protocol.grpc.server import ServiceServer
@@ -292,3 +294,37 @@ def test_the_commands_defaults_are_the_modules() -> None:
     )
     assert parser.parse_args(["certs", "renew", "--dir", "d"]).days == certificates.LEAF_DAYS
     assert parser.parse_args(["certs", "secrets", "--dir", "d"]).namespace == certificates.NAMESPACE
+
+
+def start_service(cert: Path, key: Path) -> None:
+    """What the service does with its security flags at start (it stops on an error)."""
+    Auth(AuthConfig(enabled=False, tls_cert=cert, tls_key=key))
+
+
+def test_a_service_whose_certificate_expired_does_not_start(tmp_path: Path) -> None:
+    made = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    certificates.create(tmp_path, days=365, now=made)
+    with pytest.raises(
+        SecurityConfigError, match=r"expired on .* UTC: renew it \(`kubeupdate certs renew`"
+    ):
+        start_service(tmp_path / "service.crt", tmp_path / "service.key")
+
+
+def test_a_service_given_another_certificates_key_does_not_start(pki: Path) -> None:
+    with pytest.raises(SecurityConfigError, match="--tls-key is not the key of the certificate"):
+        start_service(pki / "service.crt", pki / "gateway.key")
+
+
+def test_a_certificate_near_its_end_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    certificates.create(tmp_path, days=10)
+    with caplog.at_level(logging.WARNING, logger="kubeupdate.auth.mtls"):
+        server_credentials(tmp_path / "service.crt", tmp_path / "service.key")
+    (record,) = caplog.records
+    assert "expires in 9 days" in record.getMessage()
+    caplog.clear()
+    certificates.renew(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="kubeupdate.auth.mtls"):
+        server_credentials(tmp_path / "service.crt", tmp_path / "service.key")
+    assert caplog.records == []
