@@ -36,8 +36,8 @@ from bench.loadgen import POST_SCRIPT, Run, closed_loop, run_wrk
 from bench.processes import ServeProcess, serve_command
 from bench.soak import Owner, Tally, lost_updates, run_clients
 from kubeupdate.kube.api import JsonObject
-from kubeupdate.patches import ChangeRecord, change_cause, image_patch
-from kubeupdate.workloads.templates import find_container
+from kubeupdate.patches import ChangeRecord, RecordedChange, image_patch
+from kubeupdate.workloads.templates import find_container, template_digest, template_with_image
 
 _run_tags = itertools.count()
 
@@ -80,8 +80,9 @@ async def raw_patch(raw: RawClient, *, concurrency: int, **limit: Any) -> Run:
         slot = find_container(obj, container)
         assert slot is not None
         image = f"registry.example/bench:{tag}-{worker}-{sequence}"
-        cause = change_cause(container, slot.image, image, record)
-        operations = image_patch(slot, container, image, cause, target=obj)
+        template = template_digest(template_with_image(obj, slot, image))
+        note = RecordedChange.of(container, slot.image, image, record, template=template)
+        operations = image_patch(slot, container, image, note, target=obj)
         status, answer = await raw.patch(deployment, operations)
         if status == 200:
             # What kubeupdate's GET would return next; only this worker writes this slot.

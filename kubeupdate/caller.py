@@ -1,7 +1,7 @@
 """Who is calling: the identity a request runs under.
 
 Authentication (an interceptor) sets it once per call; the servicer reads it
-to record who changed what (the change-cause, the audit line). It is a
+to record who changed what (the change's record, the audit line). It is a
 context variable, so each call's task sees its own caller.
 """
 

@@ -39,7 +39,7 @@ from kubeupdate import errors
 from kubeupdate.kube import errors as kube_errors
 from kubeupdate.kube.api import JsonObject
 from kubeupdate.kube.translation import translate_error, translate_refusal
-from kubeupdate.patches import ChangeRecord, change_cause, image_patch
+from kubeupdate.patches import CHANGE_CAUSE_ANNOTATION, ChangeRecord, RecordedChange, image_patch
 from kubeupdate.targets import Target
 from kubeupdate.workloads.access import WorkloadAccess
 from kubeupdate.workloads.templates import (
@@ -48,6 +48,8 @@ from kubeupdate.workloads.templates import (
     container_at,
     container_images,
     find_container,
+    template_digest,
+    template_with_image,
 )
 
 log = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ class ContainerImages:
         refuse_paused: bool = False,
         same: Callable[[str], bool] | None = None,
     ) -> ImageChange:
-        """Set the target's new image; with ``record``, the same patch writes the change-cause.
+        """Set the target's new image; with ``record``, the same patch records the change.
 
         ``refuse_paused``: a paused workload is refused before anything is
         written (a waited change could only wait for nothing). ``same`` tells
@@ -217,20 +219,23 @@ class ContainerImages:
                 return replace(outcome(slot.image, False, obj), image=slot.image)
             if expected is not None and slot.image != expected:
                 return None
-            cause = None
+            note = None
             if record is not None:
-                cause = change_cause(container, slot.image, image, record, rollback=rollback)
+                produced = template_digest(template_with_image(obj, slot, image))
+                note = RecordedChange.of(
+                    container, slot.image, image, record, template=produced, rollback=rollback
+                )
             try:
                 patched = await self.access.patch(
                     namespace,
                     deployment,
-                    image_patch(slot, container, image, cause, target=obj),
+                    image_patch(slot, container, image, note, target=obj),
                     dry_run=dry_run,
                     deadline=deadline,
                 )
                 return outcome(slot.image, True, patched)
             except kube_errors.Invalid as exc:
-                pinned = _resource_version(obj) if cause and not _has_annotations(obj) else None
+                pinned = _resource_version(obj) if note and not _has_annotations(obj) else None
                 before, obj = obj, await self.access.read(namespace, deployment, deadline=deadline)
                 if not _may_have_conflicted(before, obj, slot, container, pinned):
                     raise translate_refusal(exc, doing, namespace) from exc
@@ -331,7 +336,14 @@ def _may_have_conflicted(
         return True  # what the patch pinned has changed
     if _generation(fresh) != _generation(before):
         return True  # the spec changed meanwhile, perhaps back and forth
+    if _change_cause(fresh) != _change_cause(before):
+        return True  # the change-cause the patch removes changed or vanished
     return resource_version is not None and _resource_version(fresh) != resource_version
+
+
+def _change_cause(obj: JsonObject) -> object:
+    annotations = (obj.get("metadata") or {}).get("annotations")
+    return annotations.get(CHANGE_CAUSE_ANNOTATION) if isinstance(annotations, dict) else None
 
 
 def _resource_version(obj: JsonObject) -> str:

@@ -9,7 +9,7 @@ deadline). The options are checked before anything is written, then, where the
 policy or the server asks, the image in its registry
 (:class:`~kubeupdate.image_checks.ImageChecks`), still before any Kubernetes
 call; under ``digest: pin`` the pinned reference is what gets written. Who asks
-and why goes into the change-cause (:class:`~kubeupdate.patches.ChangeRecord`).
+and why goes into the change's record (:class:`~kubeupdate.patches.ChangeRecord`).
 
 :attr:`SetImageOutcome.image` is the image the container has when the call
 answers: the requested one, or after a rollback the restored one (or a newer
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
-from kubeupdate import errors
+from kubeupdate import errors, request_ids
 from kubeupdate.containers import ContainerImages, ImageChange
 from kubeupdate.patches import ChangeRecord
 from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
@@ -149,7 +149,7 @@ class ImageUpdates:
             target,
             deadline=deadline,
             dry_run=dry_run,
-            record=ChangeRecord(identity, reason),
+            record=ChangeRecord(identity, reason, request_ids.current.get()),
             # Waiting on a paused Deployment would wait for nothing: refuse first.
             refuse_paused=wait_for is not None,
             same=checked.runs_in if checked is not None else None,

@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import replace
 
-from kubeupdate import errors
+from kubeupdate import errors, request_ids
 from kubeupdate.containers import ContainerImages, ImageChange
 from kubeupdate.patches import ChangeRecord
 from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
@@ -88,7 +88,11 @@ class RolloutWaits:
             change.container,
             expected=change.image,
             image=change.previous_image,
-            record=ChangeRecord(identity, f"rollout {report.state.value}: {report.reason}"),
+            record=ChangeRecord(
+                identity,
+                f"rollout {report.state.value}: {report.reason}",
+                request_ids.current.get(),
+            ),
             deadline=deadline,
         )
         if not restoration.restored:

@@ -10,22 +10,25 @@ development environment pins, lists no Pods for ``rollout status``).
 The deployment controller keeps each revision as a ReplicaSet it owns
 (``ownerReferences`` with ``controller: true``), numbered by the
 ``deployment.kubernetes.io/revision`` annotation; the Pods of a revision carry
-its ``pod-template-hash`` label.
+its ``pod-template-hash`` label. It copies the Deployment's annotations to
+the ReplicaSet, so a revision is kubeupdate's only when its template, without
+that label, is the one kubeupdate's record names (:func:`made_by_kubeupdate`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from kubeupdate.errors import ErrorReason
 from kubeupdate.kube.api import DEPLOYMENTS, REPLICA_SETS, DeploymentApi, JsonObject, JsonPatch
-from kubeupdate.patches import CHANGE_CAUSE_ANNOTATION
+from kubeupdate.patches import CHANGE_ANNOTATION, CHANGE_CAUSE_ANNOTATION, RecordedChange
 from kubeupdate.workloads.access import WorkloadAccess
 from kubeupdate.workloads.kinds import Progress, Revision, RevisionPods
 from kubeupdate.workloads.pods import with_pod_warning
-from kubeupdate.workloads.templates import POD_SPEC, container_images
+from kubeupdate.workloads.templates import POD_SPEC, container_images, template_digest
 
 __all__ = [
     "DEPLOYMENT",
@@ -35,6 +38,7 @@ __all__ = [
     "DeploymentKind",
     "RolloutFailed",
     "condition",
+    "made_by_kubeupdate",
     "rollout_status",
 ]
 
@@ -151,17 +155,21 @@ class DeploymentKind:
         self, access: WorkloadAccess, namespace: str, obj: JsonObject, *, deadline: float | None
     ) -> list[Revision]:
         replica_sets = await _replica_sets(access, namespace, obj, deadline)
-        found = [
-            Revision(
-                revision=_revision(rs),
-                name=str(rs["metadata"].get("name", "")),
-                change_cause=str(_annotations(rs).get(CHANGE_CAUSE_ANNOTATION, "")),
-                containers=container_images(rs),
-                created=str(rs["metadata"].get("creationTimestamp", "")),
-                replicas=_int((rs.get("status") or {}).get("replicas")),
+        found = []
+        for rs in replica_sets:
+            change = made_by_kubeupdate(rs)
+            cause = str(_annotations(rs).get(CHANGE_CAUSE_ANNOTATION, ""))
+            found.append(
+                Revision(
+                    revision=_revision(rs),
+                    name=str(rs["metadata"].get("name", "")),
+                    change_cause=change.sentence() if change is not None else cause,
+                    containers=container_images(rs),
+                    created=str(rs["metadata"].get("creationTimestamp", "")),
+                    replicas=_int((rs.get("status") or {}).get("replicas")),
+                    change=change,
+                )
             )
-            for rs in replica_sets
-        ]
         return sorted(found, key=lambda r: r.revision, reverse=True)
 
     def revision_pods(
@@ -191,6 +199,23 @@ class DeploymentKind:
         if _observed_revision(obj) == 0:
             return None  # nothing to list yet
         return self.revision_pods(obj, await _replica_sets(access, namespace, obj, deadline))
+
+
+def made_by_kubeupdate(replica_set: JsonObject) -> RecordedChange | None:
+    """kubeupdate's record of the change that made this revision, if kubeupdate made it.
+
+    The record the ReplicaSet carries may be a copy left from an earlier
+    change: it counts only when the revision's pod template (without the
+    controller's ``pod-template-hash`` label) is the one the change produced.
+    """
+    change = RecordedChange.parse(_annotations(replica_set).get(CHANGE_ANNOTATION))
+    if change is None:
+        return None
+    template = copy.deepcopy((replica_set.get("spec") or {}).get("template") or {})
+    labels = (template.get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(POD_TEMPLATE_HASH_LABEL, None)
+    return change if change.made(template_digest(template)) else None
 
 
 #: The Deployment kind, the one kubeupdate serves today.

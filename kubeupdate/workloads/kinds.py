@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kubeupdate.errors import Reason
 from kubeupdate.kube.api import DeploymentApi, JsonObject, JsonPatch, Resource
+from kubeupdate.patches import RecordedChange
 from kubeupdate.workloads.templates import ContainerImage
 
 if TYPE_CHECKING:
@@ -57,10 +58,14 @@ class Revision:
     revision: int
     #: The object that holds the revision (a Deployment's: its ReplicaSet).
     name: str
+    #: kubeupdate's sentence when it made the revision, else ``kubernetes.io/change-cause``
+    #: as ``kubectl rollout history`` shows it (unchecked: the controller copies it).
     change_cause: str
     containers: list[ContainerImage]
     created: str  # RFC 3339, as Kubernetes writes creationTimestamp
     replicas: int
+    #: What kubeupdate changed to make this revision; None when someone else made it.
+    change: RecordedChange | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ every step checks its type.
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -78,6 +81,29 @@ def container_at(obj: JsonObject, slot: ContainerSlot) -> dict[str, Any] | None:
     field = "initContainers" if slot.init_container else "containers"
     entries = _entries(pod_spec_of(obj, slot.pod_spec).get(field))
     return entries[slot.index] if slot.index < len(entries) else None
+
+
+def template_with_image(obj: JsonObject, slot: ContainerSlot, image: str) -> JsonObject:
+    """A copy of ``obj``'s pod template (what holds its pod spec), ``image`` set at ``slot``."""
+    node: Any = obj
+    for key in slot.pod_spec[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    template: JsonObject = copy.deepcopy(node) if isinstance(node, dict) else {}
+    entry = container_at(template, _within_template(slot))
+    if entry is not None:
+        entry["image"] = image
+    return template
+
+
+def template_digest(template: JsonObject) -> str:
+    """A digest of a pod template's content (keys sorted): equal templates, equal digests."""
+    text = json.dumps(template, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _within_template(slot: ContainerSlot) -> ContainerSlot:
+    """``slot`` as seen from the pod template instead of the workload."""
+    return ContainerSlot(slot.index, slot.init_container, slot.image, slot.pod_spec[-1:])
 
 
 def _entries(value: Any) -> Sequence[dict[str, Any]]:

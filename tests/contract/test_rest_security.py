@@ -49,8 +49,12 @@ def test_the_original_curl_u_works_and_is_recorded(secured_stack: SecuredStack) 
     assert answer.json["Changed"] is True
     deployment = stack.cluster.get("deployments", "default", "web")
     assert deployment is not None
-    cause = deployment["metadata"]["annotations"]["kubernetes.io/change-cause"]
-    assert "nginx:1.25 → nginx:1.27 by token:demo" in cause
+    record = json.loads(deployment["metadata"]["annotations"]["kubeupdate.dev/change"])
+    assert (record["previous_image"], record["image"], record["identity"]) == (
+        "nginx:1.25",
+        "nginx:1.27",
+        "token:demo",
+    )
     (line,) = secured_stack.audit_lines()
     assert line["decision"] == "allow"
     assert line["identity"]["method"] in {"basic", "token"}

@@ -338,3 +338,34 @@ def test_a_rolled_back_release_answers_once_the_restored_image_runs_again(live: 
     assert not new_pods(live.cluster, "nginx:1.26-crash") or all(
         "deletionTimestamp" in pod["metadata"] for pod in new_pods(live.cluster, "nginx:1.26-crash")
     )
+
+
+# -- 8. /history attributes a revision to kubeupdate only when it made it -------------------
+
+
+def test_history_does_not_attribute_a_later_kubectl_change_to_kubeupdate(live: Stack) -> None:
+    headers = {"Content-Type": "application/json", "X-Request-Id": "release-7"}
+    document = json.dumps({"Image": "nginx:1.26", "Reason": "release 7"}).encode()
+    made = live.request("POST", ROUTE, document, headers)
+    assert made.status == 200, made.body
+    live.cluster.advance(60)
+    # Someone runs `kubectl set image` afterwards: the Deployment's annotations,
+    # kubeupdate's record among them, are copied to the new ReplicaSet.
+    theirs = [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "nginx:1.27"}
+    ]
+    live.cluster.patch(
+        "deployments", NS, "web", json.dumps(theirs).encode(), "application/json-patch+json"
+    )
+    live.cluster.advance(60)
+
+    answer = live.get("/history/default/web")
+
+    assert answer.status == 200, answer.body
+    newest, ours, *_ = answer.json["Revisions"]
+    assert newest["Containers"][0]["Image"] == "nginx:1.27"
+    assert "Change" not in newest
+    assert newest.get("ChangeCause", "") == ""
+    assert ours["Change"]["RequestId"] == "release-7"
+    assert ours["Change"]["Image"] == "nginx:1.26"
+    assert ours["ChangeCause"].endswith("(release 7)")

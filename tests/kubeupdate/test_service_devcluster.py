@@ -147,8 +147,11 @@ async def test_get_set_list_via_kubeconfig(cluster: DevCluster, stub: Stub) -> N
     ]
     # The same patch records the change (tests/kubeupdate/rollouts/test_rollouts.py looks closer).
     assert operations[-1]["path"].startswith("/metadata/annotations")
-    assert stored["metadata"]["annotations"]["kubernetes.io/change-cause"].startswith(
-        "kubeupdate: container sidecar envoy:1.30 → envoy:1.31 by "
+    record = json.loads(stored["metadata"]["annotations"]["kubeupdate.dev/change"])
+    assert (record["container"], record["previous_image"], record["image"]) == (
+        "sidecar",
+        "envoy:1.30",
+        "envoy:1.31",
     )
 
     again = await stub.SetContainerImage(request, timeout=10)

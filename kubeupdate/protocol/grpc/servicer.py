@@ -22,6 +22,7 @@ from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 from kubeupdate import caller, errors, image_checks
 from kubeupdate.image_checks import CheckedImage
 from kubeupdate.operations import Operations
+from kubeupdate.patches import RecordedChange
 from kubeupdate.protocol.grpc.targets import target_of
 from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
 from kubeupdate.updates import SetImageOutcome, check_wait
@@ -165,6 +166,8 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
             created = _timestamp(revision.created)
             if created is not None:
                 entry.create_time.CopyFrom(created)
+            if revision.change is not None:
+                entry.change.CopyFrom(_recorded_change(revision.change))
         return response
 
     async def GetGuardedRollout(
@@ -226,6 +229,18 @@ def _rollout(report: RolloutReport) -> pb.Rollout:
     return rollout
 
 
+def _recorded_change(change: RecordedChange) -> pb.RecordedChange:
+    return pb.RecordedChange(
+        container=change.container,
+        image=change.image,
+        previous_image=change.previous_image,
+        by=change.identity,
+        reason=change.reason,
+        request_id=change.request_id,
+        rollback=change.rollback,
+    )
+
+
 def _rollback(report: RolloutReport) -> pb.RollbackRollout:
     rollback = pb.RollbackRollout(
         state=_STATES[report.state],
@@ -277,7 +292,7 @@ def _timestamp(rfc3339: str) -> timestamp_pb2.Timestamp | None:
 
 
 def _identity(context: Context) -> str:
-    """Who the change-cause names: the authenticated caller, else the peer address."""
+    """Who the change's record names: the authenticated caller, else the peer address."""
     current = caller.current()
     if current is not None:
         return current.name

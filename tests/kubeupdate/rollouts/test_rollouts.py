@@ -270,8 +270,11 @@ async def test_failed_rollout_is_rolled_back(devcluster: DevCluster) -> None:
         "path": "/spec/template/spec/containers/0/image",
         "value": "nginx:1.26-bad",
     } in operations
-    assert operations[-1]["value"].startswith(
-        "kubeupdate: rolled back container app nginx:1.26-bad → nginx:1.25 by "
+    record = json.loads(operations[-1]["value"])
+    assert (record["rollback"], record["previous_image"], record["image"]) == (
+        True,
+        "nginx:1.26-bad",
+        "nginx:1.25",
     )
 
 
@@ -365,20 +368,14 @@ async def test_dry_run_stores_nothing(devcluster: DevCluster) -> None:
     assert devcluster.get("deployments", NS, "web") == before
 
 
-async def test_change_cause_shows_in_kubectl_rollout_history(devcluster: DevCluster) -> None:
-    rolled_out(devcluster)
-    async with service(devcluster) as (stub, _):
-        request = set_image("nginx:1.26", wait=True, reason="release 42")
-        answer = await driven(devcluster, stub.SetContainerImage(request))
-        assert answer.rollout.state == State.STATE_COMPLETE
-        history = await stub.ListRevisions(pb.ListRevisionsRequest(namespace=NS, deployment="web"))
-
+async def kubectl_history(cluster: DevCluster) -> dict[int, str]:
+    """``kubectl rollout history deployment/web``: revision -> CHANGE-CAUSE column."""
     result = await asyncio.to_thread(
         subprocess.run,
         [
             str(KUBECTL),
             "--kubeconfig",
-            str(devcluster.kubeconfig_path),
+            str(cluster.kubeconfig_path),
             "rollout",
             "history",
             "deployment/web",
@@ -390,22 +387,109 @@ async def test_change_cause_shows_in_kubectl_rollout_history(devcluster: DevClus
         check=True,
         timeout=60,
     )
-    line = next(line for line in result.stdout.splitlines() if line.startswith("2 "))
-    cause = line[2:].strip()
-    assert cause.startswith("kubeupdate: container app nginx:1.25 → nginx:1.26 by ipv4:127.0.0.1:")
-    assert cause.endswith(" (release 42)")
-
-    assert [r.revision for r in history.revisions] == [2, 1]  # newest first
-    newest, oldest = history.revisions
-    assert newest.change_cause == cause
-    assert [(c.name, c.image) for c in newest.containers] == [("app", "nginx:1.26")]
-    assert (newest.replicas, oldest.replicas) == (2, 0)
-    assert oldest.change_cause == ""
-    assert newest.replica_set.startswith("web-")
-    assert newest.create_time.seconds > 0
+    rows = [line.split(None, 1) for line in result.stdout.splitlines()[2:] if line.strip()]
+    return {int(number): cause.strip() for number, cause in rows}
 
 
-async def test_change_cause_on_a_deployment_without_annotations(devcluster: DevCluster) -> None:
+def someone_else_patches(cluster: DevCluster, *operations: dict[str, Any]) -> None:
+    """A change made without kubeupdate (``kubectl set image``, ``kubectl edit``)."""
+    body = json.dumps(list(operations)).encode()
+    cluster.patch("deployments", NS, "web", body, "application/json-patch+json")
+    cluster.advance(120)
+
+
+async def test_history_attributes_to_kubeupdate_only_the_revisions_it_made(
+    devcluster: DevCluster,
+) -> None:
+    rolled_out(devcluster)
+    container = "/spec/template/spec/containers/0"
+    async with service(devcluster) as (stub, _):
+        request = set_image("nginx:1.26", wait=True, reason="release 42")
+        answer = await driven(
+            devcluster, stub.SetContainerImage(request, metadata=[("x-request-id", "req-42")])
+        )
+        assert answer.rollout.state == State.STATE_COMPLETE
+        # Others change the template afterwards: the same image with a new variable,
+        # then another image. The Deployment still carries kubeupdate's record.
+        env = [{"name": "MODE", "value": "fast"}]
+        someone_else_patches(devcluster, {"op": "add", "path": f"{container}/env", "value": env})
+        someone_else_patches(
+            devcluster, {"op": "replace", "path": f"{container}/image", "value": "nginx:1.27"}
+        )
+        history = await stub.ListRevisions(pb.ListRevisionsRequest(namespace=NS, deployment="web"))
+
+    assert [r.revision for r in history.revisions] == [4, 3, 2, 1]  # newest first
+    by_others, same_image, ours, first = history.revisions
+    assert ours.HasField("change")
+    change = ours.change
+    assert (change.container, change.image, change.previous_image) == (
+        "app",
+        "nginx:1.26",
+        "nginx:1.25",
+    )
+    assert change.by.startswith("ipv4:127.0.0.1:")
+    assert (change.reason, change.request_id, change.rollback) == ("release 42", "req-42", False)
+    assert ours.change_cause == (
+        f"kubeupdate: container app nginx:1.25 → nginx:1.26 by {change.by} (release 42)"
+    )
+    assert [(c.name, c.image) for c in ours.containers] == [("app", "nginx:1.26")]
+    for theirs in (by_others, same_image, first):
+        assert not theirs.HasField("change"), theirs.revision
+        assert theirs.change_cause == ""
+    assert (by_others.replicas, ours.replicas, first.replicas) == (2, 0, 0)
+    assert ours.replica_set.startswith("web-")
+    assert ours.create_time.seconds > 0
+    # kubectl shows no cause for a revision kubeupdate did not make (nor for its own:
+    # kubeupdate does not write kubernetes.io/change-cause).
+    assert await kubectl_history(devcluster) == {1: "<none>", 2: "<none>", 3: "<none>", 4: "<none>"}
+
+
+async def test_a_change_cause_of_the_replaced_template_is_not_copied_to_kubeupdates_revision(
+    devcluster: DevCluster,
+) -> None:
+    rolled_out(devcluster)
+    cause = {"kubernetes.io/change-cause": "kubectl set image deployment/web app=nginx:1.25"}
+    devcluster.patch(
+        "deployments",
+        NS,
+        "web",
+        json.dumps({"metadata": {"annotations": cause}}).encode(),
+        "application/merge-patch+json",
+    )
+    devcluster.advance(1)
+    async with service(devcluster) as (stub, _):
+        request = set_image("nginx:1.26", wait=True, reason="release 43")
+        await driven(devcluster, stub.SetContainerImage(request))
+        history = await stub.ListRevisions(pb.ListRevisionsRequest(namespace=NS, deployment="web"))
+
+    ours, first = history.revisions
+    assert ours.change_cause.startswith("kubeupdate: container app nginx:1.25 → nginx:1.26 by ")
+    assert first.change_cause == cause["kubernetes.io/change-cause"]
+    kubectl = await kubectl_history(devcluster)
+    assert kubectl == {1: cause["kubernetes.io/change-cause"], 2: "<none>"}
+
+
+async def test_a_rollback_is_recorded_as_such(devcluster: DevCluster) -> None:
+    rolled_out(devcluster)
+    async with service(devcluster) as (stub, _):
+        request = set_image("nginx:1.26-bad", wait=True, rollback_on_failure=True)
+        answer = await driven(devcluster, stub.SetContainerImage(request))
+        assert answer.rollout.state == State.STATE_ROLLED_BACK
+        history = await stub.ListRevisions(pb.ListRevisionsRequest(namespace=NS, deployment="web"))
+
+    # The rollback re-activates the first revision's ReplicaSet as revision 3: its
+    # template is the one the rollback produced, so it is kubeupdate's now.
+    restored, failed = history.revisions
+    assert (restored.revision, failed.revision) == (3, 2)
+    assert (restored.change.rollback, failed.change.rollback) == (True, False)
+    assert (restored.change.previous_image, restored.change.image) == (
+        "nginx:1.26-bad",
+        "nginx:1.25",
+    )
+    assert restored.change.request_id == failed.change.request_id != ""
+
+
+async def test_change_record_on_a_deployment_without_annotations(devcluster: DevCluster) -> None:
     devcluster.create(web())  # the controller has not run: no annotations yet
     obj = devcluster.get("deployments", NS, "web")
     assert obj is not None
@@ -415,7 +499,8 @@ async def test_change_cause_on_a_deployment_without_annotations(devcluster: DevC
 
     obj = devcluster.get("deployments", NS, "web")
     assert obj is not None
-    assert obj["metadata"]["annotations"]["kubernetes.io/change-cause"].endswith(" (first)")
+    record = json.loads(obj["metadata"]["annotations"]["kubeupdate.dev/change"])
+    assert (record["image"], record["reason"]) == ("nginx:1.26", "first")
     [patch] = [e for e in devcluster.journal if e.method == "PATCH"]
     operations = json.loads(patch.body)
     # Creating the whole map is pinned to the version read, so no one's annotations are lost.

@@ -135,8 +135,9 @@ class SetContainerImageRequest(_message.Message):
     """
     reason: _builtins.str
     """Why this change is made (at most 256 characters of printable text). It
-    is recorded in the Deployment's `kubernetes.io/change-cause`, which
-    `kubectl rollout history` shows.
+    is recorded with the change (the Deployment's `kubeupdate.dev/change`
+    annotation, with the container, both images, the caller and the request
+    id), and ListRevisions shows it for the revision this change made.
     """
     @_builtins.property
     def timeout(self) -> _duration_pb2.Duration:
@@ -921,12 +922,20 @@ class Revision(_message.Message):
     CONTAINERS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     REPLICAS_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
     revision: _builtins.int
     """The revision number (`deployment.kubernetes.io/revision`)."""
     replica_set: _builtins.str
     """The ReplicaSet holding this revision."""
     change_cause: _builtins.str
-    """The change cause recorded with it (`kubernetes.io/change-cause`)."""
+    """Why this revision was made: kubeupdate's sentence when `change` is set,
+    else the ReplicaSet's `kubernetes.io/change-cause` as `kubectl rollout
+    history` shows it (someone else's words; the controller copies them from
+    the Deployment to every later revision until someone changes them, so
+    they may belong to an earlier change). kubeupdate never writes
+    `kubernetes.io/change-cause`: its changes remove it, since it describes
+    the template they replace.
+    """
     replicas: _builtins.int
     """Replicas the ReplicaSet runs now (0 for an old revision)."""
     @_builtins.property
@@ -937,6 +946,15 @@ class Revision(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the ReplicaSet was created."""
 
+    @_builtins.property
+    def change(self) -> Global___RecordedChange:
+        """Set only when kubeupdate made this revision: its record of the change
+        (`kubeupdate.dev/change`), counted only when this revision's pod template
+        is the one that change produced. The controller copies the record to
+        later revisions made by others (`kubectl set image`, `kubectl edit`),
+        whose templates differ: they have no `change`.
+        """
+
     def __init__(
         self,
         *,
@@ -946,11 +964,60 @@ class Revision(_message.Message):
         containers: _abc.Iterable[Global___ContainerImage] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         replicas: _builtins.int = ...,
+        change: Global___RecordedChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_cause", b"change_cause", "containers", b"containers", "create_time", b"create_time", "replica_set", b"replica_set", "replicas", b"replicas", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "change_cause", b"change_cause", "containers", b"containers", "create_time", b"create_time", "replica_set", b"replica_set", "replicas", b"replicas", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Revision: _TypeAlias = Revision  # noqa: Y015
+
+@_typing.final
+class RecordedChange(_message.Message):
+    """RecordedChange is what kubeupdate changed to make a revision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_IMAGE_FIELD_NUMBER: _builtins.int
+    BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ROLLBACK_FIELD_NUMBER: _builtins.int
+    container: _builtins.str
+    """The container whose image was set."""
+    image: _builtins.str
+    """The image it set."""
+    previous_image: _builtins.str
+    """The image the container had before."""
+    by: _builtins.str
+    """Who asked for it (the authenticated caller, else the peer address)."""
+    reason: _builtins.str
+    """The `reason` the caller gave (empty if none)."""
+    request_id: _builtins.str
+    """The id of the request that made it (`X-Request-Id`), as in the logs and
+    the audit line.
+    """
+    rollback: _builtins.bool
+    """True when the change was a rollback of a failed rollout."""
+    def __init__(
+        self,
+        *,
+        container: _builtins.str = ...,
+        image: _builtins.str = ...,
+        previous_image: _builtins.str = ...,
+        by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        rollback: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by", b"by", "container", b"container", "image", b"image", "previous_image", b"previous_image", "reason", b"reason", "request_id", b"request_id", "rollback", b"rollback"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordedChange: _TypeAlias = RecordedChange  # noqa: Y015
