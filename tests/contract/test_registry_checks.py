@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,6 +324,40 @@ def test_wrong_registry_credentials_are_unavailable_not_the_callers_fault(
         "were refused"
     )
     assert_nothing_reached_kubernetes(deployer)
+
+
+def test_credentials_put_right_in_the_file_are_used_without_a_restart(
+    start: Start, basic_registry: LiveRegistry, repository: str
+) -> None:
+    pushed = basic_registry.publisher.image(repository, "1.0")
+    name = f"{basic_registry.host}/{repository}"
+
+    def grant(password: str) -> Path:
+        pair = base64.b64encode(f"{USER}:{password}".encode()).decode()
+        return write_docker_config(start.folder, basic_registry.host, {"auth": pair})
+
+    credentials = grant("wrong")
+    assert basic_registry.running.ca_file is not None
+    flags = RegistryConfig(
+        credentials_file=credentials, ca_files={basic_registry.host: basic_registry.running.ca_file}
+    )
+    deployer = start([name], flags, registry="check")
+    refused = deployer.set(f"{name}:1.0")
+    assert refused.status == 503, refused.body
+    assert refused.json["Reason"] == "REGISTRY_ACCESS_DENIED"
+
+    grant(PASSWORD)
+    # The service looks at the file at most once a second: ask until it has (no timing asserted).
+    answer = deployer.set(f"{name}:1.0")
+    for _ in range(300):
+        if answer.status != 503:
+            break
+        time.sleep(0.1)
+        answer = deployer.set(f"{name}:1.0")
+
+    assert answer.status == 200, answer.body
+    assert answer.json["Digest"] == pushed["digest"]
+    assert deployer.image() == f"{name}:1.0"
 
 
 def test_a_private_repository_behind_bearer_tokens_deploys(
