@@ -106,11 +106,16 @@ class RecordedChange:
         """The record in an annotation's value; None when there is none, or it is malformed."""
         try:
             fields = json.loads(value) if isinstance(value, str) else None
-            if not isinstance(fields, dict):
-                return None
-            return cls(**{key: fields[key] for key in cls.__dataclass_fields__})
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
             return None
+        if not isinstance(fields, dict):
+            return None
+        texts = [f for f in cls.__dataclass_fields__ if f != "rollback"]
+        if not all(isinstance(fields.get(f), str) for f in texts) or not isinstance(
+            fields.get("rollback"), bool
+        ):
+            return None  # written by someone else, or by hand
+        return cls(rollback=fields["rollback"], **{f: fields[f] for f in texts})
 
     def made(self, template_digest: str) -> bool:
         """Whether a revision whose pod template has this digest is the one this change made."""

@@ -29,7 +29,8 @@ def test_the_record_says_what_changed_in_words() -> None:
 def test_the_record_survives_its_annotation_and_malformed_ones_are_none() -> None:
     assert RecordedChange.parse(NOTE.annotation()) == NOTE
     assert json.loads(NOTE.annotation())["request_id"] == "req-1"
-    for value in (None, "", "not json", "[]", '{"container": "app"}', 7):
+    wrong_type = NOTE.annotation().replace('"rollback":false', '"rollback":"no"')
+    for value in (None, "", "not json", "[]", '{"container": "app"}', 7, wrong_type):
         assert RecordedChange.parse(value) is None
 
 

@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -305,14 +306,17 @@ async def test_the_rollback_is_followed_no_later_than_the_callers_deadline(
     devcluster: DevCluster,
 ) -> None:
     rolled_out(devcluster)
-    async with service(devcluster) as (stub, _):
+    # Up to 1 s of margin before the deadline (at most 20% of what remains), so the
+    # answer has time to travel however loaded the machine is.
+    settings = replace(FAST, deadline_margin=1.0)
+    async with service(devcluster, settings) as (stub, _):
         request = set_image(
-            "nginx:1.26-bad", wait=True, rollback_on_failure=True, timeout=seconds(2)
+            "nginx:1.26-bad", wait=True, rollback_on_failure=True, timeout=seconds(3)
         )
-        # Time stands still: the wait times out after 2 s, and the deadline leaves the
-        # rollback's follow less than its 2 s: it ends in time to answer (the margin
-        # is 20% of what remains), not with DEADLINE_EXCEEDED.
-        answer = await stub.SetContainerImage(request, timeout=3.5)
+        # Time stands still: the wait times out after 3 s, and the deadline leaves the
+        # rollback's follow less than its 3 s: it ends TIMED_OUT in time to answer
+        # (followed to the deadline, it would end with DEADLINE_EXCEEDED).
+        answer = await stub.SetContainerImage(request, timeout=5.5)
 
     assert answer.rollout.state == State.STATE_ROLLED_BACK
     assert answer.rollout.rollback.state == State.STATE_TIMED_OUT
