@@ -25,11 +25,13 @@ the place in the file; the policy turns them into its own error.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from kubeupdate.auth.reloading import check_ownership
 from kubeupdate.image_checks import ImageCheck
 from kubeupdate.registry.platforms import Platform
 from kubeupdate.registry.signatures import (
@@ -147,7 +149,8 @@ def _public_key(text: str, where: str, base: Path | None) -> PublicKey:
     try:
         if text.lstrip().startswith(_PEM):
             return PublicKey.from_pem(text.encode(), f"inline key {where}")
-        return PublicKey.from_file(_path(text, base))
+        path = _path(text, base)
+        return PublicKey.from_pem(_owned_bytes(path, "the signing key"), str(path))
     except ValueError as exc:  # ConfigurationError is a ValueError
         raise ValueError(f"{where}: {exc}") from None
 
@@ -157,11 +160,7 @@ def _authority(text: str, where: str, base: Path | None) -> CertificateAuthority
         if text.lstrip().startswith(_PEM):
             return CertificateAuthority.from_pem(text.encode(), f"inline CA {where}")
         path = _path(text, base)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ValueError(f"cannot read the CA file {path}: {exc.strerror}") from None
-        return CertificateAuthority.from_pem(data, str(path))
+        return CertificateAuthority.from_pem(_owned_bytes(path, "the CA file"), str(path))
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
 
@@ -169,6 +168,17 @@ def _authority(text: str, where: str, base: Path | None) -> CertificateAuthority
 def _path(text: str, base: Path | None) -> Path:
     path = Path(text)
     return path if path.is_absolute() or base is None else base / path
+
+
+def _owned_bytes(path: Path, what: str) -> bytes:
+    """A key or CA file's content. Whoever may change it decides which images deploy,
+    so, as for the policy, only its owner (or root) may write it."""
+    try:
+        with path.open("rb") as stream:
+            check_ownership(path, os.fstat(stream.fileno()))
+            return stream.read()
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 def _texts(value: Any, where: str) -> list[str]:

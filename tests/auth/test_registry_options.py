@@ -217,3 +217,17 @@ def test_broken_registry_options_are_refused_with_where_and_why(
 ) -> None:
     with pytest.raises(PolicyError, match=message):
         policy_with({"repositories": ["ghcr.io/acme/web"], **options}, base=keys)
+
+
+@pytest.mark.parametrize("name", ["release.pub", "fulcio.pem"])
+def test_a_key_or_ca_file_that_others_may_write_is_refused(keys: Path, name: str) -> None:
+    # Whoever may change the key decides which images deploy: as for the policy itself.
+    (keys / "keys" / name).chmod(0o664)
+    signature = (
+        {"keys": ["keys/release.pub"]}
+        if name == "release.pub"
+        else {"identities": [{"issuer": ISSUER, "subject": WORKFLOW}], "ca": "keys/fulcio.pem"}
+    )
+
+    with pytest.raises(PolicyError, match=rf"keys/{name} is writable by its group"):
+        policy_with({"repositories": ["ghcr.io/acme/web"], "signature": signature}, base=keys)
