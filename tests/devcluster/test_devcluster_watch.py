@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.request
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from devcluster.manifests import deployment
+from devcluster.server import ApiServer
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
@@ -246,3 +248,38 @@ def test_watch_as_table_sends_one_row_tables(devcluster: DevCluster, apps: Any) 
     assert event["type"] == "ADDED"
     assert event["object"]["kind"] == "Table"
     assert event["object"]["rows"][0]["cells"][0] == "a"
+
+
+def test_a_restart_ends_the_watches_of_the_server_that_stopped(
+    devcluster: DevCluster, apps: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store outlives a stop; the watches of the stopped server must not stay in it
+    (a write would hand their events to a closed event loop, and fail), even when their
+    handlers are too slow to end before the server's loop stops (a loaded machine)."""
+    stream = ApiServer._stream
+
+    async def slow_to_end(*args: Any) -> None:
+        try:
+            await stream(*args)
+        except asyncio.CancelledError:
+            await asyncio.sleep(5)  # longer than the server's shutdown allows
+            raise
+
+    monkeypatch.setattr(ApiServer, "_stream", slow_to_end)
+    watches = [
+        apps.list_namespaced_deployment(
+            "default", watch=True, _preload_content=False, timeout_seconds=60
+        )
+        for _ in range(3)
+    ]
+    assert devcluster.open_watches == 3
+    try:
+        devcluster.stop()
+        devcluster.start()
+        assert devcluster.open_watches == 0
+        devcluster.create(deployment("after-the-restart"))  # no watch of the old server hears it
+        devcluster.advance(60)
+        assert devcluster.get("deployments", "default", "after-the-restart") is not None
+    finally:
+        for response in watches:
+            response.close()

@@ -200,6 +200,8 @@ class DevCluster:
             loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(_CALL_TIMEOUT)
+        # Now that the loop has stopped, no watch handler can still add or end one.
+        self._server.end_watches()
         if loop is not None:
             loop.close()
         self._loop = None

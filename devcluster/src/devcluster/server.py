@@ -54,7 +54,7 @@ from devcluster.statuses import (
     unsupported_media_type,
     webhook_denied,
 )
-from devcluster.store import Event, Interest, Object
+from devcluster.store import Event, Interest, Listener, Object
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,8 @@ class ApiServer:
         self.server_address = ""
         # Encoded bodies of stored objects; snapshots never change, so identity is the key.
         self._encoded: dict[int, tuple[Object, bytes]] = {}
+        # The store listener of each watch being answered (see end_watches).
+        self._watch_listeners: set[Listener] = set()
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._front], client_max_size=16 * 1024 * 1024)
@@ -577,6 +579,7 @@ class ApiServer:
         # Only the changes this watch can show reach it: with many watches open (one per
         # pending rollout wait) a write must not wake them all.
         self.store.add_listener(listener, self._interest(resource, namespace, selection))
+        self._watch_listeners.add(listener)
         try:
             current, _ = self.registry.list(resource, namespace, selection)
             visible = {(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in current}
@@ -647,7 +650,20 @@ class ApiServer:
             )
             return response
         finally:
+            self._watch_listeners.discard(listener)
             self.store.remove_listener(listener)
+
+    def end_watches(self) -> None:
+        """Take every watch's listener out of the store, once the server's loop has stopped.
+
+        The store outlives a stop; a watch handler that had not ended when its event
+        loop stopped (a slow machine, or a request accepted as the server stopped)
+        never reaches its ``finally``, and its listener would hand the next write's
+        events to a closed loop.
+        """
+        for listener in self._watch_listeners:
+            self.store.remove_listener(listener)
+        self._watch_listeners.clear()
 
     async def _stream(
         self,
