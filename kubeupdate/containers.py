@@ -102,7 +102,7 @@ class ContainerImages:
         self._backoff = backoff
 
     async def get_container_image(self, target: Target, *, deadline: float | None = None) -> str:
-        return await self._image_now(
+        return await self.image_now(
             target.namespace, target.name, target.container, deadline=deadline
         )
 
@@ -111,6 +111,15 @@ class ContainerImages:
     ) -> list[ContainerImage]:
         obj = await self.access.read(target.namespace, target.name, deadline=deadline)
         return container_images(obj, self._kind.pod_spec)
+
+    async def read_container(
+        self, target: Target, *, deadline: float | None = None, refuse_paused: bool = False
+    ) -> tuple[JsonObject, str]:
+        """The workload as read, and the image of the target's container in it."""
+        obj = await self.access.read(target.namespace, target.name, deadline=deadline)
+        if refuse_paused and self._kind.progress(obj).paused:
+            raise _paused(self._kind.name, target.namespace, target.name)
+        return obj, self._slot(obj, target.namespace, target.name, target.container).image
 
     async def set_container_image(
         self,
@@ -147,6 +156,32 @@ class ContainerImages:
         assert change is not None  # only a swap with an expected image can be skipped
         return change
 
+    async def replace_container_image(
+        self,
+        target: Target,
+        *,
+        expected: str,
+        deadline: float | None = None,
+        record: ChangeRecord | None = None,
+    ) -> ImageChange | None:
+        """Set the target's new image only while the container runs ``expected``.
+
+        None when it runs a third image (nothing written); an unchanged
+        :class:`ImageChange` when it already runs the new one.
+        """
+        image = str(target.new_image())
+        return await self._swap(
+            target.namespace,
+            target.name,
+            target.container,
+            image,
+            expected=expected,
+            record=record,
+            dry_run=False,
+            deadline=deadline,
+            refuse_paused=True,
+        )
+
     async def restore_container_image(
         self,
         namespace: str,
@@ -175,13 +210,14 @@ class ContainerImages:
             rollback=True,
         )
         if change is None:
-            now = await self._image_now(namespace, deployment, container, deadline=deadline)
+            now = await self.image_now(namespace, deployment, container, deadline=deadline)
             return Restoration(restored=False, image=now)
         return Restoration(restored=True, image=change.image, generation=change.generation)
 
-    async def _image_now(
+    async def image_now(
         self, namespace: str, name: str, container: str, *, deadline: float | None
     ) -> str:
+        """The image the container runs now (read from the API server)."""
         obj = await self.access.read(namespace, name, deadline=deadline)
         return self._slot(obj, namespace, name, container).image
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from kubeupdate.containers import DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, ContainerImages
 from kubeupdate.guarded.leases import RecordLeases
+from kubeupdate.guarded.rollouts import GuardedRollouts
+from kubeupdate.guarded.terms import LeaseTerms
 from kubeupdate.guarded.verdicts import GuardedVerdicts
 from kubeupdate.kube.api import DeploymentApi, LeaseApi, WatchApi
 from kubeupdate.rollouts.history import RolloutHistory
@@ -46,6 +48,8 @@ class Operations:
     tracking: RolloutTracking
     #: GetGuardedRollout; None without access to Leases.
     verdicts: GuardedVerdicts | None = None
+    #: Guarded rollouts (what the guardian finishes); None when waits are not guarded.
+    guarded: GuardedRollouts | None = None
 
     async def close(self) -> None:
         """Stop the shared watches: once the server that calls these has stopped."""
@@ -62,6 +66,8 @@ def operations(
     backoff: float = DEFAULT_BACKOFF,
     lease_api: LeaseApi | None = None,
     checks: ImageChecks | None = None,
+    guard: LeaseTerms | None = None,
+    identity: str = "kubeupdate",
 ) -> Operations:
     """The use cases over ``api`` (``watch_api`` for rollouts, ``lease_api`` for guarded ones).
 
@@ -71,14 +77,21 @@ def operations(
     access = WorkloadAccess(api, kind, watch_api)
     images = ContainerImages(access, attempts=attempts, backoff=backoff)
     tracking = RolloutTracking(access, settings)
-    verdicts = None
+    waits = RolloutWaits(tracking, images)
+    verdicts = guarded = None
     if lease_api is not None and watch_api is not None:
-        verdicts = GuardedVerdicts(RecordLeases(lease_api), tracking.informers())
+        leases = RecordLeases(lease_api)
+        verdicts = GuardedVerdicts(leases, tracking.informers())
+        if guard is not None:
+            guarded = GuardedRollouts(
+                leases, images, waits, watch_api.clock, identity=identity, terms=guard
+            )
     return Operations(
         images=images,
-        updates=ImageUpdates(images, RolloutWaits(tracking, images), settings, checks),
+        updates=ImageUpdates(images, waits, settings, checks, guarded),
         status=RolloutStatus(tracking),
         history=RolloutHistory(access),
         tracking=tracking,
         verdicts=verdicts,
+        guarded=guarded,
     )

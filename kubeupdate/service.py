@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import secrets
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kubeupdate import errors
 from kubeupdate.auth import config as auth_config
 from kubeupdate.containers import DEFAULT_ATTEMPTS
+from kubeupdate.guarded.terms import DEFAULT_DURATION, DEFAULT_RETENTION, LeaseTerms
 from kubeupdate.kube.api import DEFAULT_TIMEOUT
 from kubeupdate.kube.credentials import SERVICE_ACCOUNT_DIR, Credentials
+from kubeupdate.names import check_namespace
 from kubeupdate.operations import operations
 from kubeupdate.protocol.grpc.server import ServiceServer
 from kubeupdate.registry import config as registry_config
@@ -60,6 +66,11 @@ class ServerConfig:
     auth: auth_config.AuthConfig = field(default_factory=auth_config.AuthConfig)
     # Registry checks before writes: credentials, TLS, cache, when to check.
     registry: registry_config.RegistryConfig = field(default_factory=registry_config.RegistryConfig)
+    # Guarded rollouts: how their Leases are held (None: waits are not guarded, no
+    # guardian), which namespaces the guardian watches (None: all), who this replica is.
+    guard: LeaseTerms | None = field(default_factory=LeaseTerms)
+    guard_namespaces: tuple[str, ...] | None = None
+    replica_id: str = ""
     # GET /metrics on this port of ``host`` (0 picks a free one); None: no listener.
     # The command line's default is DEFAULT_METRICS_PORT; embedders ask for it.
     metrics_port: int | None = None
@@ -125,6 +136,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a new Pod may stay unready while its image cannot be pulled or its "
         "container keeps exiting before the rollout is FAILED (default: %(default)s)",
     )
+    guard = parser.add_argument_group("guarded rollouts (a waited change outlives this replica)")
+    guard.add_argument(
+        "--guard-lease-duration",
+        type=int,
+        default=DEFAULT_DURATION,
+        help="seconds another replica waits for this one to renew a guarded rollout's Lease "
+        "before it takes the rollout over (default: %(default)s)",
+    )
+    guard.add_argument(
+        "--guard-retention",
+        type=int,
+        default=DEFAULT_RETENTION,
+        help="seconds a guarded rollout's verdict is kept for GetGuardedRollout after it "
+        "ended (default: %(default)s)",
+    )
+    guard.add_argument(
+        "--guard-namespaces",
+        help="comma-separated namespaces whose guarded rollouts this replica's guardian "
+        "watches: those it manages (its Role grants Leases there); default: all namespaces "
+        "(needs a ClusterRole to list and watch Leases)",
+    )
+    guard.add_argument(
+        "--replica-id",
+        default="",
+        help="this replica's name in the Leases it holds (default: the host name and a "
+        "random suffix)",
+    )
+    guard.add_argument(
+        "--no-guard",
+        action="store_true",
+        help="do not guard waited changes (no Leases, no guardian): a wait then ends with "
+        "its replica",
+    )
     group.add_argument(
         "--metrics-port",
         type=int,
@@ -161,8 +205,30 @@ def config_from(arguments: argparse.Namespace) -> ServerConfig:
         ),
         auth=auth_config.config_from(arguments),
         registry=registry_config.config_from(arguments),
+        guard=None
+        if arguments.no_guard
+        else LeaseTerms(arguments.guard_lease_duration, arguments.guard_retention),
+        guard_namespaces=_namespaces(arguments.guard_namespaces),
+        replica_id=arguments.replica_id,
         metrics_port=None if arguments.no_metrics else arguments.metrics_port,
     )
+
+
+def _namespaces(text: str | None) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    names = tuple(sorted({name.strip() for name in text.split(",") if name.strip()}))
+    for name in names:
+        try:
+            check_namespace(name)
+        except errors.InvalidArgument as exc:
+            raise ValueError(f"--guard-namespaces: {exc.message}") from None
+    return names or None
+
+
+def replica_identity(config: ServerConfig) -> str:
+    """The name this replica writes as holder: unique per process, so a restart is another."""
+    return config.replica_id or f"{socket.gethostname()}-{secrets.token_hex(4)}"
 
 
 def load_credentials(config: ServerConfig) -> Credentials:
@@ -187,6 +253,7 @@ async def serve(
     process that runs more than this server (``kubeupdate serve`` with the
     gateway) can pass ``handle_signals=False`` and set ``stop`` itself.
     """
+    from kubeupdate.guarded.guardian import Guardian
     from kubeupdate.kube.client import KubeClient
     from kubeupdate.metrics import MetricsListener, ServiceMetrics
 
@@ -205,6 +272,7 @@ async def serve(
     kube = KubeClient(credentials, timeout=config.kube_timeout, observe=observe)
     checks = registry_config.build_checks(config.registry)
     async with auth, kube as client, checks:
+        identity = replica_identity(config)
         domain = operations(
             client,
             client,
@@ -212,7 +280,18 @@ async def serve(
             attempts=config.update_attempts,
             lease_api=client,
             checks=checks,
+            guard=config.guard,
+            identity=identity,
         )
+        guardian: asyncio.Task[None] | None = None
+        if domain.guarded is not None:
+            log.info("guarding waited changes as replica %s", identity)
+            guardian = asyncio.create_task(
+                Guardian(
+                    domain.guarded, domain.tracking.informers(), config.guard_namespaces
+                ).run(),
+                name="guardian",
+            )
         if metrics is not None:
             metrics.count_watches(lambda: domain.tracking.open_watches)
             metrics.count_followed(lambda: domain.tracking.following)
@@ -251,6 +330,13 @@ async def serve(
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
+            if guardian is not None:
+                # First the guardian (it releases what it follows), then the waits:
+                # this replica must not take back what it hands over.
+                guardian.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await guardian
+            domain.updates.hand_over()
             await server.stop(config.grace)
             await domain.close()
             if listener is not None:

@@ -18,17 +18,28 @@ one someone else set meanwhile). When the wait fails after the change was made
 ``changed``, ``image`` (what the container has) and ``previousImage``, and
 ``rolledBack`` once the change was rolled back.
 
+With guarded rollouts (:mod:`kubeupdate.guarded`), a waited change records its
+intent in the cluster before its patch, so that another replica finishes it
+if this one stops; on :meth:`ImageUpdates.hand_over` (SIGTERM) the waits end
+with ROLLOUT_HANDED_OVER and their records are released to the other replicas.
+
 This module does not know gRPC.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 from kubeupdate import errors, request_ids
 from kubeupdate.containers import ContainerImages, ImageChange
+from kubeupdate.guarded.holds import Hold
+from kubeupdate.guarded.leases import HoldLost
+from kubeupdate.guarded.records import Intent
+from kubeupdate.guarded.rollouts import GuardedRollouts
 from kubeupdate.patches import ChangeRecord
 from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
 from kubeupdate.rollouts.settings import RolloutSettings
@@ -109,12 +120,22 @@ class ImageUpdates:
         waits: RolloutWaits,
         settings: RolloutSettings,
         checks: ImageChecks | None = None,
+        guard: GuardedRollouts | None = None,
     ) -> None:
-        """``checks`` None: no registry access, so a write whose rule asks for a check fails."""
+        """``checks`` None: no registry access, so a write whose rule asks for a check fails.
+
+        ``guard``: record waited changes as guarded rollouts (None: waits are not guarded).
+        """
         self._images = images
         self._waits = waits
         self.settings = settings
         self._checks = checks
+        self._guard = guard
+        self._handing_over = asyncio.Event()
+
+    def hand_over(self) -> None:
+        """This replica stops: guarded waits end now with ROLLOUT_HANDED_OVER."""
+        self._handing_over.set()
 
     async def set_container_image(
         self,
@@ -145,6 +166,19 @@ class ImageUpdates:
         checked = await self._check(target, check, deadline)
         if checked is not None:
             target = replace(target, image=checked.image)
+        if wait_for is not None and self._guard is not None:
+            guarded = await self._guarded(
+                target,
+                self._guard,
+                identity=identity,
+                wait_for=wait_for,
+                rollback_on_failure=rollback_on_failure,
+                reason=reason,
+                deadline=deadline,
+                start=start,
+            )
+            if guarded is not None:
+                return replace(guarded, checked=checked)
         change = await self._images.set_container_image(
             target,
             deadline=deadline,
@@ -202,3 +236,121 @@ class ImageUpdates:
         if wanted is None:
             return None
         return await self._checks.check(target.new_image(), wanted, deadline=deadline)
+
+    async def _guarded(
+        self,
+        target: Target,
+        guard: GuardedRollouts,
+        *,
+        identity: str,
+        wait_for: float,
+        rollback_on_failure: bool,
+        reason: str,
+        deadline: float | None,
+        start: float,
+    ) -> SetImageOutcome | None:
+        """The waited change as a guarded rollout; None when the image is set already."""
+        workload, before = await self._images.read_container(
+            target, deadline=deadline, refuse_paused=True
+        )
+        image = str(target.new_image())
+        if before == image:
+            return None  # nothing to change, nothing to guard: a plain wait
+        intent = Intent(
+            deployment=target.name,
+            container=target.container or "",
+            image=image,
+            previous_image=before,
+            rollback_on_failure=rollback_on_failure,
+            deadline=guard.now() + max(0.0, start + wait_for - time.monotonic()),
+            request_id=request_ids.current.get(),
+            caller=identity,
+            reason=reason,
+        )
+        hold = await guard.start(workload, intent, deadline=deadline)
+        async with hold:
+            change = await self._replace(target, hold, before, identity, reason, deadline)
+            try:
+                await guard.applied(hold, change)
+                report = await self._follow(target, hold, change, start + wait_for, deadline, start)
+                report, image = await guard.conclude(
+                    hold,
+                    change,
+                    report,
+                    identity=identity,
+                    deadline=deadline,
+                    follow_until=time.monotonic() + wait_for,
+                )
+            except HoldLost:
+                raise guard.handed_over(hold, change) from None
+            except errors.KubeupdateError as exc:
+                if exc.reason != errors.ErrorReason.ROLLOUT_HANDED_OVER:
+                    # As an unguarded wait says it, and which record follows the change.
+                    exc.metadata.setdefault("image", change.image)  # unless a rollback said
+                    exc.metadata.update(
+                        changed=str(change.changed).lower(),
+                        previousImage=change.previous_image,
+                        rolloutId=hold.rollout_id,
+                    )
+                raise
+        duration = time.monotonic() - start
+        return SetImageOutcome(change, False, replace(report, duration=duration), image)
+
+    async def _replace(
+        self,
+        target: Target,
+        hold: Hold,
+        before: str,
+        identity: str,
+        reason: str,
+        deadline: float | None,
+    ) -> ImageChange:
+        """Patch the image the record says it replaces; follow the record if it changed first."""
+        while True:
+            change = await self._images.replace_container_image(
+                target, expected=before, deadline=deadline, record=ChangeRecord(identity, reason)
+            )
+            if change is not None:
+                return change
+            # Someone changed the container between our read and our patch:
+            # the record must name what this change replaces before it is made.
+            before = await self._images.image_now(
+                target.namespace, target.name, target.container or "", deadline=deadline
+            )
+            await hold.retarget(before)
+
+    async def _follow(
+        self,
+        target: Target,
+        hold: Hold,
+        change: ImageChange,
+        until: float,
+        deadline: float | None,
+        start: float,
+    ) -> RolloutReport:
+        """The rollout's last report; ROLLOUT_HANDED_OVER when this replica stops first."""
+        guard = self._guard
+        assert guard is not None
+        waiting = asyncio.ensure_future(
+            self._waits.wait(
+                target.namespace,
+                target.name,
+                until=until,
+                deadline=deadline,
+                start=start,
+                generation=change.generation,
+            )
+        )
+        stopping = asyncio.ensure_future(self._handing_over.wait())
+        lost = asyncio.ensure_future(hold.lost.wait())
+        try:
+            await asyncio.wait((waiting, stopping, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiting, stopping, lost):
+                if not task.done():
+                    task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(waiting, stopping, lost, return_exceptions=True)
+        if waiting.done() and not waiting.cancelled():
+            return waiting.result()
+        raise guard.handed_over(hold, change)

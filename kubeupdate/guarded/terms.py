@@ -42,6 +42,11 @@ class LeaseTerms:
             raise ValueError("the verdict retention must be at least one second")
 
     @property
+    def follow_rollback(self) -> float:
+        """Seconds a taker follows the rollout of its rollback (a waited call uses its timeout)."""
+        return float(self.duration * 20)
+
+    @property
     def renew_every(self) -> float:
         return self.duration / 3
 

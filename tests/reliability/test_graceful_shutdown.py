@@ -2,9 +2,10 @@
 
 A waited change is the in-flight call: the devcluster's clock stands still,
 so the call cannot end until the test advances it, and no assertion races
-the clock. Expected: readiness turns false first, the call still finishes,
-the process exits 0; a wait that outlives the grace period ends with a clean
-UNAVAILABLE and leaves the change whole.
+the clock. Expected: readiness turns false first; an unguarded wait
+(``--no-guard``) still finishes, the process exits 0; a guarded wait is handed
+over at once (a clean UNAVAILABLE, ROLLOUT_HANDED_OVER: see
+test_guarded_rollouts.py) and leaves the change whole.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def serve(cluster: DevCluster, *extra: str) -> ServeProcess:
 
 @pytest.fixture
 def process(seeded: DevCluster) -> Iterator[ServeProcess]:
-    with serve(seeded, "--grace=20") as running:
+    with serve(seeded, "--grace=20", "--no-guard") as running:
         yield running
 
 
