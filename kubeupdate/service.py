@@ -253,7 +253,7 @@ async def serve(
     process that runs more than this server (``kubeupdate serve`` with the
     gateway) can pass ``handle_signals=False`` and set ``stop`` itself.
     """
-    from kubeupdate.guarded.guardian import Guardian
+    from kubeupdate.guarded.guardian import Guardian, audited
     from kubeupdate.kube.client import KubeClient
     from kubeupdate.metrics import MetricsListener, ServiceMetrics
 
@@ -288,7 +288,10 @@ async def serve(
             log.info("guarding waited changes as replica %s", identity)
             guardian = asyncio.create_task(
                 Guardian(
-                    domain.guarded, domain.tracking.informers(), config.guard_namespaces
+                    domain.guarded,
+                    domain.tracking.informers(),
+                    config.guard_namespaces,
+                    observe=audited(auth.audit),
                 ).run(),
                 name="guardian",
             )

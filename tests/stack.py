@@ -24,6 +24,7 @@ from devcluster import DevCluster
 from gateway.settings import GatewaySettings
 from kubeupdate.auth.config import AuthConfig
 from kubeupdate.demo import SAMPLES
+from kubeupdate.guarded.terms import LeaseTerms
 from kubeupdate.registry.config import RegistryConfig
 from kubeupdate.rollouts.settings import RolloutSettings
 from kubeupdate.service import ServerConfig
@@ -161,6 +162,9 @@ def seed_samples(cluster: DevCluster) -> None:
     cluster.journal.clear()
 
 
+DEFAULT_GUARD = LeaseTerms()
+
+
 @contextlib.contextmanager
 def running_stack(
     cluster: DevCluster,
@@ -171,6 +175,7 @@ def running_stack(
     forwarded_allow_ips: str = "",
     channel_credentials: grpc.ChannelCredentials | None = None,
     registry: RegistryConfig | None = None,
+    guard: LeaseTerms | None = DEFAULT_GUARD,
 ) -> Iterator[Stack]:
     """The samples seeded, then the service and gateway started in front of ``cluster``.
 
@@ -178,7 +183,7 @@ def running_stack(
     ``rollouts`` replaces the service's rollout settings; ``forwarded_allow_ips``
     are the proxies the gateway believes; ``channel_credentials`` secure the
     gateway's calls to a service on TLS; ``registry`` sets the service's
-    registry flags.
+    registry flags; ``guard`` None runs waits unguarded.
     """
     seed_samples(cluster)
     settings = GatewaySettings(
@@ -186,7 +191,7 @@ def running_stack(
     )
     if call_timeout is not None:
         settings = replace(settings, call_timeout=call_timeout)
-    config = ServerConfig(port=0, kubeconfig=cluster.kubeconfig_path, auth=auth)
+    config = ServerConfig(port=0, kubeconfig=cluster.kubeconfig_path, auth=auth, guard=guard)
     if rollouts is not None:
         config = replace(config, rollouts=rollouts)
     if registry is not None:

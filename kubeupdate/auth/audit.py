@@ -21,6 +21,14 @@ status code, the previous image and resulting generation when known)::
 registry: ``passed``, or ``skipped: <why>`` when the registry could not be
 reached and the operator lets writes through then.
 
+A waited change adds how its rollout ended (``"rollout": "ROLLED_BACK"``); a
+dry run says ``"dry_run": true``; a call cut short after its write still says
+what it wrote (``changed``, ``previous_image``, ``rollout_id``). What the
+guardian does for a caller (taking a rollout over, its verdict and rollback)
+is audited with the method ``GuardedRollout/take-over`` or
+``GuardedRollout/verdict`` and the identity ``kubeupdate on behalf of
+<caller>, request <id>`` (:func:`kubeupdate.guarded.guardian.audited`).
+
 A line is written before the call is authenticated, so every text in it that
 may come from a caller is cut at :data:`FIELD_LIMIT` characters (a valid image
 reference is shorter), the cut marked with how much was left out: a caller
@@ -83,6 +91,11 @@ class AuditRecord:
     outcome: str = ""
     changed: bool | None = None
     generation: int | None = None
+    # A waited change: how its rollout ended (COMPLETE, ROLLED_BACK, ...), and
+    # the guarded rollout (Lease) that followed it.
+    rollout: str | None = None
+    rollout_id: str | None = None
+    dry_run: bool | None = None
     digest: str | None = None
     registry_check: str | None = None
 
@@ -109,6 +122,9 @@ class AuditRecord:
             "generation": self.generation,
             "digest": self.digest,
             "registry_check": self.registry_check,
+            "rollout": self.rollout,
+            "rollout_id": self.rollout_id,
+            "dry_run": self.dry_run,
         }
         return _ENCODE({k: v for k, v in line.items() if v is not None})
 

@@ -329,6 +329,10 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             if _has_field(response, "registry_check") and response.HasField("registry_check"):
                 check = response.registry_check
                 record.registry_check = f"skipped: {check.detail}" if check.detail else "passed"
+            if _has_field(response, "dry_run") and response.dry_run:
+                record.dry_run = True
+            if _has_field(response, "rollout") and response.HasField("rollout"):
+                record.rollout = response.rollout.State.Name(response.rollout.state)[6:]
         self._audit.write(record)
 
     def _failed(self, record: AuditRecord, exc: BaseException, context: Context) -> None:
@@ -339,6 +343,12 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             )
         elif isinstance(exc, errors.KubeupdateError):
             record.outcome = status_for(exc, record.request_id)[0].name
+            # Cut short after its write (a wait, a hand-over): say what was written.
+            facts = exc.metadata
+            if "changed" in facts:
+                record.changed = facts["changed"] == "true"
+            record.previous_image = facts.get("previousImage") or facts.get("previous_image")
+            record.rollout_id = facts.get("rolloutId") or facts.get("rollout_id")
         elif isinstance(exc, Exception):
             record.outcome = grpc.StatusCode.INTERNAL.name
         else:  # cancellation: the caller went away

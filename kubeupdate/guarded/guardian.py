@@ -26,6 +26,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from kubeupdate import errors
+from kubeupdate.auth.audit import AuditLog, AuditRecord
+from kubeupdate.caller import Caller
 from kubeupdate.guarded import records
 from kubeupdate.guarded.leases import HoldLost
 from kubeupdate.guarded.records import GuardedRecord
@@ -37,8 +39,42 @@ from kubeupdate.kube.informers import EVERYTHING, Informers, Reader
 
 log = logging.getLogger(__name__)
 
-#: Called with (action, record) when the guardian acts: "take-over", "delete".
+#: Called with (action, record) when the guardian acts: "take-over" (the record as
+#: taken), "verdict" (as closed, after any rollback), "delete".
 Observer = Callable[[str, GuardedRecord], None]
+
+
+def audited(audit: AuditLog) -> Observer:
+    """An observer that writes the guardian's acts as audit lines, on behalf of the caller."""
+
+    def write(action: str, record: GuardedRecord) -> None:
+        if action == "delete":
+            return  # forgetting a verdict changes nothing a caller asked for
+        intent = record.intent
+        line = AuditRecord(
+            request_id=intent.request_id,
+            method=f"GuardedRollout/{action}",
+            source=record.holder or "guardian",
+            caller=Caller(name=intent.on_behalf, method="kubeupdate"),
+            target={
+                "namespace": record.namespace,
+                "deployment": intent.deployment,
+                "container": intent.container,
+            },
+            image=intent.image,
+            previous_image=intent.previous_image,
+            decision="allow",
+            reason=f"guarded rollout {record.name}, held by {record.holder}",
+            rollout_id=record.name,
+            outcome="OK",
+        )
+        verdict = record.state.verdict
+        if verdict is not None:
+            line.changed = verdict.applied
+            line.rollout = "NOT_APPLIED" if verdict.rollout is None else verdict.rollout.state.name
+        audit.write(line)
+
+    return write
 
 
 class Guardian:
@@ -157,7 +193,9 @@ class Guardian:
         )
         if self._observe is not None:
             self._observe("take-over", taken)
-        await rollouts.resume(taken)
+        final = await rollouts.resume(taken)
+        if self._observe is not None:
+            self._observe("verdict", final)
 
     async def _delete(self, record: GuardedRecord) -> None:
         await self._rollouts.leases.delete(record)
