@@ -381,9 +381,11 @@ _REPORT_FIELDS: Final = tuple(f.name for f in fields(RolloutReport))
 
 
 def _report_document(report: RolloutReport) -> dict[str, Any]:
-    document = asdict(report)
+    document = {f: getattr(report, f) for f in _REPORT_FIELDS}
     document["state"] = report.state.value
     document["warnings"] = list(report.warnings)
+    if report.rollback is not None:
+        document["rollback"] = _report_document(report.rollback)
     return {k: v for k, v in document.items() if v not in (None, "", 0, [])}
 
 
@@ -396,4 +398,6 @@ def _report(document: dict[str, Any]) -> RolloutReport:
     values.setdefault("reason", "")
     values.setdefault("message", "")
     values["warnings"] = tuple(values.get("warnings", ()))
+    rollback = values.get("rollback")
+    values["rollback"] = _report(rollback) if isinstance(rollback, dict) else None
     return RolloutReport(**values)
