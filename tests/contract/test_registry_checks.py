@@ -43,6 +43,9 @@ from tests.registry.fixtures import PASSWORD, USER, LiveRegistry
 from tests.registry.fulcio import FulcioStandIn, identity_token
 from tests.stack import Response, Stack, running_stack
 
+# The stacks run unguarded: their journals must show a call's own Kubernetes access,
+# and a guardian lists and watches Leases on its own (issue 12).
+
 WEB_APP = "/deployment/default/web/app"
 TOKEN_ID = "ci"
 
@@ -125,7 +128,7 @@ class Start:
             tokens_file=tokens, policy_file=policy, audit_log=str(audit_log), rate_limit=0
         )
         stack = self._stack.enter_context(
-            running_stack(self._cluster, auth, registry=flags or RegistryConfig())
+            running_stack(self._cluster, auth, registry=flags or RegistryConfig(), guard=None)
         )
         return Deployer(stack, secret, audit_log)
 
@@ -613,7 +616,9 @@ def test_always_checks_every_write_even_without_authentication(
     registry.publisher.image(repository, "1.0")
     name = f"{registry.host}/{repository}"
     no_auth = AuthConfig(enabled=False, rate_limit=0)
-    with running_stack(devcluster, no_auth, registry=plain(registry, always=True)) as stack:
+    with running_stack(
+        devcluster, no_auth, registry=plain(registry, always=True), guard=None
+    ) as stack:
         missing = stack.post_json(WEB_APP, {"Image": f"{name}:2.0"})
         assert missing.status == 404, missing.body
         assert devcluster.journal.entries() == []
@@ -697,7 +702,7 @@ def start_readme_stack(
     for readme, here in names.items():
         policy = policy.replace(readme, here)
     (folder / "policy.yaml").write_text(policy, encoding="utf-8")
-    return running_stack(devcluster, readme_auth(folder), registry=flags)
+    return running_stack(devcluster, readme_auth(folder), registry=flags, guard=None)
 
 
 def readme_auth(folder: Path) -> AuthConfig:
