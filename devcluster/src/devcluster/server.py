@@ -559,16 +559,11 @@ class ApiServer:
         bookmarks = _flag(query.get("allowWatchBookmarks"))
         since = query.get("resourceVersion") or ""
         queue: asyncio.Queue[Event] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
 
         def in_scope(obj: Object) -> bool:
             return namespace is None or obj["metadata"].get("namespace") == namespace
 
         def listener(event: Event) -> None:
-            if loop.is_closed():
-                # A watch of a server stopped mid-stream (restart()): nobody reads it, and
-                # waking its closed loop would fail the writer (a controller) instead.
-                return
             queue.put_nowait(event)
 
         as_table = tables.wants_table(request.headers.get("Accept", ""))
