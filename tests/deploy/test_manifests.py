@@ -258,3 +258,14 @@ def test_a_stopping_service_has_time_to_hand_its_rollouts_over(rendered: list[Ob
         ServerConfig().grace,
     )
     assert pod["terminationGracePeriodSeconds"] >= pre_stop + grace + 5
+
+
+def test_the_guardian_watches_where_the_role_grants_leases(rendered: list[Object]) -> None:
+    granting = {
+        role["metadata"]["namespace"]
+        for role in rendered
+        if role["kind"] == "Role" and any("leases" in rule["resources"] for rule in role["rules"])
+    }
+    pod = find(rendered, "Deployment", "kubeupdate-service")["spec"]["template"]["spec"]
+    (flag,) = [a for a in pod["containers"][0]["args"] if a.startswith("--guard-namespaces=")]
+    assert set(flag.split("=", 1)[1].split(",")) == granting
