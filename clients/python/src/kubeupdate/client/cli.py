@@ -255,11 +255,13 @@ def _add_connection_arguments(parser: argparse.ArgumentParser, *, suppress: bool
     group.add_argument(
         "--ca-file", type=Path, default=default(None), help="CA bundle to verify the server with"
     )
+    # The default is written out: under SUPPRESS, "%(default)s" has nothing to show.
     group.add_argument(
         "--deadline",
-        type=float,
+        type=parse_duration,
         default=default(DEFAULT_TIMEOUT),
-        help="seconds each call may take, a wait excluded (default: %(default)s)",
+        help=f"how long each call may take, a wait excluded, e.g. 30, 30s, 2m "
+        f"(default: {DEFAULT_TIMEOUT:g}s)",
     )
     group.add_argument(
         "--json", action="store_true", default=default(False), help="print results as JSON"
