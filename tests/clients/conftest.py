@@ -1,29 +1,47 @@
-"""A fake DeploymentImageService on a real grpc.aio server at 127.0.0.1:0.
+"""The servers the clients are tried against.
 
-The server runs in a background thread's event loop, so the synchronous
-client and the CLI under test can call it from the test's own thread.
+- ``fake_server``: a fake DeploymentImageService on a real grpc.aio server at
+  127.0.0.1:0, in a background thread's event loop, so the synchronous client
+  and the CLI under test can call it from the test's own thread;
+- ``github_stack``: the real stack (devcluster, service, gateway) as a GitHub
+  job meets it: a static token, GitHub OIDC tokens from the job's token
+  endpoint (:mod:`tests.clients.github`), and a policy for both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import grpc
 import grpc.aio
 import pytest
+from kubeupdate.client.credentials import DEFAULT_AUDIENCE
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 from kubeupdate.v1.error_reason_pb2 import ErrorReason
 
+from devcluster import DevCluster
+from gateway.settings import GatewaySettings
+from kubeupdate.auth.config import GITHUB_ISSUER, AuthConfig
+from kubeupdate.auth.tokens import create_token
 from kubeupdate.protocol.grpc.statuses import DETAILS_KEY, rich_status
+from kubeupdate.rollouts.settings import RolloutSettings
+from kubeupdate.service import ServerConfig
+from tests.auth.conftest import REPOSITORY_ID, Issuer
+from tests.clients.github import TokenEndpoint
+from tests.stack import Stack, StackThread, seed_samples
 
 State = pb.Rollout.State
 StateValue: TypeAlias = pb.Rollout.State.ValueType
 
+# Short real-time delays: stuck Pods fail the rollout at once; watches restart every second.
+FAST = RolloutSettings(stuck_grace=0.05, watch_seconds=1)
 # Guards the fake's waits on the client; never reached when the code under test works.
 _GUARD = 30.0
 
@@ -247,3 +265,75 @@ def fake_server() -> Iterator[FakeServer]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+
+
+# A stack as a GitHub job meets it: a static token, GitHub OIDC for the audience
+# "kubeupdate", a policy for both, and rollouts that fail as soon as Pods are stuck.
+RELEASE_BOT = "release-bot"
+GITHUB_POLICY = f"""\
+rules:
+  - name: release bot
+    subjects: [{{token: {RELEASE_BOT}}}]
+    targets: [{{namespace: default, deployment: web}}]
+    access: [read, write]
+    images: {{registries: [docker.io]}}
+  - name: acme/web from main
+    subjects:
+      - github: {{repository: acme/web, repository_id: "{REPOSITORY_ID}", ref: refs/heads/main}}
+    targets: [{{namespace: default, deployment: web, container: app}}]
+    access: [read, write]
+    images: {{registries: [docker.io], repositories: [library/nginx]}}
+"""
+
+
+@dataclass
+class GitHubStack:
+    """The stack with a static token and OIDC, and the job's token endpoint."""
+
+    stack: Stack
+    secret: str
+    tokens: TokenEndpoint
+    audit_log: Path
+
+    @property
+    def cluster(self) -> DevCluster:
+        return self.stack.cluster
+
+    def audit_lines(self) -> list[dict[str, Any]]:
+        text = self.audit_log.read_text(encoding="utf-8") if self.audit_log.exists() else ""
+        return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture
+def github_stack(devcluster: DevCluster, tmp_path: Path) -> Iterator[GitHubStack]:
+    issuer = Issuer(url=GITHUB_ISSUER, audience=DEFAULT_AUDIENCE)
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(issuer.jwks()), encoding="utf-8")
+    secret, entry = create_token(RELEASE_BOT)
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text("tokens:\n" + entry.entry_yaml(), encoding="utf-8")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(GITHUB_POLICY, encoding="utf-8")
+    audit_log = tmp_path / "audit.jsonl"
+    auth = AuthConfig(
+        tokens_file=tokens,
+        policy_file=policy,
+        oidc_audience=DEFAULT_AUDIENCE,
+        oidc_jwks_file=jwks,
+        audit_log=str(audit_log),
+        rate_limit=0,
+    )
+    seed_samples(devcluster)
+    runner = StackThread(
+        ServerConfig(port=0, kubeconfig=devcluster.kubeconfig_path, auth=auth, rollouts=FAST),
+        GatewaySettings(upstream="", port=0, access_log=False),
+    )
+    listening = runner.start()
+    assert listening.grpc_port is not None
+    assert listening.http_port is not None
+    try:
+        with TokenEndpoint(issuer).serving() as endpoint:
+            stack = Stack(devcluster, listening.grpc_port, listening.http_port)
+            yield GitHubStack(stack, secret, endpoint, audit_log)
+    finally:
+        runner.stop()

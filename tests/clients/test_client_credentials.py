@@ -140,10 +140,18 @@ def test_precedence(github: FakeGitHub) -> None:
     assert github.requests == []
 
 
-def test_no_token_outside_actions_or_without_audience(github: FakeGitHub) -> None:
+def test_no_token_outside_actions(github: FakeGitHub) -> None:
     assert token_source(environ={}).token() is None
-    assert token_source(environ=github.environ()).token() is None
+    assert token_source(environ={"GITHUB_ACTIONS": "true"}).token() is None
     assert github.requests == []
+
+
+def test_inside_actions_without_audience_the_default_audience_is_asked_for(
+    github: FakeGitHub,
+) -> None:
+    assert token_source(environ=github.environ()).token() == github.issued[-1]
+    ((_, query, _),) = github.requests
+    assert query["audience"] == ["kubeupdate"]
 
 
 def test_cli_oidc_failure_exits_4(

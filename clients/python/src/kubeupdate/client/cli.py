@@ -162,6 +162,8 @@ def main(
     except KubeUpdateError as exc:
         kind = f"{type(exc).__name__} ({exc.reason})" if exc.reason else type(exc).__name__
         err.write(f"{PROG}: {kind}: {exc.message}\n")
+        if exc.hint:
+            err.write(f"{PROG}: hint: {exc.hint}\n")
         return exit_code_for(exc)
     except KeyboardInterrupt:
         err.write(f"{PROG}: interrupted\n")

@@ -33,7 +33,7 @@ from kubeupdate.client.conversions import (
     rollout_from_pb,
 )
 from kubeupdate.client.credentials import TokenSource, token_source
-from kubeupdate.client.errors import RolloutFailed, from_rpc_error
+from kubeupdate.client.errors import KubeUpdateError, RolloutFailed, Unauthenticated, from_rpc_error
 from kubeupdate.client.results import Container, ContainerImage, ImageChange, Revision, Rollout
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
@@ -180,7 +180,7 @@ class DeploymentImageClient:
             for message in stream:
                 yield rollout_from_pb(message.namespace, message.deployment, message.rollout)
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from exc
+            raise self._error(exc) from exc
         finally:
             stream.cancel()
 
@@ -189,6 +189,13 @@ class DeploymentImageClient:
         request = pb.ListRevisionsRequest(namespace=namespace, deployment=deployment)
         answer = self._call(self._stub.ListRevisions, request)
         return tuple(revision_from_pb(r) for r in answer.revisions)
+
+    def _error(self, exc: grpc.RpcError) -> KubeUpdateError:
+        """The exception for a failed call, with what to change when the client knows it."""
+        error = from_rpc_error(exc)
+        if isinstance(error, Unauthenticated):
+            error.hint = self._tokens.hint()
+        return error
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         token = self._tokens.token()
@@ -207,7 +214,7 @@ class DeploymentImageClient:
                 metadata=self._metadata(),
             )
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from exc
+            raise self._error(exc) from exc
 
     def _set_following(
         self,
@@ -224,7 +231,7 @@ class DeploymentImageClient:
             follower.run()
             return future.result()
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from exc
+            raise self._error(exc) from exc
         finally:
             future.cancel()  # only matters when leaving early (e.g. Ctrl-C in progress)
 

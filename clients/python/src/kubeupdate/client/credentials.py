@@ -2,9 +2,14 @@
 
 In order: the ``token`` argument; the ``KUBEUPDATE_TOKEN`` environment
 variable; inside a GitHub Actions job with ``permissions: id-token: write``
-(``ACTIONS_ID_TOKEN_REQUEST_URL`` and ``ACTIONS_ID_TOKEN_REQUEST_TOKEN`` set)
-and an audience configured, a GitHub OIDC token for that audience, fetched
-with urllib and fetched again shortly before it expires. Otherwise no token.
+(``ACTIONS_ID_TOKEN_REQUEST_URL`` and ``ACTIONS_ID_TOKEN_REQUEST_TOKEN`` set),
+a GitHub OIDC token for the configured audience (``audience``, else
+``KUBEUPDATE_AUDIENCE``, else :data:`DEFAULT_AUDIENCE`, as the GitHub Action
+does), fetched with urllib and fetched again shortly before it expires.
+Otherwise no token.
+
+Each source also says, in :meth:`TokenSource.hint`, what to change when the
+server does not accept what it sent (or the absence of a token).
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ TOKEN_ENV = "KUBEUPDATE_TOKEN"  # noqa: S105 (a variable name)
 AUDIENCE_ENV = "KUBEUPDATE_AUDIENCE"
 GITHUB_REQUEST_URL_ENV = "ACTIONS_ID_TOKEN_REQUEST_URL"
 GITHUB_REQUEST_TOKEN_ENV = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"  # noqa: S105 (a variable name)
+GITHUB_ACTIONS_ENV = "GITHUB_ACTIONS"
+#: The audience asked for when none is configured; the GitHub Action's default too.
+DEFAULT_AUDIENCE = "kubeupdate"
 
 # Fetch a new OIDC token this long before the current one expires.
 _REFRESH_MARGIN = 60.0
@@ -39,15 +47,42 @@ class TokenSource(Protocol):
 
     def token(self) -> str | None: ...
 
+    def hint(self) -> str:
+        """What to change when the server refuses this source's token (or its absence)."""
+        ...
+
 
 class StaticToken:
     """A token fixed at construction (argument or ``KUBEUPDATE_TOKEN``)."""
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str, origin: str) -> None:
         self._token = token
+        self._origin = origin
 
-    def token(self) -> str | None:
+    def token(self) -> str:
         return self._token
+
+    def hint(self) -> str:
+        return f"the token came from {self._origin}; check that the server knows it"
+
+
+class NoToken:
+    """Calls without a token: fine for a server without authentication."""
+
+    def __init__(self, in_github_actions: bool) -> None:
+        self._in_github_actions = in_github_actions
+
+    def token(self) -> None:
+        return None
+
+    def hint(self) -> str:
+        if self._in_github_actions:
+            return (
+                "no token was sent: give the job `permissions: id-token: write` (a GitHub OIDC "
+                f"token for audience '{DEFAULT_AUDIENCE}' is then sent; --audience changes it), "
+                f"or set {TOKEN_ENV} from a secret"
+            )
+        return f"no token was sent: set {TOKEN_ENV} or give --token"
 
 
 class GitHubOidcToken:
@@ -62,6 +97,7 @@ class GitHubOidcToken:
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.audience = audience
         self._url = _with_query(request_url, audience=audience)
         self._request_token = request_token
         self._timeout = timeout
@@ -76,6 +112,15 @@ class GitHubOidcToken:
                 self._cached = self._fetch()
                 self._expires = _expiry(self._cached) or self._clock() + _DEFAULT_LIFETIME
             return self._cached
+
+    def hint(self) -> str:
+        default = " (the default)" if self.audience == DEFAULT_AUDIENCE else ""
+        return (
+            f"a GitHub OIDC token for audience '{self.audience}'{default} was sent; if the "
+            "server expects another audience, give --audience AUDIENCE (or set "
+            f"{AUDIENCE_ENV}); if it is the right one, the server's policy must name this "
+            "repository"
+        )
 
     def _fetch(self) -> str:
         if urllib.parse.urlsplit(self._url).scheme not in ("http", "https"):
@@ -112,15 +157,15 @@ def token_source(
     if environ is None:
         environ = os.environ
     if token:
-        return StaticToken(token)
+        return StaticToken(token, "--token")
     if environ.get(TOKEN_ENV):
-        return StaticToken(environ[TOKEN_ENV])
-    audience = audience or environ.get(AUDIENCE_ENV)
+        return StaticToken(environ[TOKEN_ENV], TOKEN_ENV)
+    audience = audience or environ.get(AUDIENCE_ENV) or DEFAULT_AUDIENCE
     url = environ.get(GITHUB_REQUEST_URL_ENV)
     request_token = environ.get(GITHUB_REQUEST_TOKEN_ENV)
-    if audience and url and request_token:
+    if url and request_token:
         return GitHubOidcToken(url, request_token, audience)
-    return StaticToken(None)
+    return NoToken(environ.get(GITHUB_ACTIONS_ENV) == "true")
 
 
 def _with_query(url: str, **params: str) -> str:

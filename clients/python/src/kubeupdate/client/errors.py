@@ -49,6 +49,8 @@ class KubeUpdateError(Exception):
 
     ``code`` is the gRPC status (None for a local failure); ``reason`` the
     server's ErrorInfo reason ("" when there is none) and ``metadata`` its facts.
+    ``hint`` says what the caller may change, when the client can tell (for
+    example which audience an OIDC token was asked for); it is empty otherwise.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class KubeUpdateError(Exception):
         self.code = code
         self.reason = reason
         self.metadata: dict[str, str] = dict(metadata or {})
+        self.hint = ""
 
 
 class InvalidArgument(KubeUpdateError):
