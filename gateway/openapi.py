@@ -56,6 +56,7 @@ from google.protobuf.descriptor import (
     FieldDescriptor,
     ServiceDescriptor,
 )
+from kubeupdate.client import durations
 
 from gateway.errors import HTTP_STATUS_BY_CODE, RETRY_AFTER_STATUSES
 from gateway.routes import Route, routes_for_services
@@ -438,6 +439,14 @@ class _Builder:
         if message is None:
             return self._scalar(field, output=output, nullable=False)
         well_known = _well_known(message.full_name)
+        if (
+            well_known is not None
+            and message.full_name == "google.protobuf.Duration"
+            and not output
+        ):
+            # Requests also take the durations people write ("5m", "1h30m"): the gateway
+            # rewrites them (gateway.transcoding); replies are always protobuf's "120s".
+            return {**well_known, "pattern": durations.PATTERN, "examples": ["300s", "5m", "1h30m"]}
         if well_known is not None:
             return well_known
         return _ref(self._message(message, output=output))

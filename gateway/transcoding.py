@@ -19,6 +19,10 @@ Content types of a request body (decided for the original's curl users):
 - An empty body on a route with a body is the empty message (as grpc-gateway
   does); the service then refuses missing fields itself.
 
+A ``google.protobuf.Duration`` in a body may also be written as people write
+durations (``"5m"``, ``"1h30m"``, ``"300"``; :mod:`kubeupdate.client.durations`,
+the CLI's rule), not only as protobuf's ``"300s"``.
+
 Responses are ``MessageToDict`` with ``always_print_fields_with_no_presence``
 (so ``"Changed": false`` is present) and ``json_name`` keys, in the order the
 proto declares the fields, compact, followed by a newline as the original Go
@@ -35,6 +39,7 @@ from urllib.parse import parse_qsl
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+from kubeupdate.client.durations import protobuf_json
 
 from gateway.errors import BadRequest, UnsupportedMediaType
 from gateway.routes import PathVariable, Route
@@ -98,6 +103,7 @@ class Transcoder:
         request = route.rpc.descriptor.input_type
         response = route.rpc.descriptor.output_type
         self._request_name = request.name
+        self._request_descriptor = request
         self._body_key = ""
         if route.body not in ("", "*"):
             self._body_key = request.fields_by_name[route.body].json_name
@@ -148,6 +154,10 @@ class Transcoder:
         elif not isinstance(document, dict):
             raise BadRequest(f"The body must be a JSON object ({self._request_name}).")
         try:
+            _write_durations(document, self._request_descriptor)
+        except ValueError as exc:
+            raise BadRequest(f"The body does not fit {self._request_name}: {exc}.") from None
+        try:
             json_format.ParseDict(document, message, ignore_unknown_fields=False)
         except (json_format.ParseError, RecursionError) as exc:
             raise BadRequest(
@@ -164,6 +174,11 @@ class Transcoder:
             if field.type == FieldDescriptor.TYPE_BOOL and value in ("true", "false"):
                 # JSON wants a bare true/false; a query has only text (grpc-gateway's rule).
                 parsed = value == "true"
+            elif field.message_type is not None and field.message_type.full_name == _DURATION:
+                try:
+                    parsed = protobuf_json(value)  # "5m" as in a body
+                except ValueError as exc:
+                    raise BadRequest(f"A query parameter is not valid: {name}: {exc}.") from None
             if field.is_repeated:
                 document.setdefault(field.json_name, []).append(parsed)
             else:
@@ -220,6 +235,32 @@ class _PathBinding:
 
 
 _DURATION = "google.protobuf.Duration"
+
+
+def _write_durations(document: dict[str, Any], descriptor: Descriptor) -> None:
+    """Rewrites the written durations of ``document`` (e.g. ``"5m"``) as protobuf's ``"300s"``.
+
+    Only fields declared in ``descriptor`` are looked at; anything else is
+    left for ``ParseDict`` to refuse. Raises ValueError naming the field.
+    """
+    for field in descriptor.fields:
+        nested = field.message_type
+        if nested is None or _is_map(field):
+            continue
+        key = field.json_name if field.json_name in document else field.name
+        value = document.get(key)
+        if value is None:
+            continue
+        if nested.full_name == _DURATION:
+            if isinstance(value, str):
+                try:
+                    document[key] = protobuf_json(value)
+                except ValueError as exc:
+                    raise ValueError(f"{field.json_name}: {exc}") from None
+        elif not _is_well_known(nested):
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict):
+                    _write_durations(item, nested)
 
 
 def _query_fields(route: Route) -> dict[str, FieldDescriptor]:

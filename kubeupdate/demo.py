@@ -141,7 +141,7 @@ The original kube-update-api calls:
 Deploy and wait for the rollout (rolled back if it fails), watch it, see the history:
 
   curl -u "$DEMO" -X POST {rest}{path} \\
-       -d '{{"Image":"nginx:1.28","Wait":true,"Timeout":"60s","Reason":"demo"}}'
+       -d '{{"Image":"nginx:1.28","Wait":true,"Timeout":"2m","Reason":"demo"}}'
   curl -u "$DEMO" -X POST -d '{{"Image":"nginx:1.29-bad","Wait":true,"RollbackOnFailure":true}}' \\
        {rest}{path}    # ImagePullBackOff: fails after the 30 s grace, rolled back
   curl -u "$DEMO" -N {rest}/rollout/default/web/watch   # live, one JSON line per change

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from kubeupdate.client.cli import ExitCode, main, parse_duration
+from kubeupdate.client.cli import ExitCode, main, positive_duration
 from kubeupdate.client.progress import ProgressDisplay
 from kubeupdate.client.results import Rollout, RolloutState
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
@@ -288,10 +288,11 @@ def test_help_exits_0() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("300", 300), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5", 1.5)]
+    ("text", "seconds"),
+    [("300", 300), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("1.5", 1.5), ("250ms", 0.25)],
 )
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
+def test_durations_on_the_command_line(text: str, seconds: float) -> None:
+    assert positive_duration(text) == seconds
 
 
 def test_tty_progress_rewrites_one_line() -> None:

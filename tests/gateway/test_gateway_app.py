@@ -633,6 +633,35 @@ def test_a_call_that_may_wait_gets_the_wait_deadline(upstream: FakeUpstream) -> 
     assert upstream.last.timeout == 12.5
 
 
+@pytest.mark.parametrize(
+    ("written", "seconds"), [("5m", 300), ("1h30m", 5400), ("90s", 90), ("1.5s", 1.5)]
+)
+def test_timeout_takes_the_durations_people_write(
+    client: falcon.testing.TestClient, upstream: FakeUpstream, written: str, seconds: float
+) -> None:
+    result = client.simulate_post(
+        PATH, json={"Image": "nginx:1.25", "Wait": True, "Timeout": written}
+    )
+    assert result.status_code == 200, result.text
+    request = upstream.last.request
+    assert isinstance(request, pb.SetContainerImageRequest)
+    assert request.timeout.ToTimedelta().total_seconds() == seconds
+
+
+def test_a_timeout_that_is_no_duration_is_answered_with_the_accepted_form(
+    client: falcon.testing.TestClient, upstream: FakeUpstream
+) -> None:
+    result = client.simulate_post(
+        PATH, json={"Image": "nginx:1.25", "Wait": True, "Timeout": "soon"}
+    )
+    assert result.status_code == 400
+    assert error_body(result)["Detail"] == (
+        "The body does not fit SetContainerImageRequest: Timeout: 'soon' is not a duration; "
+        'write it like "90s", "5m" or "1h30m".'
+    )
+    assert upstream.calls == []
+
+
 # --- server streaming ----------------------------------------------------------
 
 WATCH = f"{SERVICE}/WatchRollout"

@@ -57,7 +57,6 @@ import enum
 import ipaddress
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,6 +64,7 @@ from typing import Any, TextIO
 
 import grpc
 from kubeupdate.client.client import DEFAULT_TIMEOUT, DeploymentImageClient
+from kubeupdate.client.durations import parse_duration
 from kubeupdate.client.errors import (
     AuthError,
     Conflict,
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     set_.add_argument("--wait", action="store_true", help="wait for the rollout to finish")
     set_.add_argument(
         "--timeout",
-        type=parse_duration,
+        type=positive_duration,
         help="longest wait, e.g. 300, 90s, 5m, 1h30m (with --wait; server default 5m)",
     )
     set_.add_argument(
@@ -260,7 +260,7 @@ def _add_connection_arguments(parser: argparse.ArgumentParser, *, suppress: bool
     # The default is written out: under SUPPRESS, "%(default)s" has nothing to show.
     group.add_argument(
         "--deadline",
-        type=parse_duration,
+        type=positive_duration,
         default=default(DEFAULT_TIMEOUT),
         help=f"how long each call may take, a wait excluded, e.g. 30, 30s, 2m "
         f"(default: {DEFAULT_TIMEOUT:g}s)",
@@ -273,19 +273,12 @@ def _add_connection_arguments(parser: argparse.ArgumentParser, *, suppress: bool
     )
 
 
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``text``: ``300``, ``90s``, ``5m``, ``1h30m``."""
+def positive_duration(text: str) -> float:
+    """Seconds in ``text`` (``300``, ``90s``, ``5m``, ``1h30m``), for argparse."""
     try:
-        seconds = float(text)
-    except ValueError:
-        match = _DURATION.fullmatch(text.strip())
-        if match is None or not any(match.groups()):
-            raise argparse.ArgumentTypeError(f"not a duration: {text!r}") from None
-        hours, minutes, secs = (float(part or 0) for part in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
+        seconds = float(parse_duration(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"the duration must be positive: {text!r}")
     return seconds

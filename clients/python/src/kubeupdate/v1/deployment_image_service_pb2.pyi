@@ -143,8 +143,8 @@ class SetContainerImageRequest(_message.Message):
     def timeout(self) -> _duration_pb2.Duration:
         """How long to wait at most (with `wait` only; must be positive). Unset: 5
         minutes; a longer one is cut to the server's cap (default: 30 minutes).
-        In JSON a string such as "120s". The caller's own deadline, when
-        shorter, ends the wait first.
+        In JSON a string such as "120s"; the REST gateway also takes "5m" or
+        "1h30m". The caller's own deadline, when shorter, ends the wait first.
         """
 
     def __init__(
