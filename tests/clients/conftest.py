@@ -324,6 +324,7 @@ def github_stack(devcluster: DevCluster, tmp_path: Path) -> Iterator[GitHubStack
         rate_limit=0,
     )
     seed_samples(devcluster)
+    devcluster.advance(120)  # the samples' first rollouts are over: revision 1, complete
     runner = StackThread(
         ServerConfig(port=0, kubeconfig=devcluster.kubeconfig_path, auth=auth, rollouts=FAST),
         GatewaySettings(upstream="", port=0, access_log=False),

@@ -143,8 +143,10 @@ def run_composite_action(
     Only the expressions an action of ours may use are known:
     ``inputs.NAME``, ``github.NAME`` and ``steps.ID.outputs.NAME``; any other
     fails the test. Steps without ``if:`` stop at the first failure, as on
-    GitHub; ``if: always()`` steps run anyway.
+    GitHub; ``if: always()`` steps run anyway. ``while_running`` is called
+    with each step's process while it runs.
     """
+    workdir.mkdir(parents=True, exist_ok=True)
     action = yaml.safe_load((action_dir / "action.yml").read_text(encoding="utf-8"))
     assert action["runs"]["using"] == "composite"
     declared = action.get("inputs", {})

@@ -1,14 +1,18 @@
-"""The GitHub Action's script against a local fake gateway and token endpoint.
+"""The GitHub Action, run as GitHub runs a composite action, against the real stack.
 
-The script runs as GitHub runs it: bash with the inputs and GitHub's
-variables in its environment (ACTIONS_ID_TOKEN_REQUEST_*, GITHUB_OUTPUT...).
+Each test runs action.yml's steps with :func:`tests.clients.github.run_composite_action`:
+inputs through ``env:``, ``GITHUB_OUTPUT`` and ``GITHUB_STEP_SUMMARY`` files,
+bash as the runner starts it. The stack (``github_stack``) takes a static token
+and GitHub OIDC tokens from the job's token endpoint; answers no real server
+gives on demand (a proxy's error page) come from a small fake gateway.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -22,10 +26,14 @@ from typing import Any
 import pytest
 import yaml
 
-ACTION = Path(__file__).resolve().parents[2] / "clients" / "github-action"
+from devcluster import faults
+from tests.clients.conftest import GitHubStack
+from tests.clients.github import ActionResult, drive, run_composite_action
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+ACTION = REPOSITORY / "clients" / "github-action"
 SCRIPT = ACTION / "deploy.sh"
-REQUEST_TOKEN = "runtime-request-token"
-OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmFjbWUvd2ViIn0.c2ln"
+DEPLOYMENT_PATH = "/apis/apps/v1/namespaces/default/deployments/web"
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(tool) for tool in ("bash", "curl", "jq")),
@@ -33,33 +41,253 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def answer(state: str | None = "STATE_COMPLETE", **extra: Any) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "Namespace": "default",
-        "Deployment": "web",
-        "Container": "app",
-        "Image": "nginx:1.27",
-        "PreviousImage": "nginx:1.25",
-        "Changed": True,
-        "Generation": "4",
+def deploy(github_stack: GitHubStack, tmp_path: Path, **inputs: str) -> ActionResult:
+    """One use of the action in a job against the stack, moving simulated time while it runs.
+
+    The static token is used unless ``token=""`` is given, which uses the
+    job's OIDC token. How many progress lines the step shows depends on how fast the machine
+    is; what it answers does not.
+    """
+    given = {
+        "url": f"http://127.0.0.1:{github_stack.stack.http_port}",
+        "target": "default/web/app",
+        "image": "nginx:1.26",
+        "token": github_stack.secret,  # token="" uses OIDC
+        **inputs,
     }
-    if state is not None:
-        document["Rollout"] = {"State": state, "Message": "a sentence", **extra}
-    return document
+    return run_composite_action(
+        ACTION,
+        given,
+        github_stack.tokens.environment(),
+        tmp_path,
+        while_running=lambda process: drive(github_stack.cluster, process),
+    )
+
+
+def methods_called(github_stack: GitHubStack) -> list[str]:
+    return [line["method"] for line in github_stack.audit_lines()]
+
+
+def progress(log: str) -> list[str]:
+    return [line for line in log.splitlines() if line.startswith("progress: ")]
+
+
+def test_a_static_token_deploys_follows_the_stream_and_summarises(
+    github_stack: GitHubStack, tmp_path: Path
+) -> None:
+    result = deploy(github_stack, tmp_path, timeout="1h30m", **{"rollback-on-failure": "true"})
+
+    assert result.code == 0, result.log
+    outputs = result.outputs
+    assert outputs["state"] == "COMPLETE"
+    assert outputs["reason"] == "NewReplicaSetAvailable"
+    assert (outputs["image"], outputs["previous-image"], outputs["failed-image"]) == (
+        "nginx:1.26",
+        "nginx:1.25",
+        "",
+    )
+    assert (outputs["changed"], outputs["http-status"]) == ("true", "200")
+    assert int(outputs["revision"]) >= 2
+    assert re.fullmatch(r"\d+s|\d+m\d+s", outputs["duration"]), outputs["duration"]
+    assert outputs["request-id"]
+    # The first line is about this change; progress only about its revisions.
+    assert result.log.splitlines()[1] == (
+        "kubeupdate: setting default/web/app to nginx:1.26, waiting up to 1h30m "
+        "for the rollout, rolled back if it fails"
+    )
+    # Never the previous rollout's end, which the stream starts with before the change.
+    shown = progress(result.log)
+    assert not any("successfully rolled out" in line for line in shown[:-1]), shown
+    assert "::group::kubeupdate answer (HTTP 200)" in result.log
+    # Followed on the stream: one status read for the baseline, no polling.
+    called = methods_called(github_stack)
+    assert called.count("GetRolloutStatus") == 1
+    assert called.count("SetContainerImage") == 1
+    assert github_stack.stack.image_of("default", "web", "app") == "nginx:1.26"
+    assert result.summary.startswith("### kubeupdate: default/web/app rolled out\n")
+    assert "| | |" not in result.summary
+    assert "| Image running now | `nginx:1.26` |" in result.summary
+    assert "| Previous image | `nginx:1.25` |" in result.summary
+
+
+def test_with_oidc_the_default_audience_is_asked_for(
+    github_stack: GitHubStack, tmp_path: Path
+) -> None:
+    result = deploy(github_stack, tmp_path, token="")
+    assert result.code == 0, result.log
+    assert result.outputs["state"] == "COMPLETE"
+    assert set(github_stack.tokens.audiences) == {"kubeupdate"}
+    identities = {line["identity"]["name"] for line in github_stack.audit_lines()}
+    assert len(identities) == 1
+    assert "acme/web" in identities.pop()
+    # The token is masked before anything could print it.
+    assert re.search(r"^::add-mask::ey", result.log, re.MULTILINE)
+
+
+def test_a_failed_rollout_is_rolled_back_and_named(
+    github_stack: GitHubStack, tmp_path: Path
+) -> None:
+    result = deploy(
+        github_stack, tmp_path, image="nginx:1.26-bad", **{"rollback-on-failure": "true"}
+    )
+
+    assert result.code == 1
+    outputs = result.outputs
+    assert outputs["state"] == "ROLLED_BACK"
+    assert (outputs["image"], outputs["failed-image"], outputs["previous-image"]) == (
+        "nginx:1.25",
+        "nginx:1.26-bad",
+        "nginx:1.25",
+    )
+    assert outputs["reason"]
+    assert github_stack.stack.image_of("default", "web", "app") == "nginx:1.25"
+    assert "::error title=kubeupdate: default/web/app the rollout failed and was rolled back::" in (
+        result.log
+    )
+    assert result.summary.startswith(
+        "### kubeupdate: default/web/app the rollout failed and was rolled back\n"
+    )
+    assert "| Failed image | `nginx:1.26-bad` |" in result.summary
+    assert "| Image running now | `nginx:1.25` |" in result.summary
+
+
+@pytest.mark.parametrize(
+    ("inputs", "status", "reason", "headline"),
+    [
+        (
+            {"image": "quay.io/acme/web:1", "token": ""},
+            "403",
+            "IMAGE_REGISTRY_NOT_ALLOWED",
+            "permission denied",
+        ),
+        ({"target": "default/web/nope"}, "404", "CONTAINER_NOT_FOUND", "not found"),
+        ({"token": "not-a-token"}, "401", "TOKEN_INVALID", "not authenticated"),
+    ],
+)
+def test_a_refusal_sets_the_outputs_and_the_summary(
+    github_stack: GitHubStack,
+    tmp_path: Path,
+    inputs: dict[str, str],
+    status: str,
+    reason: str,
+    headline: str,
+) -> None:
+    result = deploy(github_stack, tmp_path, **inputs)
+
+    assert result.code == 1
+    assert result.outputs["state"] == "ERROR"
+    assert result.outputs["http-status"] == status
+    assert result.outputs["reason"] == reason
+    assert result.outputs["message"]
+    assert result.outputs["request-id"]
+    assert f"::error title=kubeupdate: {inputs.get('target', 'default/web/app')} refused: " in (
+        result.log
+    )
+    assert f"refused: {headline}\n" in result.summary.splitlines(keepends=True)[0]
+    assert f"| HTTP status | {status} |" in result.summary
+    assert github_stack.stack.image_of("default", "web", "app") == "nginx:1.25"
+
+
+@pytest.mark.parametrize(
+    ("method", "action", "status", "reason"),
+    [
+        ("PATCH", faults.conflict(), "409", "CONFLICT_RETRIES_EXHAUSTED"),
+        ("GET", faults.unavailable(), "503", "KUBERNETES_UNAVAILABLE"),
+    ],
+)
+def test_a_server_side_failure_sets_the_outputs_and_the_summary(
+    github_stack: GitHubStack,
+    tmp_path: Path,
+    method: str,
+    action: faults.Action,
+    status: str,
+    reason: str,
+) -> None:
+    github_stack.cluster.faults.add(method, DEPLOYMENT_PATH, action, count=None)
+    result = deploy(github_stack, tmp_path, wait="false")
+    assert result.code == 1
+    assert (result.outputs["state"], result.outputs["http-status"]) == ("ERROR", status)
+    assert result.outputs["reason"] == reason
+    assert f"| HTTP status | {status} |" in result.summary
+
+
+def test_an_unreachable_server_sets_the_outputs_and_the_summary(
+    github_stack: GitHubStack, tmp_path: Path
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        result = deploy(github_stack, tmp_path, url=url, wait="false")
+    assert result.code == 1
+    assert (result.outputs["state"], result.outputs["reason"]) == ("ERROR", "UNREACHABLE")
+    assert result.outputs["http-status"] == ""
+    assert "not attempted: the server cannot be reached" in result.summary
+    assert f"cannot reach {url}" in result.log
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("target", "default/web"),
+        ("target", "default/web/app/x"),
+        ("target", "default/../app"),
+        ("url", "ftp://example.com"),
+        ("timeout", "soon"),
+        ("timeout", "0"),
+        ("wait", "maybe"),
+        ("image", ""),
+    ],
+)
+def test_an_input_error_sets_the_outputs_and_the_summary_and_calls_nothing(
+    github_stack: GitHubStack, tmp_path: Path, name: str, value: str
+) -> None:
+    result = deploy(github_stack, tmp_path, **{name: value})
+    assert result.code == 1
+    assert (result.outputs["state"], result.outputs["reason"]) == ("ERROR", "INVALID_INPUT")
+    assert name in result.outputs["message"]
+    assert "not attempted: an input is not valid" in result.summary
+    assert "::error title=kubeupdate:" in result.log
+    assert github_stack.audit_lines() == []
+
+
+def test_without_wait_the_image_is_set_then_unchanged(
+    github_stack: GitHubStack, tmp_path: Path
+) -> None:
+    first = deploy(github_stack, tmp_path / "1", wait="false")
+    again = deploy(github_stack, tmp_path / "2", wait="false")
+    assert (first.code, first.outputs["state"], first.outputs["changed"]) == (0, "SET", "true")
+    assert (again.code, again.outputs["state"], again.outputs["changed"]) == (
+        0,
+        "UNCHANGED",
+        "false",
+    )
+    assert "progress:" not in first.log
+    assert "WatchRollout" not in methods_called(github_stack)
+
+
+def test_a_refused_oidc_request_is_an_outcome_too(
+    github_stack: GitHubStack, tmp_path: Path
+) -> None:
+    github_stack.tokens.refuse = True
+    result = deploy(github_stack, tmp_path, token="")
+    assert result.code == 1
+    assert result.outputs["reason"] == "OIDC_TOKEN_UNAVAILABLE"
+    assert "cannot get a GitHub OIDC token for audience 'kubeupdate'" in result.outputs["message"]
+    assert github_stack.audit_lines() == []
+
+
+# --- what only a fake gateway can answer --------------------------------------
 
 
 @dataclass
 class FakeGateway:
-    """GitHub's token endpoint and kubeupdate's REST gateway on one local port."""
+    """The gateway's routes the action uses, answering what a test sets."""
 
     port: int = 0
     status: int = 200
-    body: dict[str, Any] = field(default_factory=answer)
-    posts: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
-    token_queries: list[dict[str, list[str]]] = field(default_factory=list)
-    polled: threading.Event = field(default_factory=threading.Event)
-    # When set, the update answers only after one progress poll (deterministic output).
-    hold_for_poll: bool = True
+    body: bytes = b""
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    watched: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -71,47 +299,30 @@ def gateway() -> Iterator[FakeGateway]:
     fake = FakeGateway()
 
     class Handler(BaseHTTPRequestHandler):
-        def reply(self, status: int, document: Any) -> None:
-            data = json.dumps(document).encode()
+        def send(self, status: int, data: bytes, content_type: str) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
         def do_GET(self) -> None:
-            parts = urllib.parse.urlsplit(self.path)
-            if parts.path == "/_apis/token":
-                fake.token_queries.append(urllib.parse.parse_qs(parts.query))
-                if self.headers.get("Authorization") != f"bearer {REQUEST_TOKEN}":
-                    self.reply(401, {"message": "bad runtime token"})
-                else:
-                    self.reply(200, {"count": 1, "value": OIDC_TOKEN})
-            elif parts.path == "/rollout/default/web":
-                self.reply(
-                    200,
-                    {
-                        "Namespace": "default",
-                        "Deployment": "web",
-                        "Rollout": {
-                            "State": "STATE_PROGRESSING",
-                            "Replicas": 3,
-                            "UpdatedReplicas": 1,
-                            "Message": "1 of 3 updated replicas are available",
-                        },
-                    },
-                )
-                fake.polled.set()
+            path = urllib.parse.urlsplit(self.path).path
+            rollout = {"Rollout": {"State": "STATE_COMPLETE", "Revision": "1"}}
+            if path == "/rollout/default/web/watch":
+                progressing = {"State": "STATE_PROGRESSING", "Revision": "2", "Replicas": 2}
+                self.send(200, json.dumps({"Rollout": progressing}).encode() + b"\n", "x")
+                fake.watched.set()
             else:
-                self.reply(404, {"Status": "failed", "Detail": "no such route"})
+                self.send(200, json.dumps(rollout).encode(), "application/json")
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
-            body = json.loads(self.rfile.read(length))
-            fake.posts.append((self.path, body, self.headers.get("Authorization")))
-            if fake.hold_for_poll and body.get("Wait"):
-                fake.polled.wait(30)  # a guard only: the script polls at once
-            self.reply(fake.status, fake.body)
+            document = json.loads(self.rfile.read(length))
+            fake.posts.append(document)
+            if document.get("Wait"):
+                fake.watched.wait(30)  # a guard: the action opens the stream at once
+            self.send(fake.status, fake.body, "text/html")
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -128,180 +339,70 @@ def gateway() -> Iterator[FakeGateway]:
         thread.join()
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-    outputs: dict[str, str]
-    summary: str
-
-
-def run_action(gateway: FakeGateway, tmp_path: Path, **inputs: str) -> Result:
-    output, summary = tmp_path / "output", tmp_path / "summary"
-    output.touch()
-    summary.touch()
-    environment = {
-        "PATH": os.environ["PATH"],
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_OUTPUT": str(output),
-        "GITHUB_STEP_SUMMARY": str(summary),
-        "ACTIONS_ID_TOKEN_REQUEST_URL": f"{gateway.url}/_apis/token?api-version=2.0",
-        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": REQUEST_TOKEN,
-        "KUBEUPDATE_URL": gateway.url + "/",
-        "KUBEUPDATE_AUDIENCE": "kubeupdate",
-        "KUBEUPDATE_TARGET": "default/web/app",
-        "KUBEUPDATE_IMAGE": "nginx:1.27",
-        "KUBEUPDATE_WAIT": "true",
-        "KUBEUPDATE_TIMEOUT": "300s",
-        "KUBEUPDATE_ROLLBACK_ON_FAILURE": "false",
-        "KUBEUPDATE_REASON": 'release "7"',
-        "KUBEUPDATE_POLL_INTERVAL": "1",
-    }
-    for name, value in inputs.items():
-        if value is None:
-            environment.pop(name, None)
-        else:
-            environment[name] = value
-    done = subprocess.run(
-        ["bash", str(SCRIPT)], env=environment, capture_output=True, text=True, timeout=60
-    )
-    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
-    return Result(done.returncode, done.stdout, done.stderr, outputs, summary.read_text())
-
-
-def test_deploys_with_oidc_and_waits(gateway: FakeGateway, tmp_path: Path) -> None:
-    result = run_action(gateway, tmp_path, KUBEUPDATE_ROLLBACK_ON_FAILURE="true")
-    assert result.code == 0, result.stdout + result.stderr
-    ((path, body, authorization),) = gateway.posts
-    assert path == "/deployment/default/web/app"
-    assert body == {
-        "Image": "nginx:1.27",
-        "Wait": True,
-        "Timeout": "300s",
-        "RollbackOnFailure": True,
-        "Reason": 'release "7"',
-    }
-    assert authorization == f"Bearer {OIDC_TOKEN}"
-    assert gateway.token_queries == [{"api-version": ["2.0"], "audience": ["kubeupdate"]}]
-    assert f"::add-mask::{OIDC_TOKEN}" in result.stdout
-    assert (
-        "progress: PROGRESSING: 1/3 updated, 0/3 available - 1 of 3 updated replicas are available"
-        in result.stdout.splitlines()
-    )
-    assert "kubeupdate: rollout complete: a sentence" in result.stdout
-    assert result.outputs == {
-        "image": "nginx:1.27",
-        "previous-image": "nginx:1.25",
-        "changed": "true",
-        "state": "STATE_COMPLETE",
-    }
-    assert "`default/web/app`" in result.summary
-
-
-def test_without_wait_sends_no_wait_fields(gateway: FakeGateway, tmp_path: Path) -> None:
-    gateway.body = answer(state=None)
-    result = run_action(gateway, tmp_path, KUBEUPDATE_WAIT="false", KUBEUPDATE_TIMEOUT="5m")
-    assert result.code == 0, result.stdout + result.stderr
-    assert gateway.posts[0][1] == {"Image": "nginx:1.27", "Reason": 'release "7"'}
-    assert "progress:" not in result.stdout
-
-
-def test_minutes_timeout(gateway: FakeGateway, tmp_path: Path) -> None:
-    result = run_action(gateway, tmp_path, KUBEUPDATE_TIMEOUT="5m")
-    assert result.code == 0, result.stdout + result.stderr
-    assert gateway.posts[0][1]["Timeout"] == "300s"
-
-
-@pytest.mark.parametrize("state", ["STATE_FAILED", "STATE_TIMED_OUT", "STATE_ROLLED_BACK"])
-def test_failed_rollout_fails_the_job(gateway: FakeGateway, tmp_path: Path, state: str) -> None:
-    gateway.body = answer(state, RestoredImage="nginx:1.25")
-    result = run_action(gateway, tmp_path)
-    assert result.code == 1
-    assert f"::error title=kubeupdate::rollout {state}: a sentence" in result.stdout
-    assert result.outputs["state"] == state
-    if state == "STATE_ROLLED_BACK":
-        assert "(rolled back to nginx:1.25)" in result.stdout
-
-
-def test_non_200_fails_with_the_detail(gateway: FakeGateway, tmp_path: Path) -> None:
-    gateway.status = 404
-    gateway.body = {"Status": "failed", "Detail": 'container "app" not found'}
-    result = run_action(gateway, tmp_path)
-    assert result.code == 1
-    assert '::error title=kubeupdate::HTTP 404: container "app" not found' in result.stdout
-
-
-def test_static_token_skips_oidc(gateway: FakeGateway, tmp_path: Path) -> None:
-    result = run_action(gateway, tmp_path, KUBEUPDATE_TOKEN="static-secret")
-    assert result.code == 0, result.stdout + result.stderr
-    assert gateway.posts[0][2] == "Bearer static-secret"
-    assert gateway.token_queries == []
-
-
-def test_missing_id_token_permission_is_explained(gateway: FakeGateway, tmp_path: Path) -> None:
-    result = run_action(
-        gateway,
-        tmp_path,
-        ACTIONS_ID_TOKEN_REQUEST_URL=None,  # type: ignore[arg-type]
-        ACTIONS_ID_TOKEN_REQUEST_TOKEN=None,  # type: ignore[arg-type]
-    )
-    assert result.code == 1
-    assert "permissions: id-token: write" in result.stdout
-    assert gateway.posts == []
-
-
-def test_refused_oidc_request_fails(gateway: FakeGateway, tmp_path: Path) -> None:
-    result = run_action(gateway, tmp_path, ACTIONS_ID_TOKEN_REQUEST_TOKEN="wrong")
-    assert result.code == 1
-    assert "cannot get a GitHub OIDC token" in result.stdout
-    assert gateway.posts == []
+def use(gateway: FakeGateway, tmp_path: Path, **inputs: str) -> ActionResult:
+    given = {"url": gateway.url, "target": "default/web/app", "image": "nginx:1.26", **inputs}
+    return run_composite_action(ACTION, {"token": "t0k", **given}, {}, tmp_path)
 
 
 @pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("KUBEUPDATE_TARGET", "default/web"),
-        ("KUBEUPDATE_TARGET", "default/web/app/x"),
-        ("KUBEUPDATE_TARGET", "default/../app"),
-        ("KUBEUPDATE_URL", "ftp://example.com"),
-        ("KUBEUPDATE_TIMEOUT", "soon"),
-        ("KUBEUPDATE_WAIT", "maybe"),
-        ("KUBEUPDATE_IMAGE", ""),
-    ],
+    ("written", "sent"), [("300", "300s"), ("90s", "90s"), ("5m", "300s"), ("1h30m", "5400s")]
 )
-def test_bad_inputs_fail_before_any_call(
-    gateway: FakeGateway, tmp_path: Path, name: str, value: str
+def test_timeouts_are_written_as_everywhere_else(
+    gateway: FakeGateway, tmp_path: Path, written: str, sent: str
 ) -> None:
-    result = run_action(gateway, tmp_path, **{name: value})
+    gateway.status = 502
+    use(gateway, tmp_path, timeout=written)
+    assert gateway.posts[0]["Timeout"] == sent
+
+
+def test_the_request_body(gateway: FakeGateway, tmp_path: Path) -> None:
+    gateway.status = 502
+    use(gateway, tmp_path, **{"rollback-on-failure": "true"})
+    use(gateway, tmp_path, wait="false")
+    assert gateway.posts == [
+        {
+            "Image": "nginx:1.26",
+            "Reason": f"acme/web@{'a' * 40} by octocat (run 9001)",
+            "Wait": True,
+            "Timeout": "300s",
+            "RollbackOnFailure": True,
+        },
+        {"Image": "nginx:1.26", "Reason": f"acme/web@{'a' * 40} by octocat (run 9001)"},
+    ]
+
+
+def test_a_proxy_error_page_is_an_outcome_too(gateway: FakeGateway, tmp_path: Path) -> None:
+    gateway.status, gateway.body = 502, b"<html>Bad Gateway</html>"
+    result = use(gateway, tmp_path, wait="false")
     assert result.code == 1
-    assert "::error title=kubeupdate::" in result.stdout
-    assert gateway.posts == []
+    assert (result.outputs["state"], result.outputs["reason"]) == ("ERROR", "HTTP_502")
+    assert result.outputs["message"] == "<html>Bad Gateway</html>"
+    assert "failed: the server could not do it (HTTP 502)" in result.summary
 
 
-def test_unreachable_gateway_fails(gateway: FakeGateway, tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
-        result = run_action(gateway, tmp_path, KUBEUPDATE_URL=url, KUBEUPDATE_WAIT="false")
-    assert result.code == 1
-    assert "cannot reach" in result.stdout
-
-
-def test_action_passes_every_input_to_the_script() -> None:
+def test_every_input_reaches_the_script_and_every_output_is_written(tmp_path: Path) -> None:
     action = yaml.safe_load((ACTION / "action.yml").read_text())
-    assert action["runs"]["using"] == "composite"
     (step,) = action["runs"]["steps"]
     assert step["run"] == 'bash "$GITHUB_ACTION_PATH/deploy.sh"'
-    passed = set(step["env"].values())
-    assert passed == {"${{ inputs." + name + " }}" for name in action["inputs"]}
+    assert set(step["env"].values()) == {"${{ inputs." + name + " }}" for name in action["inputs"]}
     script = SCRIPT.read_text()
     assert all(f"${{{name}" in script for name in step["env"])
+    for name, spec in action["outputs"].items():
+        assert spec["value"] == "${{ steps.deploy.outputs." + name + " }}"
+        assert f"output {name} " in script
 
 
-def test_example_workflow_asks_for_an_id_token() -> None:
+def test_the_documented_uses_reference_names_this_action_at_the_release_tag() -> None:
+    """`uses: kubeupdate/kubeupdate/clients/github-action@vN`, N the major version."""
+    version = re.search(
+        r'^version = "(\d+)\.', (REPOSITORY / "clients/python/pyproject.toml").read_text(), re.M
+    )
+    assert version is not None
+    expected = f"kubeupdate/kubeupdate/{ACTION.relative_to(REPOSITORY)}@v{version.group(1)}"
+    for document in ("README.md", "example-workflow.yml"):
+        references = re.findall(r"uses: (\S*github-action\S*)", (ACTION / document).read_text())
+        assert references
+        assert set(references) == {expected}, document
     workflow = yaml.safe_load((ACTION / "example-workflow.yml").read_text())
     assert workflow["jobs"]["deploy"]["permissions"]["id-token"] == "write"
 
