@@ -90,6 +90,9 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
             rollout(State.STATE_COMPLETE, message="successfully rolled out"),
         ]
     )
+    # When set, WatchRollout streams only this state until a set arrives: the
+    # rollout as it was before the change.
+    before_set: pb.Rollout | None = None
     # When set, a waited set answers only once the test sets it (e.g. after the
     # client has shown its progress): the order is then deterministic.
     release_set: threading.Event | None = None
@@ -196,7 +199,12 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
     ) -> AsyncIterator[pb.WatchRolloutResponse]:
         await self._enter("WatchRollout", request, context)
         await self._require_deployment(request.namespace, request.deployment, context)
-        for state in self.watch_states:
+        states = self.watch_states
+        if self.before_set is not None and not any(
+            name == "SetContainerImage" for name, _ in self.requests
+        ):
+            states = [self.before_set]
+        for state in states:
             yield pb.WatchRolloutResponse(
                 namespace=request.namespace, deployment=request.deployment, rollout=state
             )
@@ -276,13 +284,13 @@ rules:
     subjects: [{{token: {RELEASE_BOT}}}]
     targets: [{{namespace: default, deployment: web}}]
     access: [read, write]
-    images: {{registries: [docker.io]}}
+    images: [{{repositories: [docker.io/library/]}}]
   - name: acme/web from main
     subjects:
       - github: {{repository: acme/web, repository_id: "{REPOSITORY_ID}", ref: refs/heads/main}}
     targets: [{{namespace: default, deployment: web, container: app}}]
     access: [read, write]
-    images: {{registries: [docker.io], repositories: [library/nginx]}}
+    images: [{{repositories: [docker.io/library/nginx]}}]
 """
 
 

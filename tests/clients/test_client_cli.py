@@ -93,7 +93,11 @@ def test_set_unchanged_and_dry_run(fake_server: FakeServer) -> None:
     assert "(dry run, nothing stored)" in dry.out
 
 
-def test_waited_set_shows_plain_progress_lines(fake_server: FakeServer) -> None:
+def test_waited_set_shows_plain_progress_lines_of_this_change(fake_server: FakeServer) -> None:
+    # Before the set, the stream shows the previous rollout's end; that is never shown.
+    fake_server.service.before_set = rollout(
+        State.STATE_COMPLETE, revision=1, message="successfully rolled out"
+    )
     # The fake answers once both progress lines are shown.
     fake_server.service.release_set = released = threading.Event()
     run = Run(
@@ -105,11 +109,12 @@ def test_waited_set_shows_plain_progress_lines(fake_server: FakeServer) -> None:
         "--wait",
         "--timeout",
         "2m",
-        stderr=LineSignal(released, 2),
+        stderr=LineSignal(released, 3),
     )
     assert run.code == ExitCode.OK
     # Not a TTY: one line per state, no carriage returns or escape codes.
     assert run.err.splitlines() == [
+        "default/web/app: nginx:1.27, waiting up to 2m for the rollout",
         "default/web: PROGRESSING 1/3 updated, 0/3 available - 1 of 3 updated replicas",
         "default/web: PROGRESSING 2/3 updated, 1/3 available - 2 of 3 updated replicas",
     ]
@@ -135,9 +140,11 @@ def test_failed_rollout_exits_3(fake_server: FakeServer, state: StateValue) -> N
     )
     run = cli(fake_server, "--json", "set", "default/web/app", "x:1", "--wait", "-q")
     assert run.code == 3
-    assert json.loads(run.out)["rollout"]["state"] in {"FAILED", "TIMED_OUT", "ROLLED_BACK"}
-    assert "RolloutFailed" in run.err
-    assert "pods in ImagePullBackOff" in run.err
+    answer = json.loads(run.out)["rollout"]
+    assert answer["state"] in {"FAILED", "TIMED_OUT", "ROLLED_BACK"}
+    assert answer["message"] == "pods in ImagePullBackOff"
+    # The sentence is in the answer on stdout; stderr says how it ended, briefly.
+    assert run.err == f"kubeupdate-client: RolloutFailed: {answer['state']}\n"
 
 
 def test_rolled_back_text(fake_server: FakeServer) -> None:
@@ -346,3 +353,22 @@ def test_exit_codes_are_documented_in_docstring_and_readme() -> None:
     section = readme.split("### Exit codes", 1)[1]
     in_readme = {int(m) for m in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)}
     assert in_readme == codes
+
+
+@pytest.mark.parametrize("width", [80, 40])
+def test_tty_progress_fits_the_terminal(width: int) -> None:
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, tty=True, width=width)
+    display.start("ns/d/app: x:1, waiting for the rollout")
+    display.update(
+        Rollout(
+            "ns", "d", RolloutState.PROGRESSING, replicas=3, updated_replicas=1, message="w" * 200
+        )
+    )
+    display.finish()
+    first, rewritten, end = stream.getvalue().split("\n")
+    assert first == "ns/d/app: x:1, waiting for the rollout"
+    full = "ns/d: PROGRESSING 1/3 updated, 0/3 available - " + "w" * 200
+    # Cut one column short of the width; StringIO has no encoding, so "..." not "…".
+    assert rewritten == "\r\x1b[K" + full[: width - 4] + "..."
+    assert end == ""

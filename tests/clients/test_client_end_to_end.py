@@ -131,14 +131,14 @@ def test_set_wait_shows_progress_and_completes(service: Service) -> None:
     args = ["--server", f"127.0.0.1:{service.port}", "set", "default/web/app", "nginx:1.26"]
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         future = pool.submit(main, [*args, "--wait", "--reason", "e2e"], stdout=out, stderr=err)
-        # Time stands still until the rollout has been shown in progress.
+        # Time stands still until the first line, about this change, is shown.
         err.event.wait(GUARD)
         while not future.done():
             service.cluster.advance(1.0)
             concurrent.futures.wait([future], timeout=0.01)
     assert future.result() == ExitCode.OK, err.getvalue()
-    progress = err.getvalue().splitlines()
-    assert progress
+    first, *progress = err.getvalue().splitlines()
+    assert first == "default/web/app: nginx:1.26, waiting for the rollout"
     assert all(line.startswith("default/web: PROGRESSING") for line in progress)
     assert "default/web/app: nginx:1.25 -> nginx:1.26" in out.getvalue()
     assert "rollout COMPLETE" in out.getvalue()

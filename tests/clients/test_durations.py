@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kubeupdate.client.durations import parse_duration, protobuf_json
+from kubeupdate.client.durations import format_duration, parse_duration, protobuf_json
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,12 @@ def test_anything_else_is_refused_with_the_accepted_form(text: str) -> None:
 def test_a_duration_longer_than_protobuf_allows_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"is (longer than a duration may be|not a duration)"):
         protobuf_json(text)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.25, "0.25s"), (42, "42s"), (42.4, "42s"), (300, "5m"), (5400, "1h30m"), (125, "2m5s")],
+)
+def test_durations_are_shown_as_people_write_them(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert float(parse_duration(text)) == pytest.approx(seconds, abs=0.5)

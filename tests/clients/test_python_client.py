@@ -136,9 +136,11 @@ def test_failed_rollout_returned_without_check(
     assert change.rollout.state is RolloutState.FAILED
 
 
-def test_waited_set_reports_progress(
+def test_waited_set_reports_the_progress_of_this_change(
     client: DeploymentImageClient, fake_server: FakeServer
 ) -> None:
+    # The stream starts with the rollout before the change: never reported.
+    fake_server.service.before_set = rollout(State.STATE_PROGRESSING, 2, 2, revision=1)
     fake_server.service.release_set = released = threading.Event()
     seen: list[Rollout] = []
 

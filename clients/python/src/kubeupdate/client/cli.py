@@ -64,7 +64,7 @@ from typing import Any, TextIO
 
 import grpc
 from kubeupdate.client.client import DEFAULT_TIMEOUT, DeploymentImageClient
-from kubeupdate.client.durations import parse_duration
+from kubeupdate.client.durations import format_duration, parse_duration
 from kubeupdate.client.errors import (
     AuthError,
     Conflict,
@@ -161,7 +161,12 @@ def main(
         return ExitCode.USAGE
     except KubeUpdateError as exc:
         kind = f"{type(exc).__name__} ({exc.reason})" if exc.reason else type(exc).__name__
-        err.write(f"{PROG}: {kind}: {exc.message}\n")
+        message = exc.message
+        if isinstance(exc, RolloutFailed) and exc.result.rollout is not None:
+            # The answer, with the rollout's sentence, is on stdout already.
+            rollout = exc.result.rollout
+            message = rollout.state.name + (f" ({rollout.reason})" if rollout.reason else "")
+        err.write(f"{PROG}: {kind}: {message}\n")
         if exc.hint:
             err.write(f"{PROG}: hint: {exc.hint}\n")
         return exit_code_for(exc)
@@ -367,6 +372,8 @@ class Command:
     def _set(self, client: DeploymentImageClient, names: Sequence[str]) -> ExitCode:
         args = self.args
         display = ProgressDisplay(self.err)
+        if args.wait and not args.quiet:
+            display.start(self._waiting_for(f"{'/'.join(names)}: {args.image}"))
         try:
             namespace, deployment, container = names
             change = client.set(
@@ -388,6 +395,17 @@ class Command:
         finally:
             display.finish()
         return self._print(change, self._change_text)
+
+    def _waiting_for(self, change: str) -> str:
+        """The first line of a waited change: which one, how long, and what on failure."""
+        args = self.args
+        line = f"{change}, waiting"
+        if args.timeout is not None:
+            line += f" up to {format_duration(args.timeout)}"
+        line += " for the rollout"
+        if args.rollback_on_failure:
+            line += " (rollback on failure)"
+        return line
 
     def _watch(self, client: DeploymentImageClient, *names: str) -> ExitCode:
         last: Rollout | None = None

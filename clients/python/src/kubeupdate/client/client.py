@@ -34,15 +34,22 @@ from kubeupdate.client.conversions import (
 )
 from kubeupdate.client.credentials import TokenSource, token_source
 from kubeupdate.client.errors import KubeUpdateError, RolloutFailed, Unauthenticated, from_rpc_error
-from kubeupdate.client.results import Container, ContainerImage, ImageChange, Revision, Rollout
+from kubeupdate.client.results import (
+    Container,
+    ContainerImage,
+    ImageChange,
+    Revision,
+    Rollout,
+    RolloutState,
+)
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 DEFAULT_TIMEOUT = 30.0
 # The server's default wait when `timeout` is unset.
 DEFAULT_WAIT = 300.0
-# Between two watches while following a waited set (the first watch may end at once
-# on the state before the change).
+# Between two watches while following a waited set (a watch ends at a terminal
+# state, which may be the one before the change).
 _REWATCH_INTERVAL = 0.5
 
 Request = TypeVar("Request")
@@ -222,10 +229,16 @@ class DeploymentImageClient:
         deadline: float | None,
         progress: ProgressCallback,
     ) -> pb.SetContainerImageResponse:
-        """The waited set, while a watch reports the rollout's progress."""
+        """The waited set, while watches report the rollout's progress.
+
+        The first watch opens before the change is sent: its first state is
+        the rollout as it was, which is never reported (nor repeated), so the
+        first report is about this change.
+        """
         metadata = self._metadata()
-        future = self._stub.SetContainerImage.future(request, timeout=deadline, metadata=metadata)
         follower = _ProgressWatch(self._stub, request, deadline, metadata, progress)
+        follower.open()
+        future = self._stub.SetContainerImage.future(request, timeout=deadline, metadata=metadata)
         future.add_done_callback(follower.stop)
         try:
             follower.run()
@@ -234,10 +247,11 @@ class DeploymentImageClient:
             raise self._error(exc) from exc
         finally:
             future.cancel()  # only matters when leaving early (e.g. Ctrl-C in progress)
+            follower.stop()
 
 
 class _ProgressWatch:
-    """Reports the PROGRESSING states of a rollout from successive watches until stopped."""
+    """Reports PROGRESSING states of a rollout, except the one before the change, until stopped."""
 
     def __init__(
         self,
@@ -255,38 +269,63 @@ class _ProgressWatch:
         self._progress = progress
         self._done = threading.Event()
         self._lock = threading.Lock()
-        self._stream: grpc.Call | None = None
+        self._stream: Iterator[pb.WatchRolloutResponse] | None = None
+        self._before: Rollout | None = None
+
+    def open(self) -> None:
+        """Opens the first watch and reads the state before the change from it."""
+        stream = self._watch()
+        if stream is None:
+            return
+        try:
+            first = next(stream, None)
+        except grpc.RpcError:
+            # Progress is a courtesy: without a watch, just wait for the answer.
+            self.stop()
+            return
+        if first is not None:
+            self._before = self._rollout(first)
 
     def stop(self, _: object = None) -> None:
         with self._lock:
             self._done.set()
-            if self._stream is not None:
+            if isinstance(self._stream, grpc.Call):
                 self._stream.cancel()
 
     def run(self) -> None:
-        request = pb.WatchRolloutRequest(namespace=self._namespace, deployment=self._deployment)
+        stream = self._stream
         while not self._done.is_set():
-            with self._lock:
-                if self._done.is_set():
+            if stream is None:
+                stream = self._watch()
+                if stream is None:
                     return
-                stream = self._stub.WatchRollout(
-                    request, timeout=self._deadline, metadata=self._metadata
-                )
-                self._stream = stream
             try:
                 for message in stream:
+                    rollout = self._rollout(message)
                     # A terminal state here may be the one before the change;
-                    # the set's own answer tells how the rollout ended.
-                    progressing = message.rollout.state == pb.Rollout.STATE_PROGRESSING
-                    if progressing and not self._done.is_set():
-                        self._progress(
-                            rollout_from_pb(self._namespace, self._deployment, message.rollout)
-                        )
+                    # the call's own answer tells how the rollout ended.
+                    shown = rollout.state is RolloutState.PROGRESSING and rollout != self._before
+                    if shown and not self._done.is_set():
+                        self._progress(rollout)
             except grpc.RpcError as exc:
                 if exc.code() not in (grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
-                    # Progress is a courtesy: without a watch, just wait for the answer.
                     return
+            stream = None
             self._done.wait(_REWATCH_INTERVAL)
+
+    def _watch(self) -> Iterator[pb.WatchRolloutResponse] | None:
+        """A new watch, unless stopped."""
+        request = pb.WatchRolloutRequest(namespace=self._namespace, deployment=self._deployment)
+        with self._lock:
+            if self._done.is_set():
+                return None
+            self._stream = self._stub.WatchRollout(
+                request, timeout=self._deadline, metadata=self._metadata
+            )
+            return self._stream
+
+    def _rollout(self, message: pb.WatchRolloutResponse) -> Rollout:
+        return rollout_from_pb(self._namespace, self._deployment, message.rollout)
 
 
 def _seconds(value: float | timedelta | None) -> float | None:

@@ -49,3 +49,16 @@ def protobuf_json(text: str) -> str:
     seconds = seconds.quantize(_NANOSECOND)
     # normalize() drops trailing zeros, but writes 300 as 3E+2: format it back.
     return f"{seconds.normalize():f}s"
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` as people write it, to the second: ``42s``, ``5m``, ``1h30m``, ``2m5s``."""
+    left = round(seconds)
+    if left < 60:
+        return f"{seconds:g}s" if seconds < 1 else f"{left}s"
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
