@@ -198,7 +198,37 @@ class ContainerImages:
         A compare-and-swap (the patch tests the image value), so a newer
         change made by someone else is never undone.
         """
-        change = await self._swap(
+        change = await self.swap_container_image(
+            namespace,
+            deployment,
+            container,
+            expected=expected,
+            image=image,
+            record=record,
+            deadline=deadline,
+        )
+        if change is None:
+            now = await self.image_now(namespace, deployment, container, deadline=deadline)
+            return Restoration(restored=False, image=now)
+        return Restoration(restored=True, image=change.image, generation=change.generation)
+
+    async def swap_container_image(
+        self,
+        namespace: str,
+        deployment: str,
+        container: str,
+        *,
+        expected: str,
+        image: str,
+        record: ChangeRecord | None = None,
+        deadline: float | None = None,
+    ) -> ImageChange | None:
+        """Set ``image`` (an earlier one) only while the container runs ``expected``.
+
+        The change, or None when the container runs another image (nothing
+        written). The change-cause says the image was put back.
+        """
+        return await self._swap(
             namespace,
             deployment,
             container,
@@ -209,10 +239,6 @@ class ContainerImages:
             deadline=deadline,
             rollback=True,
         )
-        if change is None:
-            now = await self.image_now(namespace, deployment, container, deadline=deadline)
-            return Restoration(restored=False, image=now)
-        return Restoration(restored=True, image=change.image, generation=change.generation)
 
     async def image_now(
         self, namespace: str, name: str, container: str, *, deadline: float | None

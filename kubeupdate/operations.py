@@ -23,6 +23,7 @@ from kubeupdate.rollouts.settings import RolloutSettings
 from kubeupdate.rollouts.status import RolloutStatus
 from kubeupdate.rollouts.tracking import RolloutTracking
 from kubeupdate.rollouts.waits import RolloutWaits
+from kubeupdate.undos import ImageUndos
 from kubeupdate.updates import ImageUpdates
 from kubeupdate.workloads.access import WorkloadAccess
 from kubeupdate.workloads.deployments import DEPLOYMENT
@@ -40,6 +41,8 @@ class Operations:
     images: ContainerImages
     #: SetContainerImage (the plain write, or waited and maybe rolled back).
     updates: ImageUpdates
+    #: UndoContainerImage (an earlier revision's image, as a set).
+    undos: ImageUndos
     #: GetRolloutStatus, WatchRollout.
     status: RolloutStatus
     #: ListRevisions.
@@ -78,6 +81,7 @@ def operations(
     images = ContainerImages(access, attempts=attempts, backoff=backoff)
     tracking = RolloutTracking(access, settings)
     waits = RolloutWaits(tracking, images)
+    history = RolloutHistory(access)
     verdicts = guarded = None
     if lease_api is not None and watch_api is not None:
         leases = RecordLeases(lease_api)
@@ -89,8 +93,9 @@ def operations(
     return Operations(
         images=images,
         updates=ImageUpdates(images, waits, settings, checks, guarded),
+        undos=ImageUndos(images, history, waits, settings),
         status=RolloutStatus(tracking),
-        history=RolloutHistory(access),
+        history=history,
         tracking=tracking,
         verdicts=verdicts,
         guarded=guarded,

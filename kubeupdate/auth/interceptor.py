@@ -13,7 +13,10 @@ is INVALID_ARGUMENT, never "target not allowed"), then the policy, which gets
 the checked names and the parsed image. An allowed write's registry check (the
 accepting image rule's, :attr:`~kubeupdate.auth.policy.Decision.check`) goes to
 the servicer in a context variable (:func:`kubeupdate.image_checks.requested`),
-as the caller does. Health checking and
+as the caller does. A write whose request names no image (UndoContainerImage)
+is authorised for its target first, and its image rules are decided when the
+call knows the image, through the approval this interceptor sets for it
+(:mod:`kubeupdate.approvals`). Health checking and
 reflection stay open (probes, tooling); nothing else does.
 
 Refusals abort the call here with the code of
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -34,8 +38,8 @@ from typing import Any, Final, TypeAlias, cast
 import grpc
 import grpc.aio
 
+from kubeupdate import approvals, errors, image_checks, request_ids
 from kubeupdate import caller as current_caller
-from kubeupdate import errors, image_checks, request_ids
 from kubeupdate.auth.audit import AuditLog, AuditRecord
 from kubeupdate.auth.authenticator import (
     WWW_AUTHENTICATE,
@@ -51,6 +55,7 @@ from kubeupdate.auth.ratelimit import FailureBackoff, RateLimiter
 from kubeupdate.auth.reloading import WatchedFile
 from kubeupdate.caller import ANONYMOUS, Caller
 from kubeupdate.image_checks import ImageCheck
+from kubeupdate.images import ImageReference
 from kubeupdate.protocol.grpc.interceptors import HandlerWrappingInterceptor
 from kubeupdate.protocol.grpc.methods import access_of
 from kubeupdate.protocol.grpc.statuses import DETAILS_KEY, rich_status, status_for
@@ -187,11 +192,14 @@ class AuthInterceptor(HandlerWrappingInterceptor):
         record.target = {f: v for f in TARGET_FIELDS if (v := _field(request, f))}
         if access == "write":
             record.image = _field(request, "image") or None
+        # A write that names no image (UndoContainerImage) learns it later: its
+        # image rules are decided then, by the approval set for the call below.
+        image_pending = access == "write" and not _has_field(request, "image")
         try:
             caller = await self._authenticate(record, metadata, auth_context)
             self._limit(caller, record)
             target = _checked(request, record)
-            check = self._authorise(caller, access, target, record)
+            check = self._authorise(caller, access, target, record, image_pending=image_pending)
         except errors.KubeupdateError as exc:
             code, message, trailers = status_for(exc, rid)
             record.outcome = code.name
@@ -211,8 +219,13 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             self._audit.write(record)
             await context.abort(code, message, trailing_metadata=trailers)
             raise AssertionError("abort() returned") from None
+        approval = None
+        if image_pending:
+            approval = approvals.set_current(
+                functools.partial(self._approve, caller, target, record)
+            )
         return record, _CallScope(
-            current_caller.set_current(caller), image_checks.set_requested(check)
+            current_caller.set_current(caller), image_checks.set_requested(check), approval
         )
 
     async def _authenticate(
@@ -294,7 +307,14 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             )
 
     def _authorise(
-        self, caller: Caller, access: Access, target: Target, record: AuditRecord
+        self,
+        caller: Caller,
+        access: Access,
+        target: Target,
+        record: AuditRecord,
+        *,
+        image_pending: bool = False,
+        image: ImageReference | None = None,
     ) -> ImageCheck | None:
         """Raise Denied unless the policy allows; an allowed write's registry check."""
         if self._authenticator is None:
@@ -305,7 +325,8 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             namespace=target.namespace,
             deployment=target.name,
             container=target.container,
-            image=target.image if access == "write" else None,
+            image=(image or target.image) if access == "write" else None,
+            image_pending=image_pending,
         )
         decision = self.policy().decide(caller, request)
         record.rule = decision.rule
@@ -316,6 +337,14 @@ class AuthInterceptor(HandlerWrappingInterceptor):
             )
         record.decision = "allow"
         return decision.check
+
+    def _approve(
+        self, caller: Caller, target: Target, record: AuditRecord, image: ImageReference
+    ) -> None:
+        """The image rules for an image learnt during the call; it goes in the audit line."""
+        record.image = str(image)
+        record.decision = "deny"
+        self._authorise(caller, "write", target, record, image=image)
 
     def _succeeded(self, record: AuditRecord, response: Any) -> None:
         record.outcome = "OK"
@@ -375,8 +404,11 @@ class _CallScope:
 
     caller: contextvars.Token[Caller | None]
     check: contextvars.Token[ImageCheck | None]
+    approval: contextvars.Token[approvals.ImageApproval | None] | None = None
 
     def reset(self) -> None:
+        if self.approval is not None:
+            approvals.reset(self.approval)
         image_checks.reset_requested(self.check)
         current_caller.reset(self.caller)
 

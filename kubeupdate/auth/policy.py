@@ -161,6 +161,9 @@ class Request:
     deployment: str = ""
     container: str = ""
     image: ImageReference | None = None
+    #: A write whose image is known only later (UndoContainerImage): everything
+    #: but the image rules is decided now; they are decided with the image.
+    image_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -374,8 +377,9 @@ class Rule:
             return ACCESS_NOT_ALLOWED
         if request.access == "write":
             if request.image is None:
-                # A write without a new image has no image rule to pass: none is allowed.
-                return ACCESS_NOT_ALLOWED
+                # A write without a new image has no image rule to pass: none is allowed,
+                # unless the image is decided later, when it is known.
+                return ALLOWED if request.image_pending else ACCESS_NOT_ALLOWED
             problem = self.images.problem(request.image)
             if problem is not None:
                 return problem

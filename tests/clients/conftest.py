@@ -237,6 +237,13 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
             namespace=request.namespace, deployment=request.deployment, revisions=[newest, oldest]
         )
 
+    async def UndoContainerImage(
+        self, request: pb.UndoContainerImageRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.UndoContainerImageResponse:
+        # The client's undo is tried against the real stack (test_client_undo.py).
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
+        raise AssertionError("abort() returned")
+
 
 @dataclass
 class FakeServer:

@@ -135,6 +135,13 @@ class FakeDeploymentImageService(pb_grpc.DeploymentImageServiceServicer):
         self.guarded.append(request)
         return pb.GetGuardedRolloutResponse(id=request.id, closed=True)
 
+    async def UndoContainerImage(
+        self,
+        request: pb.UndoContainerImageRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> pb.UndoContainerImageResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
+
     async def WatchRollout(
         self,
         request: pb.WatchRolloutRequest,

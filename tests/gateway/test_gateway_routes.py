@@ -203,6 +203,13 @@ def test_kubeupdate_routes_come_from_the_proto() -> None:
             "",
             f"{service}/GetGuardedRollout",
         ),
+        (
+            "POST",
+            f"{path3}/undo",
+            "/deployment/{p0}/{p1}/{p2}/undo",
+            "*",
+            f"{service}/UndoContainerImage",
+        ),
     ]
     assert [route.rpc.server_streaming for route in routes_for_services(DEFAULT_SERVICES)] == [
         False,
@@ -210,6 +217,7 @@ def test_kubeupdate_routes_come_from_the_proto() -> None:
         False,
         False,
         True,
+        False,
         False,
         False,
     ]

@@ -19,12 +19,13 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
-from kubeupdate import caller, errors, image_checks
+from kubeupdate import approvals, caller, errors, image_checks
 from kubeupdate.image_checks import CheckedImage
 from kubeupdate.operations import Operations
 from kubeupdate.patches import RecordedChange
 from kubeupdate.protocol.grpc.targets import target_of
 from kubeupdate.rollouts.judgement import RolloutReport, RolloutState
+from kubeupdate.undos import UndoOutcome
 from kubeupdate.updates import SetImageOutcome, check_wait
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
         """``metrics`` counts what each SetContainerImage call did."""
         self._images = operations.images
         self._updates = operations.updates
+        self._undos = operations.undos
         self._status = operations.status
         self._history = operations.history
         self._verdicts = operations.verdicts
@@ -111,6 +113,40 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
             reason=request.reason,
             deadline=_deadline(context),
             check=image_checks.requested(),
+        )
+
+    async def UndoContainerImage(
+        self, request: pb.UndoContainerImageRequest, context: Context
+    ) -> pb.UndoContainerImageResponse:
+        outcome = await self._undo_container_image(request, context)
+        change = outcome.change
+        response = pb.UndoContainerImageResponse(
+            namespace=change.namespace,
+            deployment=change.deployment,
+            container=change.container,
+            image=change.image,
+            previous_image=change.previous_image,
+            changed=change.changed,
+            generation=change.generation,
+            revision=outcome.revision,
+        )
+        if outcome.rollout is not None:
+            response.rollout.CopyFrom(_rollout(outcome.rollout))
+        return response
+
+    async def _undo_container_image(
+        self, request: pb.UndoContainerImageRequest, context: Context
+    ) -> UndoOutcome:
+        return await self._undos.undo_container_image(
+            target_of(request),
+            identity=_identity(context),
+            to_revision=request.to_revision,
+            wait=request.wait,
+            timeout=_seconds(request.timeout) if request.HasField("timeout") else None,
+            rollback_on_failure=request.rollback_on_failure,
+            reason=request.reason,
+            approve=approvals.current(),
+            deadline=_deadline(context),
         )
 
     async def ListContainerImages(

@@ -7,6 +7,9 @@ Usage::
     kubeupdate-client set     NAMESPACE/DEPLOYMENT/CONTAINER IMAGE
                               [--wait [--timeout 5m] [--rollback-on-failure]]
                               [--dry-run] [--reason TEXT]
+    kubeupdate-client undo    NAMESPACE/DEPLOYMENT/CONTAINER [--to-revision N]
+                              [--wait [--timeout 5m] [--rollback-on-failure]]
+                              [--reason TEXT]
     kubeupdate-client list    NAMESPACE/DEPLOYMENT
     kubeupdate-client status  NAMESPACE/DEPLOYMENT
     kubeupdate-client watch   NAMESPACE/DEPLOYMENT
@@ -16,7 +19,8 @@ Usage::
 The server defaults to ``$KUBEUPDATE_SERVER``, else ``127.0.0.1:50051``;
 TLS is used unless the server is a loopback address or ``--insecure`` is
 given. The token comes from ``--token``, ``$KUBEUPDATE_TOKEN``, or inside
-GitHub Actions an OIDC token for ``--audience`` (``$KUBEUPDATE_AUDIENCE``).
+GitHub Actions an OIDC token for ``--audience`` (``$KUBEUPDATE_AUDIENCE``,
+else ``kubeupdate``).
 Results go to stdout (``--json``: one JSON document, or one per line for
 ``watch``); progress and errors go to stderr.
 
@@ -31,7 +35,7 @@ Exit codes:
 2    usage error: bad command line, or the server refused the request as
      invalid (INVALID_ARGUMENT)
 3    the rollout failed: FAILED, TIMED_OUT, ROLLED_BACK or PAUSED (``set --wait``,
-     ``status``, ``watch``)
+     ``undo --wait``, ``status``, ``watch``)
 4    authentication failed or permission denied (UNAUTHENTICATED,
      PERMISSION_DENIED, or no token could be obtained)
 5    not found: the namespace, the Deployment or the container
@@ -58,12 +62,12 @@ import ipaddress
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import grpc
-from kubeupdate.client.client import DEFAULT_TIMEOUT, DeploymentImageClient
+from kubeupdate.client.client import DEFAULT_TIMEOUT, DeploymentImageClient, ProgressCallback
 from kubeupdate.client.durations import format_duration, parse_duration
 from kubeupdate.client.errors import (
     AuthError,
@@ -197,21 +201,26 @@ def build_parser() -> argparse.ArgumentParser:
     set_ = commands.add_parser("set", parents=[common], help="set a container's image")
     set_.add_argument("target", metavar="NAMESPACE/DEPLOYMENT/CONTAINER")
     set_.add_argument("image", metavar="IMAGE")
-    set_.add_argument("--wait", action="store_true", help="wait for the rollout to finish")
-    set_.add_argument(
-        "--timeout",
-        type=positive_duration,
-        help="longest wait, e.g. 300, 90s, 5m, 1h30m (with --wait; server default 5m)",
-    )
-    set_.add_argument(
-        "--rollback-on-failure",
-        action="store_true",
-        help="set the previous image again when the rollout fails (with --wait)",
-    )
+    _add_wait_arguments(set_, "set the previous image again when the rollout fails (with --wait)")
     set_.add_argument(
         "--dry-run", action="store_true", help="validate in Kubernetes but store nothing"
     )
-    set_.add_argument("--reason", default="", help="why (recorded as the change cause)")
+
+    undo = commands.add_parser(
+        "undo",
+        parents=[common],
+        help="set a container's image of an earlier revision again (as kubectl rollout undo)",
+    )
+    undo.add_argument("target", metavar="NAMESPACE/DEPLOYMENT/CONTAINER")
+    undo.add_argument(
+        "--to-revision",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the revision whose image to set again, as `history` lists them "
+        "(default: the one before the current one)",
+    )
+    _add_wait_arguments(undo, "set the image from before the undo again when its rollout fails")
 
     for name, text in (
         ("list", "list the containers of a Deployment and their images"),
@@ -222,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, parents=[common], help=text)
         sub.add_argument("target", metavar="NAMESPACE/DEPLOYMENT")
     return parser
+
+
+def _add_wait_arguments(parser: argparse.ArgumentParser, rollback: str) -> None:
+    """The options of a write that may wait for its rollout (set, undo)."""
+    parser.add_argument("--wait", action="store_true", help="wait for the rollout to finish")
+    parser.add_argument(
+        "--timeout",
+        type=positive_duration,
+        help="longest wait, e.g. 300, 90s, 5m, 1h30m (with --wait; server default 5m)",
+    )
+    parser.add_argument("--rollback-on-failure", action="store_true", help=rollback)
+    parser.add_argument("--reason", default="", help="why (recorded as the change cause)")
 
 
 def _add_connection_arguments(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -319,14 +340,16 @@ class Command:
 
     def __call__(self) -> ExitCode:
         args = self.args
-        if args.command == "set":
-            self._check_set_flags()
-        names = split_target(args.target, 3 if args.command in ("get", "set") else 2)
+        if args.command in ("set", "undo"):
+            self._check_wait_flags()
+        names = split_target(args.target, 3 if args.command in ("get", "set", "undo") else 2)
         with self._client() as client:
             if args.command == "get":
                 return self._get(client, *names)
             if args.command == "set":
                 return self._set(client, names)
+            if args.command == "undo":
+                return self._undo(client, names)
             if args.command == "list":
                 return self._print(client.list(*names), self._containers_text)
             if args.command == "status":
@@ -337,7 +360,7 @@ class Command:
                 return self._watch(client, *names)
             return self._print(client.history(*names), self._history_text)
 
-    def _check_set_flags(self) -> None:
+    def _check_wait_flags(self) -> None:
         args = self.args
         if not args.wait:
             for flag, given in (
@@ -346,8 +369,10 @@ class Command:
             ):
                 if given:
                     raise UsageError(f"{flag} needs --wait")
-        elif args.dry_run:
+        elif getattr(args, "dry_run", False):
             raise UsageError("--dry-run cannot be combined with --wait")
+        if getattr(args, "to_revision", 0) < 0:
+            raise UsageError("--to-revision must be a revision number (see history)")
 
     def _client(self) -> DeploymentImageClient:
         args = self.args
@@ -371,12 +396,10 @@ class Command:
 
     def _set(self, client: DeploymentImageClient, names: Sequence[str]) -> ExitCode:
         args = self.args
-        display = ProgressDisplay(self.err)
-        if args.wait and not args.quiet:
-            display.start(self._waiting_for(f"{'/'.join(names)}: {args.image}"))
-        try:
-            namespace, deployment, container = names
-            change = client.set(
+        namespace, deployment, container = names
+
+        def change(progress: ProgressCallback | None) -> ImageChange:
+            return client.set(
                 namespace,
                 deployment,
                 container,
@@ -386,15 +409,48 @@ class Command:
                 rollback_on_failure=args.rollback_on_failure,
                 dry_run=args.dry_run,
                 reason=args.reason,
-                progress=None if args.quiet else display.update,
+                progress=progress,
             )
+
+        return self._write(change, f"{'/'.join(names)}: {args.image}")
+
+    def _undo(self, client: DeploymentImageClient, names: Sequence[str]) -> ExitCode:
+        args = self.args
+        namespace, deployment, container = names
+
+        def change(progress: ProgressCallback | None) -> ImageChange:
+            return client.undo(
+                namespace,
+                deployment,
+                container,
+                to_revision=args.to_revision,
+                wait=args.wait,
+                timeout=args.timeout,
+                rollback_on_failure=args.rollback_on_failure,
+                reason=args.reason,
+                progress=progress,
+            )
+
+        revision = f"revision {args.to_revision}" if args.to_revision else "the previous revision"
+        return self._write(change, f"{'/'.join(names)}: back to the image of {revision}")
+
+    def _write(
+        self, change: Callable[[ProgressCallback | None], ImageChange], description: str
+    ) -> ExitCode:
+        """Runs a write that may wait, showing its progress; prints the result."""
+        args = self.args
+        display = ProgressDisplay(self.err)
+        if args.wait and not args.quiet:
+            display.start(self._waiting_for(description))
+        try:
+            result = change(None if args.quiet else display.update)
         except RolloutFailed as failed:
             display.finish()
             self._print(failed.result, self._change_text)
             raise
         finally:
             display.finish()
-        return self._print(change, self._change_text)
+        return self._print(result, self._change_text)
 
     def _waiting_for(self, change: str) -> str:
         """The first line of a waited change: which one, how long, and what on failure."""
@@ -440,7 +496,8 @@ class Command:
             line = f"{where}: {change.previous_image} -> {change.image} (dry run, nothing stored)"
         elif change.changed:
             line = f"{where}: {change.previous_image} -> {change.image}"
-            line += f" (generation {change.generation})"
+            of_revision = f"revision {change.revision}, " if change.revision else ""
+            line += f" ({of_revision}generation {change.generation})"
         else:
             line = f"{where}: already {change.image}, nothing changed"
         rollout = change.rollout

@@ -54,6 +54,8 @@ _REWATCH_INTERVAL = 0.5
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
+# The requests of the writes, which may wait: they name a Deployment and have `wait`.
+Write = TypeVar("Write", pb.SetContainerImageRequest, pb.UndoContainerImageRequest)
 ProgressCallback = Callable[[Rollout], None]
 
 
@@ -148,14 +150,46 @@ class DeploymentImageClient:
         )
         if wait_seconds is not None:
             request.timeout.CopyFrom(_duration(wait_seconds))
-        deadline = self.timeout
-        if wait and deadline is not None:
-            # The server ends the wait itself at `timeout`; give it room to answer.
-            deadline += wait_seconds if wait_seconds is not None else DEFAULT_WAIT
-        if wait and progress is not None:
-            answer = self._set_following(request, deadline, progress)
-        else:
-            answer = self._call(self._stub.SetContainerImage, request, deadline)
+        answer = self._write(self._stub.SetContainerImage, request, wait_seconds, progress)
+        result = image_change_from_pb(answer)
+        if check and result.rollout is not None and result.rollout.state.failed:
+            raise RolloutFailed(result)
+        return result
+
+    def undo(
+        self,
+        namespace: str,
+        deployment: str,
+        container: str,
+        *,
+        to_revision: int = 0,
+        wait: bool = False,
+        timeout: float | timedelta | None = None,
+        rollback_on_failure: bool = False,
+        reason: str = "",
+        progress: ProgressCallback | None = None,
+        check: bool = True,
+    ) -> ImageChange:
+        """Sets the image the container had in an earlier revision again.
+
+        The revision before the current one, or ``to_revision`` (as
+        :meth:`history` numbers them); only this container changes, by a
+        compare-and-swap. ``result.revision`` is the revision whose image was
+        set again. The other arguments work as for :meth:`set`.
+        """
+        wait_seconds = _seconds(timeout)
+        request = pb.UndoContainerImageRequest(
+            namespace=namespace,
+            deployment=deployment,
+            container=container,
+            to_revision=to_revision,
+            wait=wait,
+            rollback_on_failure=rollback_on_failure,
+            reason=reason,
+        )
+        if wait_seconds is not None:
+            request.timeout.CopyFrom(_duration(wait_seconds))
+        answer = self._write(self._stub.UndoContainerImage, request, wait_seconds, progress)
         result = image_change_from_pb(answer)
         if check and result.rollout is not None and result.rollout.state.failed:
             raise RolloutFailed(result)
@@ -223,22 +257,41 @@ class DeploymentImageClient:
         except grpc.RpcError as exc:
             raise self._error(exc) from exc
 
-    def _set_following(
+    def _write(
         self,
-        request: pb.SetContainerImageRequest,
+        method: grpc.UnaryUnaryMultiCallable[Write, Response],
+        request: Write,
+        wait_seconds: float | None,
+        progress: ProgressCallback | None,
+    ) -> Response:
+        """A write, with a wait when the request asks for one; ``progress`` follows it."""
+        deadline = self.timeout
+        if request.wait and deadline is not None:
+            # The server ends the wait itself at `timeout`; give it room to answer.
+            deadline += wait_seconds if wait_seconds is not None else DEFAULT_WAIT
+        if not request.wait or progress is None:
+            return self._call(method, request, deadline)
+        return self._following(method, request, deadline, progress)
+
+    def _following(
+        self,
+        method: grpc.UnaryUnaryMultiCallable[Write, Response],
+        request: Write,
         deadline: float | None,
         progress: ProgressCallback,
-    ) -> pb.SetContainerImageResponse:
-        """The waited set, while watches report the rollout's progress.
+    ) -> Response:
+        """The waited write, while watches report the rollout's progress.
 
         The first watch opens before the change is sent: its first state is
         the rollout as it was, which is never reported (nor repeated), so the
         first report is about this change.
         """
         metadata = self._metadata()
-        follower = _ProgressWatch(self._stub, request, deadline, metadata, progress)
+        follower = _ProgressWatch(
+            self._stub, request.namespace, request.deployment, deadline, metadata, progress
+        )
         follower.open()
-        future = self._stub.SetContainerImage.future(request, timeout=deadline, metadata=metadata)
+        future = method.future(request, timeout=deadline, metadata=metadata)
         future.add_done_callback(follower.stop)
         try:
             follower.run()
@@ -256,14 +309,15 @@ class _ProgressWatch:
     def __init__(
         self,
         stub: pb_grpc.DeploymentImageServiceStub,
-        request: pb.SetContainerImageRequest,
+        namespace: str,
+        deployment: str,
         deadline: float | None,
         metadata: tuple[tuple[str, str], ...],
         progress: ProgressCallback,
     ) -> None:
         self._stub = stub
-        self._namespace = request.namespace
-        self._deployment = request.deployment
+        self._namespace = namespace
+        self._deployment = deployment
         self._deadline = deadline
         self._metadata = metadata
         self._progress = progress

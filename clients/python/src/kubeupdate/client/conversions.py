@@ -41,7 +41,9 @@ def container_from_pb(message: pb.ContainerImage) -> Container:
     return Container(message.name, message.image, message.init_container)
 
 
-def image_change_from_pb(message: pb.SetContainerImageResponse) -> ImageChange:
+def image_change_from_pb(
+    message: pb.SetContainerImageResponse | pb.UndoContainerImageResponse,
+) -> ImageChange:
     rollout = (
         rollout_from_pb(message.namespace, message.deployment, message.rollout)
         if message.HasField("rollout")
@@ -55,8 +57,9 @@ def image_change_from_pb(message: pb.SetContainerImageResponse) -> ImageChange:
         previous_image=message.previous_image,
         changed=message.changed,
         generation=message.generation,
-        dry_run=message.dry_run,
+        dry_run=isinstance(message, pb.SetContainerImageResponse) and message.dry_run,
         rollout=rollout,
+        revision=message.revision if isinstance(message, pb.UndoContainerImageResponse) else 0,
     )
 
 

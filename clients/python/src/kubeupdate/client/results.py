@@ -82,7 +82,7 @@ class Container:
 
 @dataclass(frozen=True)
 class ImageChange:
-    """The answer of ``set``: the container after the change."""
+    """The answer of ``set`` and ``undo``: the container after the change."""
 
     namespace: str
     deployment: str
@@ -95,6 +95,8 @@ class ImageChange:
     dry_run: bool = False
     # Only when the call waited for the rollout.
     rollout: Rollout | None = None
+    # ``undo`` only: the revision whose image was set again.
+    revision: int = 0
 
 
 @dataclass(frozen=True)

@@ -1021,3 +1021,125 @@ class RecordedChange(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordedChange: _TypeAlias = RecordedChange  # noqa: Y015
+
+@_typing.final
+class UndoContainerImageRequest(_message.Message):
+    """UndoContainerImageRequest names one container and the revision whose image
+    it should run again.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    CONTAINER_FIELD_NUMBER: _builtins.int
+    TO_REVISION_FIELD_NUMBER: _builtins.int
+    WAIT_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    ROLLBACK_ON_FAILURE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace of the Deployment."""
+    deployment: _builtins.str
+    """The name of the Deployment."""
+    container: _builtins.str
+    """The name of the container (or init container) to change."""
+    to_revision: _builtins.int
+    """The revision whose image to set again, as ListRevisions and `kubectl
+    rollout history` number them. 0 (or unset): the revision before the
+    current one.
+    """
+    wait: _builtins.bool
+    """Wait for the rollout to finish before answering."""
+    rollback_on_failure: _builtins.bool
+    """When the waited rollout fails or times out, set the image from before
+    the undo again, unless someone else changed the container meanwhile.
+    Needs `wait`.
+    """
+    reason: _builtins.str
+    """Why (at most 256 characters of printable text); recorded with the
+    revision in the Deployment's `kubernetes.io/change-cause`.
+    """
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """How long to wait at most, as in SetContainerImageRequest."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        deployment: _builtins.str = ...,
+        container: _builtins.str = ...,
+        to_revision: _builtins.int = ...,
+        wait: _builtins.bool = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+        rollback_on_failure: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timeout", b"timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "deployment", b"deployment", "namespace", b"namespace", "reason", b"reason", "rollback_on_failure", b"rollback_on_failure", "timeout", b"timeout", "to_revision", b"to_revision", "wait", b"wait"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndoContainerImageRequest: _TypeAlias = UndoContainerImageRequest  # noqa: Y015
+
+@_typing.final
+class UndoContainerImageResponse(_message.Message):
+    """UndoContainerImageResponse is the container after the undo."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_FIELD_NUMBER: _builtins.int
+    CONTAINER_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_IMAGE_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    ROLLOUT_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace of the Deployment."""
+    deployment: _builtins.str
+    """The name of the Deployment."""
+    container: _builtins.str
+    """The name of the container."""
+    image: _builtins.str
+    """The image set again: the container's image in `revision`."""
+    previous_image: _builtins.str
+    """The image the container had before this call."""
+    changed: _builtins.bool
+    """True when this call changed the Deployment; false when the container
+    already ran the revision's image (nothing was written).
+    """
+    generation: _builtins.int
+    """The Deployment's `metadata.generation` after this call (a string in
+    JSON).
+    """
+    revision: _builtins.int
+    """The revision whose image was set again."""
+    @_builtins.property
+    def rollout(self) -> Global___Rollout:
+        """The outcome of the rollout, when `wait` was set."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        deployment: _builtins.str = ...,
+        container: _builtins.str = ...,
+        image: _builtins.str = ...,
+        previous_image: _builtins.str = ...,
+        changed: _builtins.bool = ...,
+        generation: _builtins.int = ...,
+        revision: _builtins.int = ...,
+        rollout: Global___Rollout | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rollout", b"rollout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "container", b"container", "deployment", b"deployment", "generation", b"generation", "image", b"image", "namespace", b"namespace", "previous_image", b"previous_image", "revision", b"revision", "rollout", b"rollout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UndoContainerImageResponse: _TypeAlias = UndoContainerImageResponse  # noqa: Y015

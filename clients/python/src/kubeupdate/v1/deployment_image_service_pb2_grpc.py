@@ -94,6 +94,11 @@ class DeploymentImageServiceStub:
                 request_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutRequest.SerializeToString,
                 response_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutResponse.FromString,
                 _registered_method=True)
+        self.UndoContainerImage = channel.unary_unary(
+                '/kubeupdate.v1.DeploymentImageService/UndoContainerImage',
+                request_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.UndoContainerImageRequest.SerializeToString,
+                response_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.UndoContainerImageResponse.FromString,
+                _registered_method=True)
 
 
 class DeploymentImageServiceServicer:
@@ -319,6 +324,47 @@ class DeploymentImageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UndoContainerImage(self, request, context):
+        """Sets one container's image back to the image it had in an earlier
+        revision of the Deployment: the revision before the current one (what
+        `kubectl rollout undo` goes back to), or `to_revision`. Unlike kubectl,
+        only this container changes, not the whole Pod template.
+
+        The change is a compare-and-swap: it is applied only while the container
+        still runs the image it had when the revision was chosen, so a change
+        made meanwhile by someone else is never undone. It is a write of the
+        restored image: the caller needs write access to the container, and the
+        policy's image rules must accept that image, checked once it is known
+        and before anything is written; the audit line names it. `wait`,
+        `timeout` and `rollback_on_failure` work as for SetContainerImage (a
+        rollback sets the image from before the undo again).
+
+        Status codes:
+        - OK: the container runs the revision's image again, or already did
+        (`changed` is false: nothing was written). With `wait`, OK also when
+        the rollout failed: `rollout.state` tells.
+        - INVALID_ARGUMENT: a name is invalid, `to_revision` is negative, or the
+        options do not fit together (as for SetContainerImage). Nothing is
+        written.
+        - NOT_FOUND: the namespace, the Deployment, the container or the
+        revision `to_revision` does not exist; the message lists the revisions
+        Kubernetes keeps.
+        - FAILED_PRECONDITION: there is no earlier revision to go back to; the
+        revision has no such container, or its image is not a valid reference;
+        or Kubernetes refused the change (for example an admission rule).
+        - PERMISSION_DENIED: the caller may not write this container or set the
+        revision's image (nothing is written), or kubeupdate's own service
+        account lacks a Kubernetes permission; the message says which.
+        - ABORTED: the container's image changed while the undo was prepared,
+        or the Deployment kept changing; nothing was written by this call and
+        retrying is safe.
+        - DEADLINE_EXCEEDED: the caller's deadline passed while waiting; the
+        message carries the last rollout status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeploymentImageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -356,6 +402,11 @@ def add_DeploymentImageServiceServicer_to_server(servicer, server):
                     servicer.GetGuardedRollout,
                     request_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutRequest.FromString,
                     response_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutResponse.SerializeToString,
+            ),
+            'UndoContainerImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndoContainerImage,
+                    request_deserializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.UndoContainerImageRequest.FromString,
+                    response_serializer=kubeupdate_dot_v1_dot_deployment__image__service__pb2.UndoContainerImageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -572,6 +623,33 @@ class DeploymentImageService:
             '/kubeupdate.v1.DeploymentImageService/GetGuardedRollout',
             kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutRequest.SerializeToString,
             kubeupdate_dot_v1_dot_deployment__image__service__pb2.GetGuardedRolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndoContainerImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kubeupdate.v1.DeploymentImageService/UndoContainerImage',
+            kubeupdate_dot_v1_dot_deployment__image__service__pb2.UndoContainerImageRequest.SerializeToString,
+            kubeupdate_dot_v1_dot_deployment__image__service__pb2.UndoContainerImageResponse.FromString,
             options,
             channel_credentials,
             insecure,

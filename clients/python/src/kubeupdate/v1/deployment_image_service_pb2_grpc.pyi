@@ -232,6 +232,43 @@ class DeploymentImageServiceStub:
       Kubernetes permission to read Leases there.
     - DEADLINE_EXCEEDED: the caller's deadline passed before the answer.
     """
+    UndoContainerImage: _grpc.UnaryUnaryMultiCallable[_deployment_image_service_pb2.UndoContainerImageRequest, _deployment_image_service_pb2.UndoContainerImageResponse]
+    """Sets one container's image back to the image it had in an earlier
+    revision of the Deployment: the revision before the current one (what
+    `kubectl rollout undo` goes back to), or `to_revision`. Unlike kubectl,
+    only this container changes, not the whole Pod template.
+
+    The change is a compare-and-swap: it is applied only while the container
+    still runs the image it had when the revision was chosen, so a change
+    made meanwhile by someone else is never undone. It is a write of the
+    restored image: the caller needs write access to the container, and the
+    policy's image rules must accept that image, checked once it is known
+    and before anything is written; the audit line names it. `wait`,
+    `timeout` and `rollback_on_failure` work as for SetContainerImage (a
+    rollback sets the image from before the undo again).
+
+    Status codes:
+    - OK: the container runs the revision's image again, or already did
+      (`changed` is false: nothing was written). With `wait`, OK also when
+      the rollout failed: `rollout.state` tells.
+    - INVALID_ARGUMENT: a name is invalid, `to_revision` is negative, or the
+      options do not fit together (as for SetContainerImage). Nothing is
+      written.
+    - NOT_FOUND: the namespace, the Deployment, the container or the
+      revision `to_revision` does not exist; the message lists the revisions
+      Kubernetes keeps.
+    - FAILED_PRECONDITION: there is no earlier revision to go back to; the
+      revision has no such container, or its image is not a valid reference;
+      or Kubernetes refused the change (for example an admission rule).
+    - PERMISSION_DENIED: the caller may not write this container or set the
+      revision's image (nothing is written), or kubeupdate's own service
+      account lacks a Kubernetes permission; the message says which.
+    - ABORTED: the container's image changed while the undo was prepared,
+      or the Deployment kept changing; nothing was written by this call and
+      retrying is safe.
+    - DEADLINE_EXCEEDED: the caller's deadline passed while waiting; the
+      message carries the last rollout status.
+    """
 
 @_typing.type_check_only
 class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
@@ -429,6 +466,43 @@ class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
     - PERMISSION_DENIED: kubeupdate's own service account lacks the
       Kubernetes permission to read Leases there.
     - DEADLINE_EXCEEDED: the caller's deadline passed before the answer.
+    """
+    UndoContainerImage: _aio.UnaryUnaryMultiCallable[_deployment_image_service_pb2.UndoContainerImageRequest, _deployment_image_service_pb2.UndoContainerImageResponse]  # type: ignore[assignment]
+    """Sets one container's image back to the image it had in an earlier
+    revision of the Deployment: the revision before the current one (what
+    `kubectl rollout undo` goes back to), or `to_revision`. Unlike kubectl,
+    only this container changes, not the whole Pod template.
+
+    The change is a compare-and-swap: it is applied only while the container
+    still runs the image it had when the revision was chosen, so a change
+    made meanwhile by someone else is never undone. It is a write of the
+    restored image: the caller needs write access to the container, and the
+    policy's image rules must accept that image, checked once it is known
+    and before anything is written; the audit line names it. `wait`,
+    `timeout` and `rollback_on_failure` work as for SetContainerImage (a
+    rollback sets the image from before the undo again).
+
+    Status codes:
+    - OK: the container runs the revision's image again, or already did
+      (`changed` is false: nothing was written). With `wait`, OK also when
+      the rollout failed: `rollout.state` tells.
+    - INVALID_ARGUMENT: a name is invalid, `to_revision` is negative, or the
+      options do not fit together (as for SetContainerImage). Nothing is
+      written.
+    - NOT_FOUND: the namespace, the Deployment, the container or the
+      revision `to_revision` does not exist; the message lists the revisions
+      Kubernetes keeps.
+    - FAILED_PRECONDITION: there is no earlier revision to go back to; the
+      revision has no such container, or its image is not a valid reference;
+      or Kubernetes refused the change (for example an admission rule).
+    - PERMISSION_DENIED: the caller may not write this container or set the
+      revision's image (nothing is written), or kubeupdate's own service
+      account lacks a Kubernetes permission; the message says which.
+    - ABORTED: the container's image changed while the undo was prepared,
+      or the Deployment kept changing; nothing was written by this call and
+      retrying is safe.
+    - DEADLINE_EXCEEDED: the caller's deadline passed while waiting; the
+      message carries the last rollout status.
     """
 
 class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -666,6 +740,49 @@ class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
         - PERMISSION_DENIED: kubeupdate's own service account lacks the
           Kubernetes permission to read Leases there.
         - DEADLINE_EXCEEDED: the caller's deadline passed before the answer.
+        """
+
+    @_abc_1.abstractmethod
+    def UndoContainerImage(
+        self,
+        request: _deployment_image_service_pb2.UndoContainerImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_deployment_image_service_pb2.UndoContainerImageResponse, _abc.Awaitable[_deployment_image_service_pb2.UndoContainerImageResponse]]:
+        """Sets one container's image back to the image it had in an earlier
+        revision of the Deployment: the revision before the current one (what
+        `kubectl rollout undo` goes back to), or `to_revision`. Unlike kubectl,
+        only this container changes, not the whole Pod template.
+
+        The change is a compare-and-swap: it is applied only while the container
+        still runs the image it had when the revision was chosen, so a change
+        made meanwhile by someone else is never undone. It is a write of the
+        restored image: the caller needs write access to the container, and the
+        policy's image rules must accept that image, checked once it is known
+        and before anything is written; the audit line names it. `wait`,
+        `timeout` and `rollback_on_failure` work as for SetContainerImage (a
+        rollback sets the image from before the undo again).
+
+        Status codes:
+        - OK: the container runs the revision's image again, or already did
+          (`changed` is false: nothing was written). With `wait`, OK also when
+          the rollout failed: `rollout.state` tells.
+        - INVALID_ARGUMENT: a name is invalid, `to_revision` is negative, or the
+          options do not fit together (as for SetContainerImage). Nothing is
+          written.
+        - NOT_FOUND: the namespace, the Deployment, the container or the
+          revision `to_revision` does not exist; the message lists the revisions
+          Kubernetes keeps.
+        - FAILED_PRECONDITION: there is no earlier revision to go back to; the
+          revision has no such container, or its image is not a valid reference;
+          or Kubernetes refused the change (for example an admission rule).
+        - PERMISSION_DENIED: the caller may not write this container or set the
+          revision's image (nothing is written), or kubeupdate's own service
+          account lacks a Kubernetes permission; the message says which.
+        - ABORTED: the container's image changed while the undo was prepared,
+          or the Deployment kept changing; nothing was written by this call and
+          retrying is safe.
+        - DEADLINE_EXCEEDED: the caller's deadline passed while waiting; the
+          message carries the last rollout status.
         """
 
 def add_DeploymentImageServiceServicer_to_server(servicer: DeploymentImageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
