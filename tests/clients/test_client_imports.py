@@ -68,7 +68,7 @@ def test_distribution_depends_on_grpc_and_protobuf_only() -> None:
         dep.split(">")[0].split("=")[0].split("[")[0].strip() for dep in project["dependencies"]
     }
     assert names == {"grpcio", "protobuf", "googleapis-common-protos"}
-    assert project["scripts"]["kubeupdate-client"] == "kubeupdate.client.cli:main"
+    assert project["scripts"]["kubeupdate-client"] == "kubeupdate.client.cli:run"
 
 
 def test_wheel_holds_the_client_and_stubs_only(tmp_path: Path) -> None:
@@ -91,4 +91,4 @@ def test_wheel_holds_the_client_and_stubs_only(tmp_path: Path) -> None:
         "protobuf",
         "googleapis-common-protos",
     }
-    assert b"kubeupdate-client = kubeupdate.client.cli:main" in entry_points
+    assert b"kubeupdate-client = kubeupdate.client.cli:run" in entry_points

@@ -2,6 +2,6 @@
 
 import sys
 
-from kubeupdate.client.cli import main
+from kubeupdate.client.cli import run
 
-sys.exit(main())
+sys.exit(run())

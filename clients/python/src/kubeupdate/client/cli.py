@@ -142,6 +142,35 @@ def exit_code_for(error: KubeUpdateError) -> ExitCode:
     return ExitCode.ERROR
 
 
+def run() -> int:
+    """The ``kubeupdate-client`` process: :func:`main`, with gRPC's C core kept quiet."""
+    _quiet_grpc_core()
+    return main()
+
+
+def _quiet_grpc_core() -> None:
+    """Keeps gRPC's C core from logging on the terminal, unless asked to.
+
+    It writes to file descriptor 2 on its own (say, a TLS handshake failure)
+    before our error says the same in words. Descriptor 2 goes to the null
+    device; Python's ``sys.stderr`` keeps writing where it did.
+    """
+    if "GRPC_VERBOSITY" in os.environ or "GRPC_TRACE" in os.environ:
+        return  # someone is debugging: let it speak
+    os.environ["GRPC_VERBOSITY"] = "NONE"
+    try:
+        ours = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    sys.stderr.flush()
+    os.dup2(null, 2)
+    os.close(null)
+    sys.stderr = open(  # noqa: SIM115 - stays open for the life of the process
+        ours, "w", encoding=sys.stderr.encoding, errors="backslashreplace", buffering=1
+    )
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,

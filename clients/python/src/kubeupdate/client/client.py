@@ -33,7 +33,13 @@ from kubeupdate.client.conversions import (
     rollout_from_pb,
 )
 from kubeupdate.client.credentials import TokenSource, token_source
-from kubeupdate.client.errors import KubeUpdateError, RolloutFailed, Unauthenticated, from_rpc_error
+from kubeupdate.client.errors import (
+    KubeUpdateError,
+    RolloutFailed,
+    Unauthenticated,
+    Unavailable,
+    from_rpc_error,
+)
 from kubeupdate.client.results import (
     Container,
     ContainerImage,
@@ -85,6 +91,7 @@ class DeploymentImageClient:
         self.target = target
         self.timeout = timeout
         self._tokens: TokenSource = token_source(token, audience, environ)
+        self._tls = tls is not None and tls is not False
         if tls is None or tls is False:
             self._channel = grpc.insecure_channel(target, options=options)
         else:
@@ -236,6 +243,8 @@ class DeploymentImageClient:
         error = from_rpc_error(exc)
         if isinstance(error, Unauthenticated):
             error.hint = self._tokens.hint()
+        elif isinstance(error, Unavailable):
+            error.hint = connection_hint(self.target, error.message, tls=self._tls)
         return error
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
@@ -380,6 +389,19 @@ class _ProgressWatch:
 
     def _rollout(self, message: pb.WatchRolloutResponse) -> Rollout:
         return rollout_from_pb(self._namespace, self._deployment, message.rollout)
+
+
+def connection_hint(target: str, details: str, *, tls: bool) -> str:
+    """What a connection failure's details mean for the user, when they are recognised."""
+    if "http1.x server" in details:
+        return (
+            f"{target} answers HTTP/1.1: this looks like the REST port of kubeupdate's "
+            "gateway; kubeupdate-client speaks gRPC: give --server the gRPC port "
+            "(kubeupdate serve --grpc-port, 50051 by default)"
+        )
+    if tls and "WRONG_VERSION_NUMBER" in details:
+        return f"{target} does not speak TLS: give --insecure if it is a plaintext gRPC port"
+    return ""
 
 
 def _seconds(value: float | timedelta | None) -> float | None:
