@@ -59,13 +59,15 @@ def choose_revision(revisions: list[Revision], to_revision: int, target: Target)
                 return revision
         raise errors.NotFound(
             f"revision {to_revision} of {kind_name} does not exist; the revisions kept are: "
-            f"{kept or 'none'}"
+            f"{kept or 'none'}",
+            reason=errors.ErrorReason.REVISION_NOT_FOUND,
         )
     newest_first = sorted(revisions, key=lambda r: r.revision, reverse=True)
     if len(newest_first) < 2:
         raise errors.Rejected(
             f"{kind_name} has no revision before the current one to go back to "
-            f"(revisions kept: {kept or 'none'})"
+            f"(revisions kept: {kept or 'none'})",
+            reason=errors.ErrorReason.NO_EARLIER_REVISION,
         )
     return newest_first[1]
 
@@ -78,7 +80,8 @@ def image_in(revision: Revision, target: Target) -> str:
     names = ", ".join(c.name for c in revision.containers) or "none"
     raise errors.Rejected(
         f"revision {revision.revision} of {target.namespace}/{target.name} has no container "
-        f'"{target.container}" (it has: {names}); nothing to go back to'
+        f'"{target.container}" (it has: {names}); nothing to go back to',
+        reason=errors.ErrorReason.REVISION_NOT_RESTORABLE,
     )
 
 
@@ -135,7 +138,8 @@ class ImageUndos:
         except errors.InvalidArgument as exc:
             raise errors.Rejected(
                 f"the image of revision {revision.revision}, {image!r}, is not a valid image "
-                f"reference: {exc.message}"
+                f"reference: {exc.message}",
+                reason=errors.ErrorReason.REVISION_NOT_RESTORABLE,
             ) from exc
         approve(reference)
         cause = f"undo to revision {revision.revision}" + (f": {reason}" if reason else "")
@@ -152,7 +156,8 @@ class ImageUndos:
             raise errors.Aborted(
                 f'container "{target.container}" of {target.namespace}/{target.name} changed '
                 f"while the undo was prepared (it ran {current}); nothing was written by this "
-                "request; retrying is safe"
+                "request; retrying is safe",
+                reason=errors.ErrorReason.CONTAINER_CHANGED,
             )
         if wait_for is None:
             return UndoOutcome(change, revision.revision, None)

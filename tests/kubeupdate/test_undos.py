@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import grpc
 import grpc.aio
 import pytest
+from kubeupdate.client.errors import error_info
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
@@ -83,14 +84,25 @@ async def test_undo_to_a_given_revision(devcluster: DevCluster) -> None:
 
 
 @pytest.mark.parametrize(
-    ("request_", "code", "words"),
+    ("request_", "code", "reason", "words"),
     [
-        (undo(to_revision=9), grpc.StatusCode.NOT_FOUND, "the revisions kept are: 1, 2, 3"),
-        (undo(to_revision=-1), grpc.StatusCode.INVALID_ARGUMENT, "ToRevision"),
-        (undo(rollback_on_failure=True), grpc.StatusCode.INVALID_ARGUMENT, "needs Wait"),
+        (
+            undo(to_revision=9),
+            grpc.StatusCode.NOT_FOUND,
+            "REVISION_NOT_FOUND",
+            "the revisions kept are: 1, 2, 3",
+        ),
+        (undo(to_revision=-1), grpc.StatusCode.INVALID_ARGUMENT, "OPTIONS_INVALID", "ToRevision"),
+        (
+            undo(rollback_on_failure=True),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "OPTIONS_INVALID",
+            "needs Wait",
+        ),
         (
             pb.UndoContainerImageRequest(namespace=NS, deployment="web", container="nope"),
             grpc.StatusCode.FAILED_PRECONDITION,
+            "REVISION_NOT_RESTORABLE",
             'no container "nope"',
         ),
     ],
@@ -99,6 +111,7 @@ async def test_an_undo_that_cannot_be_done_writes_nothing(
     devcluster: DevCluster,
     request_: pb.UndoContainerImageRequest,
     code: grpc.StatusCode,
+    reason: str,
     words: str,
 ) -> None:
     rolled_out(devcluster)
@@ -108,6 +121,7 @@ async def test_an_undo_that_cannot_be_done_writes_nothing(
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await stub.UndoContainerImage(request_)
     assert failure.value.code() == code
+    assert error_info(failure.value.trailing_metadata() or ())[0] == reason
     assert words in (failure.value.details() or "")
     assert devcluster.journal.writes() == []
 
@@ -120,6 +134,7 @@ async def test_without_an_earlier_revision_there_is_nothing_to_undo(
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             await stub.UndoContainerImage(undo())
     assert failure.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(failure.value.trailing_metadata() or ())[0] == "NO_EARLIER_REVISION"
     assert "no revision before the current one" in (failure.value.details() or "")
 
 
@@ -161,12 +176,13 @@ async def test_a_change_made_while_the_undo_is_prepared_is_never_undone(
     async with KubeClient(Credentials.from_kubeconfig(devcluster.kubeconfig_path)) as client:
         domain = operations(client, client, FAST)
         try:
-            with pytest.raises(errors.Aborted, match="changed while the undo was prepared"):
+            with pytest.raises(errors.Aborted, match="changed while the undo was prepared") as e:
                 await domain.undos.undo_container_image(
                     check_target(NS, "web", "app"),
                     identity="test",
                     approve=someone_else_deploys,
                 )
+            assert e.value.reason == errors.ErrorReason.CONTAINER_CHANGED
         finally:
             await domain.close()
     assert approved == ["nginx:1.26"]

@@ -347,17 +347,19 @@ class DeploymentImageServiceServicer:
         options do not fit together (as for SetContainerImage). Nothing is
         written.
         - NOT_FOUND: the namespace, the Deployment, the container or the
-        revision `to_revision` does not exist; the message lists the revisions
-        Kubernetes keeps.
-        - FAILED_PRECONDITION: there is no earlier revision to go back to; the
-        revision has no such container, or its image is not a valid reference;
-        or Kubernetes refused the change (for example an admission rule).
+        revision `to_revision` (REVISION_NOT_FOUND) does not exist; the message
+        lists the revisions Kubernetes keeps.
+        - FAILED_PRECONDITION: there is no earlier revision to go back to
+        (NO_EARLIER_REVISION); the revision has no such container, or its image
+        is not a valid reference (REVISION_NOT_RESTORABLE); or Kubernetes
+        refused the change (KUBERNETES_REJECTED).
         - PERMISSION_DENIED: the caller may not write this container or set the
-        revision's image (nothing is written), or kubeupdate's own service
-        account lacks a Kubernetes permission; the message says which.
-        - ABORTED: the container's image changed while the undo was prepared,
-        or the Deployment kept changing; nothing was written by this call and
-        retrying is safe.
+        revision's image (the policy's reasons, e.g. IMAGE_REGISTRY_NOT_ALLOWED;
+        nothing is written), or kubeupdate's own service account lacks a
+        Kubernetes permission; the message says which.
+        - ABORTED: the container's image changed while the undo was prepared
+        (CONTAINER_CHANGED), or the Deployment kept changing; nothing was
+        written by this call and retrying is safe.
         - DEADLINE_EXCEEDED: the caller's deadline passed while waiting; the
         message carries the last rollout status.
         """

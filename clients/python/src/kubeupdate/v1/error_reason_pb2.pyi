@@ -92,6 +92,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """GetGuardedRollout: no guarded rollout of that id for this Deployment
     (never started, or closed and forgotten after its retention).
     """
+    REVISION_NOT_FOUND: _ErrorReason.ValueType  # 70
+    """UndoContainerImage: Kubernetes does not keep the revision `to_revision`
+    (any more); the message lists the revisions it keeps.
+    """
     ROUTE_NOT_FOUND: _ErrorReason.ValueType  # 10
     """REST only: no route matches the path."""
     HTTP_METHOD_NOT_ALLOWED: _ErrorReason.ValueType  # 11
@@ -183,6 +187,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     The Deployment kept changing while the image was set; nothing was
     changed by this call and retrying is safe.
     """
+    CONTAINER_CHANGED: _ErrorReason.ValueType  # 73
+    """UndoContainerImage: the container's image changed while the undo was
+    prepared, so it was not undone (a newer change is never undone); nothing
+    was written and retrying is safe.
+    """
     KUBERNETES_REJECTED: _ErrorReason.ValueType  # 34
     """--- FAILED_PRECONDITION (HTTP 400).
 
@@ -204,6 +213,14 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A waited change of a paused Deployment (`spec.paused`): the new image
     would not roll out until someone resumes it, so nothing was written.
     Resume it (`kubectl rollout resume`), or set the image without `wait`.
+    """
+    NO_EARLIER_REVISION: _ErrorReason.ValueType  # 71
+    """UndoContainerImage: the Deployment has no revision before the current
+    one to go back to.
+    """
+    REVISION_NOT_RESTORABLE: _ErrorReason.ValueType  # 72
+    """UndoContainerImage: the revision cannot be restored for this container:
+    it has no container of that name, or its image is not a valid reference.
     """
     KUBERNETES_UNAVAILABLE: _ErrorReason.ValueType  # 35
     """--- UNAVAILABLE (HTTP 503): retrying later may help.
@@ -351,6 +368,10 @@ GUARDED_ROLLOUT_NOT_FOUND: ErrorReason.ValueType  # 63
 """GetGuardedRollout: no guarded rollout of that id for this Deployment
 (never started, or closed and forgotten after its retention).
 """
+REVISION_NOT_FOUND: ErrorReason.ValueType  # 70
+"""UndoContainerImage: Kubernetes does not keep the revision `to_revision`
+(any more); the message lists the revisions it keeps.
+"""
 ROUTE_NOT_FOUND: ErrorReason.ValueType  # 10
 """REST only: no route matches the path."""
 HTTP_METHOD_NOT_ALLOWED: ErrorReason.ValueType  # 11
@@ -442,6 +463,11 @@ CONFLICT_RETRIES_EXHAUSTED: ErrorReason.ValueType  # 33
 The Deployment kept changing while the image was set; nothing was
 changed by this call and retrying is safe.
 """
+CONTAINER_CHANGED: ErrorReason.ValueType  # 73
+"""UndoContainerImage: the container's image changed while the undo was
+prepared, so it was not undone (a newer change is never undone); nothing
+was written and retrying is safe.
+"""
 KUBERNETES_REJECTED: ErrorReason.ValueType  # 34
 """--- FAILED_PRECONDITION (HTTP 400).
 
@@ -463,6 +489,14 @@ DEPLOYMENT_PAUSED: ErrorReason.ValueType  # 62
 """A waited change of a paused Deployment (`spec.paused`): the new image
 would not roll out until someone resumes it, so nothing was written.
 Resume it (`kubectl rollout resume`), or set the image without `wait`.
+"""
+NO_EARLIER_REVISION: ErrorReason.ValueType  # 71
+"""UndoContainerImage: the Deployment has no revision before the current
+one to go back to.
+"""
+REVISION_NOT_RESTORABLE: ErrorReason.ValueType  # 72
+"""UndoContainerImage: the revision cannot be restored for this container:
+it has no container of that name, or its image is not a valid reference.
 """
 KUBERNETES_UNAVAILABLE: ErrorReason.ValueType  # 35
 """--- UNAVAILABLE (HTTP 503): retrying later may help.
