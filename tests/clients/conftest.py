@@ -289,7 +289,7 @@ GITHUB_POLICY = f"""\
 rules:
   - name: release bot
     subjects: [{{token: {RELEASE_BOT}}}]
-    targets: [{{namespace: default, deployment: web}}]
+    targets: [{{namespace: default}}]
     access: [read, write]
     images: [{{repositories: [docker.io/library/]}}]
   - name: acme/web from main

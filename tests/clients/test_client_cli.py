@@ -14,7 +14,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from kubeupdate.client.cli import ExitCode, main, positive_duration
+from kubeupdate.client.cli import ExitCode, exit_code_for, main, positive_duration
+from kubeupdate.client.errors import ERROR_FOR_CODE, CredentialsError, ServerError
 from kubeupdate.client.progress import ProgressDisplay
 from kubeupdate.client.results import Rollout, RolloutState
 from kubeupdate.v1 import deployment_image_service_pb2 as pb
@@ -342,17 +343,60 @@ def test_cli_as_a_subprocess(fake_server: FakeServer) -> None:
     assert fake_server.service.metadata[-1]["authorization"] == "Bearer env-token"
 
 
-def test_exit_codes_are_documented_in_docstring_and_readme() -> None:
-    import kubeupdate.client.cli as cli_module
+PROTO = CLIENT_SRC.parents[2] / "proto" / "kubeupdate" / "v1" / "error_reason.proto"
 
-    codes = {int(code) for code in ExitCode}
-    docstring = cli_module.__doc__ or ""
-    documented = {int(m) for m in re.findall(r"^(\d+)\s{2,}\S", docstring, re.MULTILINE)}
-    assert documented == codes
+
+def documented_codes() -> dict[str, grpc.StatusCode]:
+    """Each ErrorReason with the gRPC code error_reason.proto gives it.
+
+    A value's own comment names its code when it differs from its section's
+    (``// --- NOT_FOUND (HTTP 404).``); a value with neither is UNKNOWN.
+    """
+    names = {code.name for code in grpc.StatusCode}
+    section: str | None = None
+    comment: list[str] = []
+    codes: dict[str, grpc.StatusCode] = {}
+    for line in PROTO.read_text().splitlines():
+        text = line.strip()
+        if text.startswith("// ---"):
+            found = [w for w in re.findall(r"[A-Z_]+", text) if w in names]
+            section = found[0] if found else None
+            comment = []
+        elif text.startswith("//"):
+            comment.append(text)
+        elif match := re.fullmatch(r"([A-Z_]+) = \d+;", text):
+            own = [w for w in re.findall(r"[A-Z_]+", " ".join(comment)) if w in names]
+            name = (own or [section or "UNKNOWN"])[0]
+            codes[match.group(1)] = grpc.StatusCode[name]
+            comment = []
+    codes.pop("ERROR_REASON_UNSPECIFIED")
+    return codes
+
+
+def readme_table() -> dict[int, list[str]]:
+    """Exit code -> the reasons its row of the README's table lists."""
     readme = (CLIENT_SRC.parent / "README.md").read_text()
-    section = readme.split("### Exit codes", 1)[1]
-    in_readme = {int(m) for m in re.findall(r"^\| (\d+) \|", section, re.MULTILINE)}
-    assert in_readme == codes
+    section = readme.split("### Exit codes and reasons", 1)[1].split("\n#", 1)[0]
+    return {
+        int(row.group(1)): re.findall(r"`([A-Z][A-Z_]+)`", row.group(2))
+        for row in re.finditer(r"^\| (\d+) \|(.*)$", section, re.MULTILINE)
+    }
+
+
+def test_one_table_gives_every_exit_code_and_the_reasons_behind_it() -> None:
+    table = readme_table()
+    assert set(table) == {int(code) for code in ExitCode}
+    listed = [reason for reasons in table.values() for reason in reasons]
+    assert len(listed) == len(set(listed)), "a reason is in two rows"
+    row_of = {reason: code for code, reasons in table.items() for reason in reasons}
+    # Every reason of the contract, where the CLI really puts it.
+    for reason, code in documented_codes().items():
+        error = ERROR_FOR_CODE.get(code, ServerError)("m", code, reason=reason)
+        assert row_of.get(reason) == exit_code_for(error), reason
+    # And the client's own.
+    assert row_of["UNREACHABLE"] == ExitCode.UNAVAILABLE
+    assert row_of["OIDC_TOKEN_UNAVAILABLE"] == exit_code_for(CredentialsError("m"))
+    assert set(listed) == {*documented_codes(), "UNREACHABLE", "OIDC_TOKEN_UNAVAILABLE"}
 
 
 @pytest.mark.parametrize("width", [80, 40])

@@ -1,7 +1,7 @@
 """Undo as users call it: ``kubeupdate-client undo`` and ``curl``, against the real stack.
 
 The stack (``github_stack``) has a policy: the static token may write any
-``docker.io/library/`` image to default/web, the GitHub OIDC caller only
+``docker.io/library/`` image to namespace default, the GitHub OIDC caller only
 ``docker.io/library/nginx`` to its container ``app``. An undo writes an image
 too, so the same rules apply to the image it puts back.
 """

@@ -24,9 +24,6 @@ else ``kubeupdate``).
 Results go to stdout (``--json``: one JSON document, or one per line for
 ``watch``); progress and errors go to stderr.
 
-Exit codes:
-
-===  ==================================================================
 0    success (``status``/``watch``: the rollout is not failed)
 1    any other error (the server failed, an unexpected answer), and the
      server's own Kubernetes access refused (reasons
@@ -51,6 +48,16 @@ The codes are chosen by the error's gRPC code and, where the code alone is
 too coarse, its ErrorInfo reason (``REASON_EXIT_CODES``); never by its
 sentence. An error line names both: ``kubeupdate-client: NotFound
 (CONTAINER_NOT_FOUND): ...``.
+=======
+Exit codes (:class:`ExitCode`) are chosen by the error's gRPC code and,
+where the code alone would mislead, its ErrorInfo reason
+(``REASON_EXIT_CODES``); never by its sentence. The one table of exit codes
+and the reasons behind each is in the client's README ("Exit codes and
+reasons"); a test checks it against :class:`ExitCode` and every value of the
+contract's ``ErrorReason``. An error line names the kind and the reason:
+``kubeupdate-client: NotFound (CONTAINER_NOT_FOUND): ...``; with ``--json``,
+stdout also gets ``{"error": {"kind", "code", "reason", "message",
+"metadata", "hint", "exit_code"}}`` (one line for ``watch``).
 """
 
 from __future__ import annotations
@@ -96,17 +103,17 @@ DEFAULT_SERVER = "127.0.0.1:50051"
 
 
 class ExitCode(enum.IntEnum):
-    """The exit codes listed in the module docstring."""
+    """The exit codes (the client's README has them with their reasons)."""
 
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    ROLLOUT_FAILED = 3
-    AUTH = 4
-    NOT_FOUND = 5
-    UNAVAILABLE = 6
-    REFUSED = 7
-    INTERRUPTED = 130
+    OK = 0  # success (status/watch: the rollout has not failed)
+    ERROR = 1  # anything else, the server's own Kubernetes access among it
+    USAGE = 2  # a bad command line, or a request the server finds invalid
+    ROLLOUT_FAILED = 3  # FAILED, TIMED_OUT or ROLLED_BACK
+    AUTH = 4  # not authenticated, or not allowed
+    NOT_FOUND = 5  # namespace, Deployment, container or revision
+    UNAVAILABLE = 6  # unreachable, overloaded, deadline passed: retrying may work
+    REFUSED = 7  # the change was refused (kept changing, or Kubernetes said no)
+    INTERRUPTED = 130  # Ctrl-C; a change already sent may still happen
 
 
 # Checked in order: the first class the error is an instance of decides.
@@ -181,6 +188,7 @@ def main(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     parser = build_parser()
+    args: argparse.Namespace | None = None
     try:
         # argparse prints help and usage errors on sys.stdout/sys.stderr itself.
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -202,10 +210,29 @@ def main(
         err.write(f"{PROG}: {kind}: {message}\n")
         if exc.hint:
             err.write(f"{PROG}: hint: {exc.hint}\n")
-        return exit_code_for(exc)
+        code = exit_code_for(exc)
+        # A failed rollout's answer is the JSON document already printed.
+        if args is not None and args.json and not isinstance(exc, RolloutFailed):
+            document = {"error": {**error_json(exc), "exit_code": int(code)}}
+            indent = None if args.command == "watch" else 2  # watch prints JSON lines
+            out.write(json.dumps(document, indent=indent) + "\n")
+            out.flush()
+        return code
     except KeyboardInterrupt:
         err.write(f"{PROG}: interrupted\n")
         return ExitCode.INTERRUPTED
+
+
+def error_json(error: KubeUpdateError) -> dict[str, Any]:
+    """An error as ``--json`` prints it: what programs switch on, and the sentence."""
+    return {
+        "kind": type(error).__name__,
+        "code": error.code.name if error.code is not None else None,
+        "reason": error.reason,
+        "message": error.message,
+        "metadata": error.metadata,
+        "hint": error.hint,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:

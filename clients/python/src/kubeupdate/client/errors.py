@@ -21,8 +21,11 @@
 
 :func:`from_rpc_error` applies the one table, ``ERROR_FOR_CODE``, and reads the
 status details the server attaches: ``.reason`` is the ``google.rpc.ErrorInfo``
-reason (a name of the contract's ``ErrorReason``, e.g. ``CONTAINER_NOT_FOUND``;
-empty when the server sent none) and ``.metadata`` its facts. Programs switch
+reason (a name of the contract's ``ErrorReason``, e.g. ``CONTAINER_NOT_FOUND``)
+and ``.metadata`` its facts. Where no server said why, the client names the
+reason itself: ``UNREACHABLE`` (UNAVAILABLE from gRPC: the service was not
+reached), ``CALL_DEADLINE_EXCEEDED``, ``CALL_CANCELLED``, and
+``OIDC_TOKEN_UNAVAILABLE`` for a :class:`CredentialsError`; otherwise empty. Programs switch
 on ``.reason`` and ``.code``, never on ``.message``.
 """
 
@@ -40,6 +43,19 @@ if TYPE_CHECKING:
 
 #: The ErrorInfo domain of kubeupdate's reasons.
 DOMAIN = "kubeupdate.dev"
+
+# Reasons the client gives itself, when no server said why (the GitHub Action
+# uses the same names). A status without ErrorInfo came from gRPC itself.
+#: No token could be obtained (a CredentialsError).
+OIDC_TOKEN_UNAVAILABLE = "OIDC_TOKEN_UNAVAILABLE"  # noqa: S105 (a reason, not a secret)
+#: UNAVAILABLE without a reason: the kubeupdate service was not reached.
+UNREACHABLE = "UNREACHABLE"
+#: For the gRPC codes gRPC gives on its own, the server's name for the same thing.
+LOCAL_REASONS: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.UNAVAILABLE: UNREACHABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: "CALL_DEADLINE_EXCEEDED",
+    grpc.StatusCode.CANCELLED: "CALL_CANCELLED",
+}
 #: The trailer that carries a call's google.rpc.Status.
 DETAILS_KEY = "grpc-status-details-bin"
 
@@ -102,6 +118,9 @@ Denied = PermissionDenied
 
 class CredentialsError(AuthError):
     """No token could be obtained locally (e.g. the GitHub OIDC request failed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason=OIDC_TOKEN_UNAVAILABLE)
 
 
 class Unavailable(KubeUpdateError):
@@ -170,6 +189,7 @@ def from_rpc_error(error: grpc.RpcError) -> KubeUpdateError:
     code = error.code()
     message = error.details() or code.name.lower().replace("_", " ")
     reason, metadata = error_info(error.trailing_metadata() or ())
+    reason = reason or LOCAL_REASONS.get(code, "")
     return ERROR_FOR_CODE.get(code, ServerError)(message, code, reason=reason, metadata=metadata)
 
 
