@@ -26,8 +26,9 @@ $(BIN)/.installed: requirements/dev.txt pyproject.toml clients/python/pyproject.
 help: ## list the targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-demo: $(BIN)/.installed ## the devcluster + service + gateway with sample Deployments
-	$(BIN)/kubeupdate demo
+# ARGS goes to `kubeupdate demo`: make demo ARGS="--http-port 0 --grpc-port 0" (any free ports).
+demo: $(BIN)/.installed ## the devcluster + service + gateway (ARGS="--http-port 0 ...")
+	$(BIN)/kubeupdate demo $(ARGS)
 
 test: lint typecheck contract test-only ## every check CI runs
 

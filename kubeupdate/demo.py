@@ -98,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
             asyncio.run(serve_all(config, settings, ready=ready))
         except OSError as exc:
             print(f"kubeupdate demo: {exc}", file=sys.stderr)
-            print("Another program may hold the port: try --http-port 0 --grpc-port 0.")
+            print(
+                "Another program may hold the port: pick free ones with\n"
+                '  make demo ARGS="--http-port 0 --grpc-port 0"\n'
+                "or kubeupdate demo --http-port 0 --grpc-port 0 (the banner shows the ports)."
+            )
             return 2
     print("Stopped.")
     return 0
@@ -118,6 +122,9 @@ def banner(cluster: DevCluster, grpc_port: int, http_port: int, secret: str) -> 
     rest = f"http://127.0.0.1:{http_port}"
     path = "/deployment/default/web/app"
     user = f"{DEMO_TOKEN_ID}:{secret}"
+    # The full path: a second shell has no .venv/bin on its PATH.
+    installed = Path(sys.executable).with_name("kubeupdate-client")
+    CLIENT = str(installed) if installed.exists() else "kubeupdate-client"
     return f"""
 kubeupdate demo is running. Ctrl-C stops everything.
 
@@ -160,7 +167,7 @@ More answers:
 
 The Python client's CLI, and gRPC with grpcurl (if installed):
 
-  KUBEUPDATE_TOKEN=${{DEMO#*:}} kubeupdate-client --server 127.0.0.1:{grpc_port} \\
+  KUBEUPDATE_TOKEN=${{DEMO#*:}} {CLIENT} --server 127.0.0.1:{grpc_port} \\
        set default/web/app nginx:1.30 --wait
   grpcurl -plaintext -H "authorization: Bearer ${{DEMO#*:}}" \\
        -d '{{"namespace":"default","deployment":"web","container":"app"}}' \\

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,13 +20,21 @@ pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl
 LAST_LINE = "kubectl sees the same cluster:"
 
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+# What the port-conflict hint tells a user to type.
+ANY_PORTS = 'make demo ARGS="--http-port 0 --grpc-port 0"'
+
+
 @pytest.fixture(scope="module")
 def banner() -> Iterator[str]:
+    # As a user starts it: make, with other ports (the shell would split ARGS like this).
     demo = subprocess.Popen(
-        [sys.executable, "-m", "kubeupdate", "demo", "--http-port", "0", "--grpc-port", "0"],
+        ["make", "--no-print-directory", "demo", "ARGS=--http-port 0 --grpc-port 0"],
+        cwd=REPOSITORY,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,  # Ctrl-C reaches make and the demo, as in a terminal
     )
     assert demo.stdout is not None
     lines: list[str] = []
@@ -35,11 +46,12 @@ def banner() -> Iterator[str]:
         assert lines, "the demo printed nothing"
         assert lines[-1].startswith(LAST_LINE), "".join(lines)
         yield "".join(lines)
-        demo.send_signal(signal.SIGINT)
-        assert demo.wait(timeout=30) == 0
+        os.killpg(demo.pid, signal.SIGINT)
+        # The demo stops; make reports the interrupt as a terminal's make does.
+        assert demo.wait(timeout=30) in (0, -signal.SIGINT)
     finally:
         if demo.poll() is None:
-            demo.kill()
+            os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
 
 
@@ -129,3 +141,43 @@ def test_no_credentials_is_a_401(banner: str) -> None:
     status, body = run(banner, anonymous)
     assert status == 401
     assert json.loads(body)["Code"] == "UNAUTHENTICATED"
+
+
+def test_make_demo_takes_other_ports(banner: str) -> None:
+    assert re.search(r"REST gateway\s+http://127\.0\.0\.1:(\d+)", banner) is not None
+    assert "127.0.0.1:8080" not in banner
+    assert "127.0.0.1:50051" not in banner
+
+
+def test_the_client_line_works_in_a_second_shell(banner: str) -> None:
+    """A new shell has no .venv/bin on its PATH: the printed line must not need it."""
+    joined = re.sub(r"\\\n\s*", "", banner)
+    (line,) = [c.strip() for c in joined.splitlines() if "kubeupdate-client" in c]
+    (demo_line,) = re.findall(r"^\s*(DEMO=\S+)$", banner, re.MULTILINE)
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-c", f"{demo_line}; {line}"],
+        env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "nginx:1.30" in done.stdout
+
+
+def test_a_port_in_use_is_answered_with_a_command_that_works() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "kubeupdate", "demo", "--http-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 2
+    # The command the banner fixture above runs, and sees work.
+    assert ANY_PORTS in done.stdout + done.stderr
