@@ -291,7 +291,7 @@ rules:
     subjects: [{{token: {RELEASE_BOT}}}]
     targets: [{{namespace: default}}]
     access: [read, write]
-    images: [{{repositories: [docker.io/library/]}}]
+    images: [{{repositories: [docker.io/library/, ghcr.io/acme/]}}]
   - name: acme/web from main
     subjects:
       - github: {{repository: acme/web, repository_id: "{REPOSITORY_ID}", ref: refs/heads/main}}
