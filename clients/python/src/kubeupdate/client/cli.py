@@ -129,10 +129,12 @@ EXIT_CODE_FOR_ERROR: tuple[tuple[type[KubeUpdateError], ExitCode], ...] = (
 )
 
 
-# Reasons whose code would mislead: the server's own access, not the caller's.
+# Reasons whose code would mislead.
 REASON_EXIT_CODES: dict[str, ExitCode] = {
     "KUBERNETES_PERMISSION_MISSING": ExitCode.ERROR,  # PERMISSION_DENIED, but not the caller's
     "KUBERNETES_CREDENTIALS_INVALID": ExitCode.ERROR,  # UNAVAILABLE, but retrying won't help
+    # RESOURCE_EXHAUSTED, but the caller's credentials failed: fix them, not the timing.
+    "AUTHENTICATION_BACKOFF": ExitCode.AUTH,
 }
 
 
