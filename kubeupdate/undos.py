@@ -47,6 +47,8 @@ class UndoOutcome:
     #: The revision whose image was set again.
     revision: int
     rollout: RolloutReport | None
+    #: The image the container has now: ``change.image`` unless a rollback was attempted.
+    image: str
 
 
 def choose_revision(revisions: list[Revision], to_revision: int, target: Target) -> Revision:
@@ -160,7 +162,7 @@ class ImageUndos:
                 reason=errors.ErrorReason.CONTAINER_CHANGED,
             )
         if wait_for is None:
-            return UndoOutcome(change, revision.revision, None)
+            return UndoOutcome(change, revision.revision, None, change.image)
         report = await self._waits.wait(
             target.namespace,
             target.name,
@@ -169,7 +171,10 @@ class ImageUndos:
             start=start,
             generation=change.generation,
         )
+        image = change.image
         if rollback_on_failure and report.state in (RolloutState.FAILED, RolloutState.TIMED_OUT):
-            report = await self._waits.roll_back(change, report, identity, deadline)
+            report, image = await self._waits.roll_back(
+                change, report, identity, deadline, follow_until=time.monotonic() + wait_for
+            )
         duration = time.monotonic() - start
-        return UndoOutcome(change, revision.revision, replace(report, duration=duration))
+        return UndoOutcome(change, revision.revision, replace(report, duration=duration), image)

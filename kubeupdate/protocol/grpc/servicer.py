@@ -124,7 +124,7 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
             namespace=change.namespace,
             deployment=change.deployment,
             container=change.container,
-            image=change.image,
+            image=outcome.image,
             previous_image=change.previous_image,
             changed=change.changed,
             generation=change.generation,

@@ -1106,7 +1106,11 @@ class UndoContainerImageResponse(_message.Message):
     container: _builtins.str
     """The name of the container."""
     image: _builtins.str
-    """The image set again: the container's image in `revision`."""
+    """The image the container has when the call answers: the image of
+    `revision` set again, unless `rollout` says it was rolled back
+    (ROLLED_BACK: the image from before the undo, `rollout.restored_image`),
+    as for SetContainerImage.
+    """
     previous_image: _builtins.str
     """The image the container had before this call."""
     changed: _builtins.bool
