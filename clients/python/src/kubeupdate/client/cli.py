@@ -553,7 +553,9 @@ class Command:
         if change.dry_run:
             line = f"{where}: {change.previous_image} -> {change.image} (dry run, nothing stored)"
         elif change.changed:
-            line = f"{where}: {change.previous_image} -> {change.image}"
+            # After a rollback `image` is what runs again; the change was to the failed one.
+            applied = change.rollout.failed_image if change.rollout else ""
+            line = f"{where}: {change.previous_image} -> {applied or change.image}"
             of_revision = f"revision {change.revision}, " if change.revision else ""
             line += f" ({of_revision}generation {change.generation})"
         else:
