@@ -279,6 +279,20 @@ async def test_a_guarded_rollout_is_followed_with_its_wait_and_timeout(
     assert request.timeout.seconds == 90
 
 
+async def test_a_query_duration_is_written_as_in_a_body(
+    session: aiohttp.ClientSession, stack: Stack
+) -> None:
+    path = "/rollout/default/web/guarded/kubeupdate-0123456789abcdef?wait=true&timeout=1h30m"
+    async with session.get(path) as resp:
+        assert resp.status == 200
+    assert stack.service.guarded[-1].timeout.seconds == 5400
+    async with session.get(path.replace("1h30m", "soon")) as resp:
+        assert resp.status == 400
+        detail = (await resp.json())["Detail"]
+    assert detail.startswith("A query parameter is not valid: timeout:"), detail
+    assert len(stack.service.guarded) == 1  # the bad one never reached the service
+
+
 async def test_throttling_passes_retry_after(session: aiohttp.ClientSession) -> None:
     async with session.post(PATH, json={"Image": "busy:1"}) as resp:
         assert resp.status == 429
