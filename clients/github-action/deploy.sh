@@ -19,7 +19,8 @@
 # GitHub-hosted runners).
 #
 # Outputs (README.md has the table): state, reason, image, previous-image,
-# failed-image, changed, revision, duration, http-status, message, request-id.
+# failed-image, changed, revision, duration, http-status, message, request-id,
+# rollout-id.
 set -uo pipefail # no -e: every failure must still reach finish()
 
 workdir=$(mktemp -d)
@@ -38,7 +39,7 @@ trap cleanup EXIT
 # --- the outcome, filled in as the step goes, written once by finish() --------
 
 state=ERROR reason="" message="" http_status="" request_id=""
-image_now="" previous="" failed_image="" changed="" revision="" duration=""
+image_now="" previous="" failed_image="" changed="" revision="" duration="" rollout_id=""
 target=${KUBEUPDATE_TARGET:-} image=${KUBEUPDATE_IMAGE:-}
 
 # output NAME VALUE appends to GITHUB_OUTPUT (the delimiter form holds any value).
@@ -100,6 +101,7 @@ finish() {
   output http-status "$http_status"
   output message "$message"
   output request-id "$request_id"
+  output rollout-id "$rollout_id"
   local namespace=${target%%/*} rest=${target#*/}
   {
     echo "### kubeupdate: $(cell "${target:-?}") $(headline)"
@@ -117,6 +119,7 @@ finish() {
     [[ -n $reason ]] && echo "| Reason | $(cell "$reason") |"
     [[ -n $http_status ]] && echo "| HTTP status | $http_status |"
     [[ -n $request_id ]] && echo "| Request id | $(code "$request_id") |"
+    [[ -n $rollout_id ]] && echo "| Followed after a hand-over | guarded rollout $(code "$rollout_id") |"
     [[ -n $message ]] && printf '\n%s\n' "$(cell "$message")"
     echo ""
   } >>"${GITHUB_STEP_SUMMARY:-/dev/null}"
@@ -216,7 +219,10 @@ if [[ $wait == true ]]; then
   [[ -n $baseline ]] || baseline=null
 fi
 
-curl -sS --max-time "$(jq -n "$wait_seconds + 60 | ceil")" -o "$workdir/answer" -D "$workdir/headers" \
+# The POST's budget, which a re-attach after a hand-over shares (it never grows).
+budget=$(jq -n "$wait_seconds + 60 | ceil")
+ends=$((SECONDS + budget))
+curl -sS --max-time "$budget" -o "$workdir/answer" -D "$workdir/headers" \
   -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H @<(authorization) \
   --data-binary "$body" "$url/deployment/$target" >"$workdir/status" 2>"$workdir/curl.err" &
 update=$!
@@ -275,13 +281,101 @@ http_status=$(cat "$workdir/status" 2>/dev/null)
 [[ $http_status == 000 ]] && http_status=""
 request_id=$(sed -n 's/^[Xx]-[Rr]equest-[Ii]d: *\([^[:space:]]*\).*/\1/p' "$workdir/headers" 2>/dev/null | tail -n 1)
 
+field() { jq -r "$1 // empty" "$workdir/answer" 2>/dev/null; }
+
+# --- a waited change whose server went away: follow it to its verdict -----------
+
+# follow_guarded: the replica that followed the rollout shut down and handed it
+# over (503, ROLLOUT_HANDED_OVER); GET its guarded rollout until the verdict,
+# within the POST's budget. The verdict's change becomes the answer. Returns 1
+# when the answer names no guarded rollout, 2 when it is kept no longer.
+follow_guarded() {
+  local id follow guarded=$workdir/guarded status remaining
+  id=$(field .Metadata.rollout_id)
+  follow=$(field .Metadata.follow)
+  [[ -n $follow || -z $id ]] || follow="/rollout/$namespace/$deployment/guarded/$id"
+  [[ -n $follow ]] || follow=$(field .Detail | grep -o '/rollout/[^[:space:]]*/guarded/[^[:space:]?]*' | head -n 1)
+  follow=${follow%%\?*}
+  # Only the route of this Deployment: the path comes from the answer.
+  [[ $follow =~ ^/rollout/$namespace/$deployment/guarded/[a-z0-9][-a-z0-9.]*$ ]] || return 1
+  rollout_id=${follow##*/}
+  echo "kubeupdate: the server's replica shut down and handed the rollout over; following guarded rollout $rollout_id"
+  while remaining=$((ends - SECONDS)); ((remaining > 0)); do
+    # The server answers at `timeout` with Closed=false; leave it room to.
+    status=$(curl -sS --max-time "$remaining" -o "$guarded" -w '%{http_code}' -H @<(authorization) \
+      "$url$follow?wait=true&timeout=$((remaining > 4 ? remaining - 2 : 1))s" 2>/dev/null)
+    case $status in
+      200)
+        if [[ $(jq -r '.Closed // false' "$guarded" 2>/dev/null) == true ]]; then
+          jq '.Change' "$guarded" >"$workdir/answer"
+          http_status=200
+          return 0
+        fi
+        ;;
+      404) return 2 ;;
+      000 | 502 | 503 | 504) sleep 1 ;; # that replica went away too: ask again
+      *)
+        cp "$guarded" "$workdir/answer"
+        http_status=$status
+        return 0
+        ;;
+    esac
+  done
+  state=PROGRESSING reason=ROLLOUT_HANDED_OVER
+  message="the wait ended before the verdict of guarded rollout $rollout_id; follow it: GET $follow?wait=true"
+  finish
+}
+
+# watch_after_loss WHY: the answer was lost after the change may have been made,
+# and no guarded rollout is known: watch the Deployment's rollout to its end,
+# read the image it runs, and say what cannot be known.
+watch_after_loss() {
+  local last="" line remaining now
+  echo "kubeupdate: $1; the change may have been made: following the Deployment's rollout (a rollback by another replica cannot be confirmed)"
+  while remaining=$((ends - SECONDS)); ((remaining > 0)); do
+    curl -sS -N --max-time "$remaining" -H @<(authorization) \
+      "$url/rollout/$namespace/$deployment/watch" >"$workdir/rewatch" 2>/dev/null
+    line=$(jq -c '.Rollout // empty' "$workdir/rewatch" 2>/dev/null | tail -n 1)
+    [[ -n $line ]] && last=$line
+    [[ -n $last && $(jq -r '.State' <<<"$last") =~ ^STATE_(COMPLETE|FAILED|PAUSED)$ ]] && break
+    sleep 1
+  done
+  now=$(curl -sS --max-time 10 -H @<(authorization) "$url/deployment/$target" 2>/dev/null |
+    jq -r '.Image // empty' 2>/dev/null)
+  state=$(jq -r '.State // "STATE_TIMED_OUT"' <<<"${last:-null}" 2>/dev/null)
+  state=${state#STATE_}
+  [[ $state =~ ^(COMPLETE|FAILED|PAUSED)$ ]] || state=TIMED_OUT
+  reason=$(jq -r '.Reason // empty' <<<"${last:-null}" 2>/dev/null)
+  message=$(jq -r '.Message // empty' <<<"${last:-null}" 2>/dev/null)
+  revision=$(jq -r '.Revision // empty' <<<"${last:-null}" 2>/dev/null)
+  image_now=$now
+  if [[ $now != "$image" ]]; then
+    state=FAILED failed_image=$image
+    message="the container runs ${now:-an image that could not be read}, not $image: the change was not made, or it was rolled back"
+  fi
+  message="${message:+$message }(the wait's answer was lost and the Deployment was watched instead: a rollback by another replica cannot be confirmed)"
+  finish
+}
+
+if [[ $wait == true ]]; then
+  if [[ $http_status == 503 && $(field .Reason) == ROLLOUT_HANDED_OVER ]]; then
+    follow_guarded
+    case $? in
+      2) watch_after_loss "guarded rollout $rollout_id is kept no longer" ;;
+    esac
+  elif [[ $curl_status =~ ^(18|52|56|92)$ ]]; then
+    watch_after_loss "the connection to $url broke before the answer"
+  elif [[ $http_status == 503 && $(field .Reason) == SERVICE_UNAVAILABLE && $baseline != null ]]; then
+    # The gateway reached the service just before the change, and lost it during it.
+    watch_after_loss "the gateway lost the service during the wait"
+  fi
+fi
+
 if ((curl_status != 0)) || [[ -z $http_status ]]; then
   case $curl_status in
     6 | 7) reason=UNREACHABLE ;;
     *) reason=NO_ANSWER ;; # the change may have been made: see the Deployment
   esac
-  # Issue 12 (re-attach after a server hand-over) belongs here: follow the
-  # rollout again instead of giving up when the answer was lost.
   message="cannot reach $url: $(head -c 500 "$workdir/curl.err")"
   finish
 fi
@@ -291,7 +385,6 @@ jq . "$workdir/answer" 2>/dev/null || head -c 2000 "$workdir/answer"
 echo ""
 echo "::endgroup::"
 
-field() { jq -r "$1 // empty" "$workdir/answer" 2>/dev/null; }
 if [[ $http_status != 200 ]]; then
   state=ERROR
   # The stable reason of the error (ErrorInfo), else its gRPC code, else the status.

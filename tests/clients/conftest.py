@@ -96,6 +96,13 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
     # When set, a waited set answers only once the test sets it (e.g. after the
     # client has shown its progress): the order is then deterministic.
     release_set: threading.Event | None = None
+    # A waited set's failure after the image was applied, as `errors` gives them:
+    # a replica handing the rollout over, or a connection lost.
+    set_interrupted: tuple[Any, ...] | None = None
+    # The image the container runs after that (another replica rolled it back).
+    image_after_interruption: str | None = None
+    # What GetGuardedRollout answers, in order (the last one again and again).
+    guarded: list[pb.GetGuardedRolloutResponse] = field(default_factory=list)
     requests: list[tuple[str, object]] = field(default_factory=list)
     metadata: list[dict[str, str]] = field(default_factory=list)
 
@@ -106,11 +113,7 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
         self.metadata.append({k: str(v) for k, v in context.invocation_metadata() or ()})
         if name in self.errors:
             code, details, *info = self.errors[name]
-            trailers: tuple[tuple[str, str | bytes], ...] = ()
-            if info:
-                reason, metadata = info
-                status = rich_status(code, details, ErrorReason.Value(reason), metadata)
-                trailers = ((DETAILS_KEY, status),)
+            trailers = _error_info(code, details, *info) if info else ()
             await context.abort(code, details, trailing_metadata=trailers)
 
     def _image(self, namespace: str, deployment: str, container: str) -> str | None:
@@ -162,6 +165,11 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
             generation=7,
             dry_run=request.dry_run,
         )
+        if request.wait and self.set_interrupted is not None:
+            code, details, *info = self.set_interrupted
+            if self.image_after_interruption is not None:
+                self.images[key] = self.image_after_interruption
+            await context.abort(code, details, trailing_metadata=_error_info(code, details, *info))
         if request.wait:
             if self.release_set is not None:
                 await asyncio.to_thread(self.release_set.wait, _GUARD)
@@ -209,12 +217,6 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
                 namespace=request.namespace, deployment=request.deployment, rollout=state
             )
 
-    async def GetGuardedRollout(
-        self, request: pb.GetGuardedRolloutRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.GetGuardedRolloutResponse:
-        await self._enter("GetGuardedRollout", request, context)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
-
     async def ListRevisions(
         self, request: pb.ListRevisionsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListRevisionsResponse:
@@ -237,12 +239,29 @@ class FakeService(pb_grpc.DeploymentImageServiceServicer):
             namespace=request.namespace, deployment=request.deployment, revisions=[newest, oldest]
         )
 
+    async def GetGuardedRollout(
+        self, request: pb.GetGuardedRolloutRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetGuardedRolloutResponse:
+        await self._enter("GetGuardedRollout", request, context)
+        if not self.guarded:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
+        return self.guarded.pop(0) if len(self.guarded) > 1 else self.guarded[0]
+
     async def UndoContainerImage(
         self, request: pb.UndoContainerImageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.UndoContainerImageResponse:
         # The client's undo is tried against the real stack (test_client_undo.py).
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not faked")
         raise AssertionError("abort() returned")
+
+
+def _error_info(
+    code: grpc.StatusCode, details: str, reason: str = "", metadata: dict[str, str] | None = None
+) -> tuple[tuple[str, str | bytes], ...]:
+    """The trailers of a status with kubeupdate's ErrorInfo, as the real service sends them."""
+    if not reason:
+        return ()
+    return ((DETAILS_KEY, rich_status(code, details, ErrorReason.Value(reason), metadata or {})),)
 
 
 @dataclass

@@ -288,6 +288,12 @@ class FakeGateway:
     body: bytes = b""
     posts: list[dict[str, Any]] = field(default_factory=list)
     watched: threading.Event = field(default_factory=threading.Event)
+    # GET /rollout/default/web/guarded/<id>: answers in order (the last one again).
+    guarded: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    guarded_asks: list[str] = field(default_factory=list)
+    # When set, the watch streams these rollouts; the container's image is `image`.
+    watch_lines: list[dict[str, Any]] | None = None
+    image: str = "nginx:1.25"
 
     @property
     def url(self) -> str:
@@ -309,7 +315,19 @@ def gateway() -> Iterator[FakeGateway]:
         def do_GET(self) -> None:
             path = urllib.parse.urlsplit(self.path).path
             rollout = {"Rollout": {"State": "STATE_COMPLETE", "Revision": "1"}}
-            if path == "/rollout/default/web/watch":
+            if path.startswith("/rollout/default/web/guarded/"):
+                fake.guarded_asks.append(self.path)
+                status, document = fake.guarded.pop(0) if len(fake.guarded) > 1 else fake.guarded[0]
+                self.send(status, json.dumps(document).encode(), "application/json")
+            elif path == "/deployment/default/web/app":
+                self.send(200, json.dumps({"Image": fake.image}).encode(), "application/json")
+            elif path == "/rollout/default/web/watch" and fake.watch_lines is not None:
+                lines = b"".join(
+                    json.dumps({"Rollout": r}).encode() + b"\n" for r in fake.watch_lines
+                )
+                self.send(200, lines, "application/x-ndjson")
+                fake.watched.set()
+            elif path == "/rollout/default/web/watch":
                 progressing = {"State": "STATE_PROGRESSING", "Revision": "2", "Replicas": 2}
                 self.send(200, json.dumps({"Rollout": progressing}).encode() + b"\n", "x")
                 fake.watched.set()
@@ -378,6 +396,114 @@ def test_a_proxy_error_page_is_an_outcome_too(gateway: FakeGateway, tmp_path: Pa
     assert (result.outputs["state"], result.outputs["reason"]) == ("ERROR", "HTTP_502")
     assert result.outputs["message"] == "<html>Bad Gateway</html>"
     assert "failed: the server could not do it (HTTP 502)" in result.summary
+
+
+ROLLOUT_ID = "kubeupdate-0123456789abcdef"
+HANDED_OVER = {
+    "Status": "failed",
+    "Detail": "The image was changed to nginx:1.26; this replica is shutting down and another "
+    "one follows the rollout (and rolls it back if it fails). Follow it: "
+    f"GET /rollout/default/web/guarded/{ROLLOUT_ID}?wait=true",
+    "Code": "UNAVAILABLE",
+    "Reason": "ROLLOUT_HANDED_OVER",
+    "Metadata": {
+        "rollout_id": ROLLOUT_ID,
+        "namespace": "default",
+        "deployment": "web",
+        "container": "app",
+        "image": "nginx:1.26",
+        "previous_image": "nginx:1.25",
+        "follow": f"/rollout/default/web/guarded/{ROLLOUT_ID}?wait=true",
+    },
+}
+
+
+def guarded_rollout(closed: bool, rollout: dict[str, Any], image: str) -> dict[str, Any]:
+    change = {
+        "Namespace": "default",
+        "Deployment": "web",
+        "Container": "app",
+        "Image": image,
+        "PreviousImage": "nginx:1.25",
+        "Changed": True,
+        "Generation": "8",
+        "Rollout": rollout,
+    }
+    return {"Id": ROLLOUT_ID, "Closed": closed, "Holder": "" if closed else "b", "Change": change}
+
+
+def test_a_handed_over_rollout_is_followed_to_the_verdict_of_the_replica_that_took_it(
+    gateway: FakeGateway, tmp_path: Path
+) -> None:
+    gateway.status, gateway.body = 503, json.dumps(HANDED_OVER).encode()
+    progressing = {"State": "STATE_PROGRESSING", "Revision": "2"}
+    rolled_back = {
+        "State": "STATE_ROLLED_BACK",
+        "Reason": "ProgressDeadlineExceeded",
+        "Revision": "3",
+        "FailedImage": "nginx:1.26",
+        "RestoredImage": "nginx:1.25",
+    }
+    gateway.guarded = [
+        (200, guarded_rollout(False, progressing, "nginx:1.26")),
+        (200, guarded_rollout(True, rolled_back, "nginx:1.25")),
+    ]
+
+    result = use(gateway, tmp_path, timeout="5m", **{"rollback-on-failure": "true"})
+
+    assert result.code == 1, result.log
+    assert "handed the rollout over; following guarded rollout " + ROLLOUT_ID in result.log
+    outputs = result.outputs
+    assert (outputs["state"], outputs["reason"]) == ("ROLLED_BACK", "ProgressDeadlineExceeded")
+    assert (outputs["image"], outputs["failed-image"]) == ("nginx:1.25", "nginx:1.26")
+    assert (outputs["rollout-id"], outputs["http-status"]) == (ROLLOUT_ID, "200")
+    assert len(gateway.guarded_asks) == 2
+    for ask in gateway.guarded_asks:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(ask).query)
+        assert query["wait"] == ["true"]
+        assert 0 < int(query["timeout"][0].removesuffix("s")) <= 300 + 60
+    assert f"guarded rollout `{ROLLOUT_ID}`" in result.summary
+
+
+def test_a_lost_service_is_followed_on_the_deployment_and_said_unconfirmed(
+    gateway: FakeGateway, tmp_path: Path
+) -> None:
+    unavailable = {
+        "Status": "failed",
+        "Detail": "The service is unavailable; retry later.",
+        "Code": "UNAVAILABLE",
+        "Reason": "SERVICE_UNAVAILABLE",
+    }
+    gateway.status, gateway.body = 503, json.dumps(unavailable).encode()
+    gateway.watch_lines = [{"State": "STATE_COMPLETE", "Revision": "2", "Message": "done"}]
+    gateway.image = "nginx:1.26"
+
+    result = use(gateway, tmp_path)
+
+    assert result.code == 0, result.log
+    assert (result.outputs["state"], result.outputs["image"]) == ("COMPLETE", "nginx:1.26")
+    assert "a rollback by another replica cannot be confirmed" in result.outputs["message"]
+    assert "the gateway lost the service during the wait" in result.log
+
+
+def test_a_lost_service_with_the_old_image_running_fails(
+    gateway: FakeGateway, tmp_path: Path
+) -> None:
+    lost = {
+        "Status": "failed",
+        "Detail": "x",
+        "Code": "UNAVAILABLE",
+        "Reason": "SERVICE_UNAVAILABLE",
+    }
+    gateway.status, gateway.body = 503, json.dumps(lost).encode()
+    gateway.watch_lines = [{"State": "STATE_COMPLETE", "Revision": "3"}]
+    gateway.image = "nginx:1.25"
+
+    result = use(gateway, tmp_path)
+
+    assert result.code == 1, result.log
+    assert (result.outputs["state"], result.outputs["failed-image"]) == ("FAILED", "nginx:1.26")
+    assert "runs nginx:1.25, not nginx:1.26" in result.outputs["message"]
 
 
 def test_every_input_reaches_the_script_and_every_output_is_written(tmp_path: Path) -> None:

@@ -74,7 +74,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import grpc
-from kubeupdate.client.client import DEFAULT_TIMEOUT, DeploymentImageClient, ProgressCallback
+from kubeupdate.client.client import (
+    DEFAULT_TIMEOUT,
+    DeploymentImageClient,
+    NoticeCallback,
+    ProgressCallback,
+)
 from kubeupdate.client.durations import format_duration, parse_duration
 from kubeupdate.client.errors import (
     AuthError,
@@ -456,7 +461,7 @@ class Command:
         args = self.args
         namespace, deployment, container = names
 
-        def change(progress: ProgressCallback | None) -> ImageChange:
+        def change(progress: ProgressCallback | None, notify: NoticeCallback) -> ImageChange:
             return client.set(
                 namespace,
                 deployment,
@@ -468,6 +473,7 @@ class Command:
                 dry_run=args.dry_run,
                 reason=args.reason,
                 progress=progress,
+                notify=notify,
             )
 
         return self._write(change, f"{'/'.join(names)}: {args.image}")
@@ -476,7 +482,7 @@ class Command:
         args = self.args
         namespace, deployment, container = names
 
-        def change(progress: ProgressCallback | None) -> ImageChange:
+        def change(progress: ProgressCallback | None, notify: NoticeCallback) -> ImageChange:
             return client.undo(
                 namespace,
                 deployment,
@@ -487,13 +493,16 @@ class Command:
                 rollback_on_failure=args.rollback_on_failure,
                 reason=args.reason,
                 progress=progress,
+                notify=notify,
             )
 
         revision = f"revision {args.to_revision}" if args.to_revision else "the previous revision"
         return self._write(change, f"{'/'.join(names)}: back to the image of {revision}")
 
     def _write(
-        self, change: Callable[[ProgressCallback | None], ImageChange], description: str
+        self,
+        change: Callable[[ProgressCallback | None, NoticeCallback], ImageChange],
+        description: str,
     ) -> ExitCode:
         """Runs a write that may wait, showing its progress; prints the result."""
         args = self.args
@@ -501,7 +510,8 @@ class Command:
         if args.wait and not args.quiet:
             display.start(self._waiting_for(description))
         try:
-            result = change(None if args.quiet else display.update)
+            # A hand-over is said even with --quiet: the wait took another way.
+            result = change(None if args.quiet else display.update, display.say)
         except RolloutFailed as failed:
             display.finish()
             self._print(failed.result, self._change_text)
@@ -567,6 +577,8 @@ class Command:
                 line += f": {rollout.message or rollout.reason}"
             if rollout.state is RolloutState.ROLLED_BACK:
                 line += f"\nrolled back: {rollout.failed_image} -> {rollout.restored_image}"
+        if change.rollout_id:
+            line += f"\nfollowed after a hand-over as guarded rollout {change.rollout_id}"
         return line
 
     @staticmethod

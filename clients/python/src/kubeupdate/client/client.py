@@ -19,7 +19,9 @@ the dataclasses of :mod:`kubeupdate.client.results`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from types import TracebackType
 from typing import TypeVar
@@ -28,21 +30,32 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from kubeupdate.client.conversions import (
     container_from_pb,
+    guarded_rollout_from_pb,
     image_change_from_pb,
     revision_from_pb,
     rollout_from_pb,
 )
 from kubeupdate.client.credentials import TokenSource, token_source
 from kubeupdate.client.errors import (
+    LOCAL_REASONS,
+    DeadlineExceeded,
     KubeUpdateError,
+    NotFound,
     RolloutFailed,
     Unauthenticated,
     Unavailable,
+    Unimplemented,
     from_rpc_error,
+)
+from kubeupdate.client.handovers import (
+    GUARDED_ROLLOUT_NOT_FOUND,
+    HandOver,
+    may_have_written,
 )
 from kubeupdate.client.results import (
     Container,
     ContainerImage,
+    GuardedRollout,
     ImageChange,
     Revision,
     Rollout,
@@ -57,12 +70,27 @@ DEFAULT_WAIT = 300.0
 # Between two watches while following a waited set (a watch ends at a terminal
 # state, which may be the one before the change).
 _REWATCH_INTERVAL = 0.5
+# After a hand-over: the time a replica gets to answer GetGuardedRollout once
+# its wait ends, and the pause before asking again when a replica went away.
+_ANSWER_ROOM = 2.0
+_RETRY_PAUSE = 0.5
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 # The requests of the writes, which may wait: they name a Deployment and have `wait`.
 Write = TypeVar("Write", pb.SetContainerImageRequest, pb.UndoContainerImageRequest)
+WriteResponse = TypeVar(
+    "WriteResponse", pb.SetContainerImageResponse, pb.UndoContainerImageResponse
+)
+# The calls whose wait the progress watch follows: they name a Deployment.
+Followed = TypeVar(
+    "Followed",
+    pb.SetContainerImageRequest,
+    pb.UndoContainerImageRequest,
+    pb.GetGuardedRolloutRequest,
+)
 ProgressCallback = Callable[[Rollout], None]
+NoticeCallback = Callable[[str], None]
 
 
 class DeploymentImageClient:
@@ -135,6 +163,7 @@ class DeploymentImageClient:
         reason: str = "",
         progress: ProgressCallback | None = None,
         check: bool = True,
+        notify: NoticeCallback | None = None,
     ) -> ImageChange:
         """Sets the image of one container; with ``wait``, also waits for the rollout.
 
@@ -143,6 +172,14 @@ class DeploymentImageClient:
         intermediate rollout state while waiting. With ``check`` (default) a
         rollout that ends FAILED, TIMED_OUT, ROLLED_BACK or PAUSED raises
         :class:`RolloutFailed` carrying the answer; otherwise it is returned.
+
+        When the replica following the wait shuts down, it hands the rollout
+        over to another one; the client then follows it there
+        (``GetGuardedRollout``) within the same budget, and ``notify`` is
+        called with a sentence saying so. ``result.rollout_id`` then names
+        the guarded rollout. When the connection is lost with no hand-over,
+        the client watches the Deployment instead and says, in the rollout's
+        message, that a rollback by another replica cannot be confirmed.
         """
         wait_seconds = _seconds(timeout)
         request = pb.SetContainerImageRequest(
@@ -157,8 +194,7 @@ class DeploymentImageClient:
         )
         if wait_seconds is not None:
             request.timeout.CopyFrom(_duration(wait_seconds))
-        answer = self._write(self._stub.SetContainerImage, request, wait_seconds, progress)
-        result = image_change_from_pb(answer)
+        result = self._write(self._stub.SetContainerImage, request, wait_seconds, progress, notify)
         if check and result.rollout is not None and result.rollout.state.failed:
             raise RolloutFailed(result)
         return result
@@ -176,6 +212,7 @@ class DeploymentImageClient:
         reason: str = "",
         progress: ProgressCallback | None = None,
         check: bool = True,
+        notify: NoticeCallback | None = None,
     ) -> ImageChange:
         """Sets the image the container had in an earlier revision again.
 
@@ -196,8 +233,7 @@ class DeploymentImageClient:
         )
         if wait_seconds is not None:
             request.timeout.CopyFrom(_duration(wait_seconds))
-        answer = self._write(self._stub.UndoContainerImage, request, wait_seconds, progress)
-        result = image_change_from_pb(answer)
+        result = self._write(self._stub.UndoContainerImage, request, wait_seconds, progress, notify)
         if check and result.rollout is not None and result.rollout.state.failed:
             raise RolloutFailed(result)
         return result
@@ -238,6 +274,32 @@ class DeploymentImageClient:
         answer = self._call(self._stub.ListRevisions, request)
         return tuple(revision_from_pb(r) for r in answer.revisions)
 
+    def guarded_rollout(
+        self,
+        namespace: str,
+        deployment: str,
+        rollout_id: str,
+        *,
+        wait: bool = False,
+        timeout: float | timedelta | None = None,
+    ) -> GuardedRollout:
+        """A waited change as the service records it (after a hand-over: its verdict).
+
+        With ``wait``, the answer comes when the verdict is final or after
+        ``timeout`` (then ``closed`` is False). An unknown or expired id
+        raises :class:`NotFound` (reason ``GUARDED_ROLLOUT_NOT_FOUND``).
+        """
+        wait_seconds = _seconds(timeout)
+        request = pb.GetGuardedRolloutRequest(
+            namespace=namespace, deployment=deployment, id=rollout_id, wait=wait
+        )
+        deadline = self.timeout
+        if wait:
+            wait_seconds = DEFAULT_WAIT if wait_seconds is None else wait_seconds
+            request.timeout.CopyFrom(_duration(wait_seconds))
+            deadline = None if deadline is None else deadline + wait_seconds
+        return guarded_rollout_from_pb(self._call(self._stub.GetGuardedRollout, request, deadline))
+
     def _error(self, exc: grpc.RpcError) -> KubeUpdateError:
         """The exception for a failed call, with what to change when the client knows it."""
         error = from_rpc_error(exc)
@@ -256,38 +318,62 @@ class DeploymentImageClient:
         method: grpc.UnaryUnaryMultiCallable[Request, Response],
         request: Request,
         deadline: float | None = None,
+        *,
+        wait_for_ready: bool = False,
     ) -> Response:
         try:
             return method(
                 request,
                 timeout=deadline if deadline is not None else self.timeout,
                 metadata=self._metadata(),
+                wait_for_ready=wait_for_ready,
             )
         except grpc.RpcError as exc:
             raise self._error(exc) from exc
 
     def _write(
         self,
-        method: grpc.UnaryUnaryMultiCallable[Write, Response],
+        method: grpc.UnaryUnaryMultiCallable[Write, WriteResponse],
         request: Write,
         wait_seconds: float | None,
         progress: ProgressCallback | None,
-    ) -> Response:
-        """A write, with a wait when the request asks for one; ``progress`` follows it."""
+        notify: NoticeCallback | None,
+    ) -> ImageChange:
+        """A write, with a wait when the request asks for one; ``progress`` follows it.
+
+        A waited write whose replica hands the rollout over, or whose
+        connection breaks, is followed to its end by :class:`_Reattachment`.
+        """
         deadline = self.timeout
         if request.wait and deadline is not None:
             # The server ends the wait itself at `timeout`; give it room to answer.
             deadline += wait_seconds if wait_seconds is not None else DEFAULT_WAIT
-        if not request.wait or progress is None:
-            return self._call(method, request, deadline)
-        return self._following(method, request, deadline, progress)
+        ends = None if deadline is None else time.monotonic() + deadline
+        try:
+            if not request.wait or progress is None:
+                answer = self._call(method, request, deadline)
+            else:
+                answer = self._following(method, request, deadline, progress)
+        except KubeUpdateError as error:
+            if not request.wait:
+                raise
+            again = _Reattachment(self, request, ends, progress, notify or _ignore)
+            handed = HandOver.from_error(error)
+            if handed is not None:
+                return again.follow_guarded(handed)
+            if may_have_written(error):
+                return again.watch_after_loss(error)
+            raise
+        return image_change_from_pb(answer)
 
     def _following(
         self,
-        method: grpc.UnaryUnaryMultiCallable[Write, Response],
-        request: Write,
+        method: grpc.UnaryUnaryMultiCallable[Followed, Response],
+        request: Followed,
         deadline: float | None,
         progress: ProgressCallback,
+        *,
+        wait_for_ready: bool = False,
     ) -> Response:
         """The waited write, while watches report the rollout's progress.
 
@@ -300,7 +386,9 @@ class DeploymentImageClient:
             self._stub, request.namespace, request.deployment, deadline, metadata, progress
         )
         follower.open()
-        future = method.future(request, timeout=deadline, metadata=metadata)
+        future = method.future(
+            request, timeout=deadline, metadata=metadata, wait_for_ready=wait_for_ready
+        )
         future.add_done_callback(follower.stop)
         try:
             follower.run()
@@ -310,6 +398,175 @@ class DeploymentImageClient:
         finally:
             future.cancel()  # only matters when leaving early (e.g. Ctrl-C in progress)
             follower.stop()
+
+
+class _Reattachment:
+    """Follows a waited write to its verdict after its replica or its connection is lost.
+
+    ``ends`` is the write's own deadline (``time.monotonic()``), which the
+    re-attached calls share: the caller's budget does not grow. Calls wait
+    for the connection (``wait_for_ready``), since another replica may take a
+    moment to be reachable at the same address.
+    """
+
+    def __init__(
+        self,
+        client: DeploymentImageClient,
+        request: pb.SetContainerImageRequest | pb.UndoContainerImageRequest,
+        ends: float | None,
+        progress: ProgressCallback | None,
+        notify: NoticeCallback,
+    ) -> None:
+        self._client = client
+        self._request = request
+        self._ends = ends
+        self._progress = progress
+        self._notify = notify
+
+    def follow_guarded(self, handed: HandOver) -> ImageChange:
+        """The verdict of the guarded rollout another replica follows now."""
+        where = f"{self._request.namespace}/{self._request.deployment}"
+        self._notify(
+            f"{where}: the server's replica shut down and handed the rollout over; "
+            f"following guarded rollout {handed.rollout_id} on another replica"
+        )
+        request = pb.GetGuardedRolloutRequest(
+            namespace=self._request.namespace,
+            deployment=self._request.deployment,
+            id=handed.rollout_id,
+            wait=True,
+        )
+        holder = ""
+        while (remaining := self._remaining()) is None or remaining > 0:
+            # The server answers at its timeout with Closed=false; leave it room to.
+            wait = (
+                DEFAULT_WAIT if remaining is None else max(remaining - _ANSWER_ROOM, remaining / 2)
+            )
+            request.timeout.CopyFrom(_duration(wait))
+            try:
+                answer = self._guarded(request, remaining)
+            except (NotFound, Unimplemented) as error:
+                if isinstance(error, NotFound) and error.reason != GUARDED_ROLLOUT_NOT_FOUND:
+                    raise
+                # Kept no longer, or a replica without the call: watch the Deployment.
+                return self.watch_after_loss(error, handed)
+            except (Unavailable, DeadlineExceeded):
+                if self._spent():
+                    break
+                time.sleep(_RETRY_PAUSE)  # that replica went away too: ask again
+                continue
+            if answer.closed:
+                return replace(image_change_from_pb(answer.change), rollout_id=answer.id)
+            holder = answer.holder
+        raise DeadlineExceeded(
+            f"the wait ended before the verdict of guarded rollout {handed.rollout_id} of {where}"
+            + (f", which {holder} still follows" if holder else "")
+            + (f"; follow it with GET {handed.follow}" if handed.follow else ""),
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            reason=LOCAL_REASONS[grpc.StatusCode.DEADLINE_EXCEEDED],
+            metadata={"rollout_id": handed.rollout_id, "follow": handed.follow},
+        )
+
+    def watch_after_loss(
+        self, error: KubeUpdateError, handed: HandOver | None = None
+    ) -> ImageChange:
+        """Without a guarded rollout to follow: the Deployment's rollout, and the image now."""
+        request = self._request
+        where = f"{request.namespace}/{request.deployment}"
+        requested = handed.image if handed else getattr(request, "image", "")
+        self._notify(
+            f"{where}: {error.message}; the change may have been made: following the "
+            "Deployment's rollout (a rollback by another replica cannot be confirmed)"
+        )
+        last = self._watch_to_the_end()
+        image = self._client._call(
+            self._client._stub.GetContainerImage,
+            pb.GetContainerImageRequest(
+                namespace=request.namespace,
+                deployment=request.deployment,
+                container=request.container,
+            ),
+            wait_for_ready=True,
+        ).image
+        note = (
+            "the wait's connection was lost, the Deployment was watched instead: "
+            "a rollback by another replica cannot be confirmed"
+        )
+        if last is None:
+            last = Rollout(request.namespace, request.deployment, RolloutState.TIMED_OUT)
+        if requested and image != requested:
+            last = replace(
+                last,
+                state=RolloutState.FAILED,
+                message=f"the container runs {image}, not {requested}: the change was not "
+                "made, or it was rolled back",
+            )
+        rollout = replace(last, message=f"{last.message} ({note})" if last.message else note)
+        return ImageChange(
+            namespace=request.namespace,
+            deployment=request.deployment,
+            container=request.container,
+            image=image,
+            previous_image=handed.previous_image if handed else "",
+            changed=bool(requested) and image == requested,
+            generation=0,
+            rollout=rollout,
+            rollout_id=handed.rollout_id if handed else "",
+        )
+
+    def _guarded(
+        self, request: pb.GetGuardedRolloutRequest, remaining: float | None
+    ) -> pb.GetGuardedRolloutResponse:
+        client = self._client
+        if self._progress is None:
+            return client._call(
+                client._stub.GetGuardedRollout, request, remaining, wait_for_ready=True
+            )
+        return client._following(
+            client._stub.GetGuardedRollout, request, remaining, self._progress, wait_for_ready=True
+        )
+
+    def _watch_to_the_end(self) -> Rollout | None:
+        """The rollout's last state: terminal, or where it stood when the budget ended."""
+        request = self._request
+        watch = pb.WatchRolloutRequest(namespace=request.namespace, deployment=request.deployment)
+        last: Rollout | None = None
+        while not self._spent():
+            stream = self._client._stub.WatchRollout(
+                watch,
+                timeout=self._remaining(),
+                metadata=self._client._metadata(),
+                wait_for_ready=True,
+            )
+            try:
+                for message in stream:
+                    last = rollout_from_pb(request.namespace, request.deployment, message.rollout)
+                    if last.state is RolloutState.PROGRESSING and self._progress is not None:
+                        self._progress(last)
+                if last is not None and last.state.terminal:
+                    return last
+            except grpc.RpcError as exc:
+                error = self._client._error(exc)
+                if not isinstance(error, Unavailable | DeadlineExceeded):
+                    raise error from exc
+                if not self._spent():
+                    time.sleep(_RETRY_PAUSE)
+            finally:
+                stream.cancel()
+        if last is not None and not last.state.terminal:
+            last = replace(last, state=RolloutState.TIMED_OUT)
+        return last
+
+    def _remaining(self) -> float | None:
+        return None if self._ends is None else self._ends - time.monotonic()
+
+    def _spent(self) -> bool:
+        remaining = self._remaining()
+        return remaining is not None and remaining <= 0
+
+
+def _ignore(_: str) -> None:
+    pass
 
 
 class _ProgressWatch:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC
 
 from kubeupdate.client.results import (
     Container,
+    GuardedRollout,
     ImageChange,
     Revision,
     Rollout,
@@ -61,6 +63,11 @@ def image_change_from_pb(
         rollout=rollout,
         revision=message.revision if isinstance(message, pb.UndoContainerImageResponse) else 0,
     )
+
+
+def guarded_rollout_from_pb(message: pb.GetGuardedRolloutResponse) -> GuardedRollout:
+    change = replace(image_change_from_pb(message.change), rollout_id=message.id)
+    return GuardedRollout(message.id, message.closed, message.holder, change)
 
 
 def revision_from_pb(message: pb.Revision) -> Revision:

@@ -75,6 +75,10 @@ class ProgressDisplay:
         """
         self._write(text, rewrite=False, cut=False)
 
+    def say(self, text: str) -> None:
+        """A line of its own between states (e.g. the rollout was handed over), never cut."""
+        self._write(text, rewrite=False, cut=False)
+
     def update(self, rollout: Rollout) -> None:
         line = describe(rollout)
         if line == self._last:

@@ -97,6 +97,20 @@ class ImageChange:
     rollout: Rollout | None = None
     # ``undo`` only: the revision whose image was set again.
     revision: int = 0
+    # After a hand-over: the guarded rollout whose verdict this is (GetGuardedRollout's id).
+    rollout_id: str = ""
+
+
+@dataclass(frozen=True)
+class GuardedRollout:
+    """A waited change as the service records it, so any replica can finish following it."""
+
+    id: str
+    # True when the verdict is final; until then ``holder`` names the replica following it.
+    closed: bool
+    holder: str
+    # What was applied, and the rollout: its verdict once ``closed``.
+    change: ImageChange
 
 
 @dataclass(frozen=True)
