@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
@@ -113,13 +114,21 @@ class ImageChecks:
         platforms: tuple[Platform, ...] = DEFAULT_REQUIRED,
         always: bool = False,
         unreachable: Unreachable = "refuse",
+        reload: Callable[[], object] | None = None,
     ) -> None:
         """``platforms``: required where a rule names none. ``always``: check every write,
-        whatever the policy says. ``unreachable``: see the module's docstring."""
+        whatever the policy says. ``unreachable``: see the module's docstring.
+        ``reload`` re-reads the registry credentials file (:meth:`reload`)."""
         self._verifier = verifier
+        self._reload = reload
         self.platforms = platforms
         self.always = always
         self.unreachable = unreachable
+
+    def reload(self) -> None:
+        """Re-read the registry credentials file now (SIGHUP), not at the next look at it."""
+        if self._reload is not None:
+            self._reload()
 
     def wanted(self, check: ImageCheck | None) -> ImageCheck | None:
         """The check a write gets: the rule's, else the server's (``always``), else none."""

@@ -271,6 +271,7 @@ async def serve(
     observe = metrics.kubernetes_call if metrics is not None else None
     kube = KubeClient(credentials, timeout=config.kube_timeout, observe=observe)
     checks = registry_config.build_checks(config.registry)
+    auth.also_reload(checks.reload)
     async with auth, kube as client, checks:
         identity = replica_identity(config)
         domain = operations(

@@ -11,7 +11,8 @@ gateway in front of it, here:
 
 - SIGTERM or SIGINT stops both (the child gets SIGTERM: its running calls
   get ``--grace`` to finish while the gateway drains the requests waiting on
-  them); SIGHUP goes to the child, which reloads its policy and tokens;
+  them); SIGHUP goes to the child, which reloads its policy, tokens and
+  registry credentials;
 - when the child exits, the gateway stops, and the exit code is the child's;
 - when this process dies, even by SIGKILL, the child sees its end of the
   socket close and stops.

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -190,6 +191,7 @@ class Auth:
 
     def __init__(self, config: AuthConfig) -> None:
         """Loads the files; raises SecurityConfigError when one is unusable."""
+        self._also_reload: list[Callable[[], object]] = []
         try:
             self._build(config)
         except (OSError, ValueError, yaml.YAMLError) as exc:
@@ -283,10 +285,16 @@ class Auth:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def reload(self) -> None:
-        """Re-read the policy and tokens files now (SIGHUP)."""
+        """Re-read the policy and tokens files now (SIGHUP), then the others' files."""
         for watched in (self.policy, self.tokens):
             if watched is not None:
                 watched.reload()
+        for reload in self._also_reload:
+            reload()
+
+    def also_reload(self, reload: Callable[[], object]) -> None:
+        """Run ``reload`` on SIGHUP too (one handler per signal: the registry credentials)."""
+        self._also_reload.append(reload)
 
     def handle_sighup(self) -> None:
         """Reload on SIGHUP, where the platform and thread allow signal handlers."""

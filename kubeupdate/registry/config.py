@@ -147,9 +147,11 @@ def build_checks(config: RegistryConfig) -> ImageChecks:
     settings = {key: HostSettings(ca_file=path) for key, path in config.ca_files.items()}
     settings.update({key: HostSettings(plain_http=True) for key in config.plain_http})
     hosts = RegistryHosts(settings)
+    reload = None
     if config.credentials_file is not None:
         watched = watch_credentials(config.credentials_file)
         client = RegistryClient(credentials=lambda: watched.value, hosts=hosts)
+        reload = watched.reload
     else:
         client = RegistryClient(credentials=RegistryCredentials, hosts=hosts)
     return ImageChecks(
@@ -157,4 +159,5 @@ def build_checks(config: RegistryConfig) -> ImageChecks:
         platforms=config.platforms,
         always=config.always,
         unreachable=config.unreachable,
+        reload=reload,
     )

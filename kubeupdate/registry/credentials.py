@@ -14,8 +14,8 @@ kubeupdate never reads the cluster's image pull Secrets (that would need
 Keys are folded with :func:`kubeupdate.registry.endpoints.registry_key`, so
 Docker Hub's spellings all find the same entry. Credential helpers
 (``credsStore``, ``credHelpers``) run programs and are refused: the operator
-must write the secret into ``auths``. The file is re-read on change
-(:func:`watch_credentials`); a broken new version keeps the previous one.
+must write the secret into ``auths``. The file is re-read on change (and on
+SIGHUP: :func:`watch_credentials`); a broken new version keeps the previous one.
 """
 
 from __future__ import annotations

@@ -10,12 +10,14 @@ what was wrong, naming the registry and the repository.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,10 +40,11 @@ from kubeupdate.auth.tokens import create_token
 from kubeupdate.registry.config import RegistryConfig
 from kubeupdate.registry.platforms import Platform
 from kubeupdate.registry.signatures import CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION
+from kubeupdate.service import ServerConfig, serve
 from tests.registry.distribution import free_port
 from tests.registry.fixtures import PASSWORD, USER, LiveRegistry
 from tests.registry.fulcio import FulcioStandIn, identity_token
-from tests.stack import Response, Stack, running_stack
+from tests.stack import Response, Stack, running_stack, seed_samples
 
 # The stacks run unguarded: their journals must show a call's own Kubernetes access,
 # and a guardian lists and watches Leases on its own (issue 12).
@@ -769,3 +772,54 @@ def test_the_readme_example_of_a_registry_that_is_down_answers_as_printed(
     with start_readme_stack(devcluster, tmp_path, names, flags) as stack:
         run_example(Deployer(stack, secret, tmp_path / "audit"), command, example, names)
         assert devcluster.journal.entries() == []
+
+
+async def test_sighup_reads_the_registry_credentials_again_at_once(
+    devcluster: DevCluster, basic_registry: LiveRegistry, repository: str, tmp_path: Path
+) -> None:
+    basic_registry.publisher.image(repository, "1.0")
+    name = f"{basic_registry.host}/{repository}"
+
+    def grant(password: str) -> Path:
+        pair = base64.b64encode(f"{USER}:{password}".encode()).decode()
+        return write_docker_config(tmp_path, basic_registry.host, {"auth": pair})
+
+    assert basic_registry.running.ca_file is not None
+    registry = RegistryConfig(
+        credentials_file=grant("wrong"),
+        ca_files={basic_registry.host: basic_registry.running.ca_file},
+        always=True,
+    )
+    seed_samples(devcluster)
+    config = ServerConfig(
+        port=0,
+        kubeconfig=devcluster.kubeconfig_path,
+        auth=AuthConfig(enabled=False, rate_limit=0, audit_log=os.devnull),
+        registry=registry,
+    )
+    ready: asyncio.Queue[int] = asyncio.Queue()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(config, ready=ready.put_nowait, stop=stop))
+    port = await ready.get()
+    request = pb.SetContainerImageRequest(
+        namespace="default", deployment="web", container="app", image=f"{name}:1.0"
+    )
+
+    async def reason() -> str:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.DeploymentImageServiceStub(channel)
+            try:
+                await stub.SetContainerImage(request, timeout=30)
+            except grpc.aio.AioRpcError as exc:
+                return error_info(exc.trailing_metadata() or ())[0]
+        return "OK"
+
+    try:
+        assert await reason() == "REGISTRY_ACCESS_DENIED"
+        grant(PASSWORD)
+        os.kill(os.getpid(), signal.SIGHUP)
+        await asyncio.sleep(0)  # let the loop run the signal handler
+        assert await reason() == "OK"  # at once: the file's own once-a-second look has not come
+    finally:
+        stop.set()
+        await task
