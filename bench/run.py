@@ -48,10 +48,10 @@ from bench.report import ratios, render_markdown, targets
 RESULTS = Path(__file__).parent / "results"
 #: The ways to run both halves with ``kubeupdate serve``, compared by REST throughput.
 PROCESS_MODELS: dict[str, tuple[str, ...]] = {
-    "(two processes, uvloop: the default)": (),
-    "--event-loop asyncio": ("--event-loop=asyncio",),
+    "(two processes, asyncio: the default)": (),
+    "--event-loop uvloop": ("--event-loop=uvloop",),
     "--one-process": ("--one-process",),
-    "--one-process --event-loop asyncio": ("--one-process", "--event-loop=asyncio"),
+    "--one-process --event-loop uvloop": ("--one-process", "--event-loop=uvloop"),
 }
 
 

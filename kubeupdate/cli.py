@@ -132,8 +132,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--event-loop",
         choices=EVENT_LOOPS,
         default=EVENT_LOOPS[0],
-        help="the asyncio event loop to run on (default: %(default)s, or asyncio's own "
-        "where uvloop is not installed)",
+        help="the event loop to run on (default: %(default)s; uvloop falls back to asyncio's "
+        "where it is not installed)",
     )
     service.add_arguments(parser)
     parser.add_argument(

@@ -1,10 +1,11 @@
-"""The event loop ``kubeupdate serve`` runs on: uvloop where it is installed, else asyncio's.
+"""The event loop ``kubeupdate serve`` runs on: asyncio's own, or uvloop on request.
 
 uvloop (libuv under the asyncio API; installed with uvicorn's ``standard``
-extra, which the service depends on) runs the same code with less CPU per
-call; grpc.aio, aiohttp and uvicorn accept it. ``--event-loop asyncio`` is
-the way back should a library misbehave on it. The figures that decided the
-default are in bench/results/ANALYSIS.md.
+extra, which the service depends on) runs the same code; grpc.aio, aiohttp
+and uvicorn accept it. It did not win in the benchmark (REST throughput and
+CPU per request within the noise of a shared machine, some figures worse;
+bench/results/ANALYSIS.md), so asyncio's loop stays the default and
+``--event-loop uvloop`` is there to measure again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: The choices of ``--event-loop``; the first is the default.
-EVENT_LOOPS: Final = ("uvloop", "asyncio")
+EVENT_LOOPS: Final = ("asyncio", "uvloop")
 
 
 def run(main: Coroutine[Any, Any, T], event_loop: str = EVENT_LOOPS[0]) -> T:

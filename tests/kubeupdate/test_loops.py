@@ -16,14 +16,14 @@ async def running_loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
 
 
-def test_uvloop_is_the_default() -> None:
-    assert isinstance(loops.run(running_loop()), uvloop.Loop)
-
-
-def test_asyncio_runs_on_asyncio_s_own_loop() -> None:
-    loop = loops.run(running_loop(), "asyncio")
+def test_asyncio_s_own_loop_is_the_default() -> None:
+    loop = loops.run(running_loop())
     assert not isinstance(loop, uvloop.Loop)
     assert isinstance(loop, asyncio.BaseEventLoop)
+
+
+def test_uvloop_on_request() -> None:
+    assert isinstance(loops.run(running_loop(), "uvloop"), uvloop.Loop)
 
 
 def test_an_unknown_loop_is_refused_before_anything_runs() -> None:
