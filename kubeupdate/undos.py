@@ -134,7 +134,10 @@ class ImageUndos:
             await self._history.revisions(target, deadline=deadline), to_revision, target
         )
         image = image_in(revision, target)
-        current = await self._images.get_container_image(target, deadline=deadline)
+        # A waited undo of a paused Deployment would wait for nothing: refused, as a waited set.
+        _, current = await self._images.read_container(
+            target, deadline=deadline, refuse_paused=wait_for is not None
+        )
         try:
             reference = parse_image(image)
         except errors.InvalidArgument as exc:

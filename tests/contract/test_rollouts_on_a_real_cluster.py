@@ -281,6 +281,23 @@ def test_a_waited_change_of_a_paused_deployment_is_refused_before_any_write(live
     assert live.image_of(NS, "web", "app") == "nginx:1.25"
 
 
+def test_a_waited_undo_of_a_paused_deployment_is_refused_before_any_write(live: Stack) -> None:
+    assert live.post_json(ROUTE, {"Image": "nginx:1.26"}).status == 200
+    live.cluster.advance(5)
+    pause(live.cluster)
+    live.cluster.journal.clear()
+
+    answer = live.post_json(f"{ROUTE}/undo", {"Wait": True, "Timeout": "5s"})
+
+    assert answer.status == 400, answer.body
+    assert (answer.json["Code"], answer.json["Reason"]) == (
+        "FAILED_PRECONDITION",
+        "DEPLOYMENT_PAUSED",
+    )
+    assert live.cluster.journal.writes() == []
+    assert live.image_of(NS, "web", "app") == "nginx:1.26"
+
+
 def test_an_unwaited_change_of_a_paused_deployment_is_made_and_reported_paused(
     live: Stack,
 ) -> None:

@@ -259,8 +259,9 @@ class DeploymentImageServiceStub:
       lists the revisions Kubernetes keeps.
     - FAILED_PRECONDITION: there is no earlier revision to go back to
       (NO_EARLIER_REVISION); the revision has no such container, or its image
-      is not a valid reference (REVISION_NOT_RESTORABLE); or Kubernetes
-      refused the change (KUBERNETES_REJECTED).
+      is not a valid reference (REVISION_NOT_RESTORABLE); with `wait`, the
+      Deployment is paused (DEPLOYMENT_PAUSED; nothing is written); or
+      Kubernetes refused the change (KUBERNETES_REJECTED).
     - PERMISSION_DENIED: the caller may not write this container or set the
       revision's image (the policy's reasons, e.g. IMAGE_REGISTRY_NOT_ALLOWED;
       nothing is written), or kubeupdate's own service account lacks a
@@ -496,8 +497,9 @@ class DeploymentImageServiceAsyncStub(DeploymentImageServiceStub):
       lists the revisions Kubernetes keeps.
     - FAILED_PRECONDITION: there is no earlier revision to go back to
       (NO_EARLIER_REVISION); the revision has no such container, or its image
-      is not a valid reference (REVISION_NOT_RESTORABLE); or Kubernetes
-      refused the change (KUBERNETES_REJECTED).
+      is not a valid reference (REVISION_NOT_RESTORABLE); with `wait`, the
+      Deployment is paused (DEPLOYMENT_PAUSED; nothing is written); or
+      Kubernetes refused the change (KUBERNETES_REJECTED).
     - PERMISSION_DENIED: the caller may not write this container or set the
       revision's image (the policy's reasons, e.g. IMAGE_REGISTRY_NOT_ALLOWED;
       nothing is written), or kubeupdate's own service account lacks a
@@ -778,8 +780,9 @@ class DeploymentImageServiceServicer(metaclass=_abc_1.ABCMeta):
           lists the revisions Kubernetes keeps.
         - FAILED_PRECONDITION: there is no earlier revision to go back to
           (NO_EARLIER_REVISION); the revision has no such container, or its image
-          is not a valid reference (REVISION_NOT_RESTORABLE); or Kubernetes
-          refused the change (KUBERNETES_REJECTED).
+          is not a valid reference (REVISION_NOT_RESTORABLE); with `wait`, the
+          Deployment is paused (DEPLOYMENT_PAUSED; nothing is written); or
+          Kubernetes refused the change (KUBERNETES_REJECTED).
         - PERMISSION_DENIED: the caller may not write this container or set the
           revision's image (the policy's reasons, e.g. IMAGE_REGISTRY_NOT_ALLOWED;
           nothing is written), or kubeupdate's own service account lacks a
