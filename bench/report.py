@@ -1,10 +1,12 @@
-"""The benchmark's report: the targets of issue 7, issue 2's devcluster figure and issue
-16's waits at scale, checked against the measured figures, as JSON-ready dicts and as
-Markdown."""
+"""The benchmark's report: the targets of issue 7, issue 2's devcluster figure, issue
+16's waits at scale and issue 12's guarded rollouts (:mod:`bench.guarded`), checked
+against the measured figures, as JSON-ready dicts and as Markdown."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from bench import guarded
 
 MB = 1_000_000
 
@@ -201,6 +203,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                     f"soak: {who} memory growth after warm-up", 100 * growth, 10, "%", at_most=True
                 )
             )
+    checks += guarded.targets(figures.get("guarded", {}))
     return checks
 
 
@@ -419,6 +422,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                 for function, share in summary["self_percent"][:10]:
                     lines.append(f"  - {share}% `{function}`")
             lines.append("")
+    if figures.get("guarded"):
+        lines += guarded.render(figures["guarded"])
     notes = report.get("notes")
     if notes:
         lines += ["", "## Notes", "", notes]

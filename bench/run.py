@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import scenarios, waits
+from bench import guarded, scenarios, waits
 from bench.cluster import Access, RawClient, write_seed
 from bench.loadgen import Run, wrk_available
 from bench.processes import (
@@ -71,14 +72,15 @@ class Plan:
     waits: tuple[int, ...]
     #: Rollouts followed by both a waited curl and kubectl rollout status.
     notice_runs: int
+    guarded: guarded.Plan
 
     @classmethod
     def full(cls, profile: bool) -> Plan:
-        return cls(2000, 5.0, 200, 10, 10, 20, 3, profile, (10, 100, 1000), 20)
+        return cls(2000, 5.0, 200, 10, 10, 20, 3, profile, (10, 100, 1000), 20, guarded.Plan.full())
 
     @classmethod
     def quick(cls, profile: bool) -> Plan:
-        return cls(200, 1.0, 40, 2, 2, 3, 1, profile, (10, 100), 3)
+        return cls(200, 1.0, 40, 2, 2, 3, 1, profile, (10, 100), 3, guarded.Plan.quick())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,6 +132,7 @@ async def run(plan: Plan) -> dict[str, Any]:
             figures["waits_at_scale"].append(result)
     progress(f"notice latency: waited curl and kubectl rollout status, {plan.notice_runs} times")
     figures["notice"] = await waits.notice_latency(plan.notice_runs, scenarios.tool("kubectl"))
+    figures["guarded"] = await guarded.measure(plan.guarded, progress)
     report["runs"] = [r.to_json() for r in runs]
     report["targets"] = targets(report)
     report["ratios"] = ratios(report)
@@ -357,7 +360,7 @@ def environment(plan: Plan) -> dict[str, Any]:
         "load_average_at_start": os.getloadavg(),
         "wrk": version(["wrk", "-v"]),
         "hyperfine": version(["hyperfine", "--version"]),
-        "plan": plan.__dict__,
+        "plan": dataclasses.asdict(plan),
         "settings": "kubeupdate serve --no-auth --rate-limit=0 --audit-log=/dev/null; "
         "service and gateway as separate processes (--only grpc / --only gateway); "
         "gateway access log on (the default); devcluster --speed 0, HTTPS + bearer token",
