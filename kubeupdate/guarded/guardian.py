@@ -34,7 +34,7 @@ from kubeupdate.guarded.records import GuardedRecord
 from kubeupdate.guarded.rollouts import GuardedRollouts
 from kubeupdate.guarded.terms import Sightings
 from kubeupdate.kube import errors as kube_errors
-from kubeupdate.kube.api import LEASES
+from kubeupdate.kube.api import LEASES, JsonObject
 from kubeupdate.kube.informers import EVERYTHING, Informers, Reader
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,8 @@ class Guardian:
         self._namespaces: list[str | None] = list(namespaces) if namespaces else [None]
         self._clock = clock
         self._sightings = Sightings(clock)
+        # Records as parsed, by (namespace, name): a wake re-parses only what changed.
+        self._parsed: dict[tuple[str, str], tuple[str, GuardedRecord | None]] = {}
         self._observe = observe
         self._busy: dict[tuple[str, str], asyncio.Task[None]] = {}
         #: Records this replica took over (for tests and the benchmark).
@@ -136,15 +138,15 @@ class Guardian:
     def _look(self, readers: list[Reader]) -> float | None:
         """Act on what is due; when to look again (monotonic) if nothing changes before."""
         seen: set[tuple[str, str]] = set()
+        present: set[tuple[str, str]] = set()
         next_look: float | None = None
         now = self._clock()
         for reader in readers:
             if not reader.synced:
                 continue
             for obj in reader.objects():
-                try:
-                    record = records.parse(obj)
-                except ValueError:
+                record = self._parse(obj, present)
+                if record is None:
                     continue  # not ours to judge: a damaged or foreign Lease
                 key = (record.namespace, record.name)
                 seen.add(key)
@@ -159,7 +161,24 @@ class Guardian:
                 act = self._delete if record.closed else self._take_over
                 self._busy[key] = asyncio.create_task(self._run(key, act(record)))
         self._sightings.keep_only(seen)
+        for gone in self._parsed.keys() - present:
+            del self._parsed[gone]
         return next_look
+
+    def _parse(self, obj: JsonObject, present: set[tuple[str, str]]) -> GuardedRecord | None:
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        present.add(key)
+        version = str(meta.get("resourceVersion", ""))
+        known = self._parsed.get(key)
+        if known is not None and known[0] == version:
+            return known[1]
+        try:
+            record: GuardedRecord | None = records.parse(obj)
+        except ValueError:
+            record = None
+        self._parsed[key] = (version, record)
+        return record
 
     async def _run(self, key: tuple[str, str], action: Coroutine[Any, Any, None]) -> None:
         try:
