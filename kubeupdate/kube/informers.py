@@ -25,8 +25,10 @@ number of (resource, namespace) pairs in use::
   :data:`EVERYTHING`) and is woken only by events about such objects (as
   they were before the event or after it), by each list, and when the
   informer breaks.
-- When the reflector gives up (a 403 or a 404 that waiting cannot fix, or too
-  many failures in a row), the informer is broken: its readers are woken and
+- An API server out of reach (restarting, overloaded) only delays the informer:
+  its reflector tries again until it is back, and readers wait, bounded by
+  their own deadlines. When the reflector gives up (a 403 or a 404 that
+  waiting cannot fix), the informer is broken: its readers are woken and
   see :attr:`Reader.error`. A reader that arrives ``retry_broken_after``
   seconds later gets a new informer, which tries again.
 
@@ -56,7 +58,7 @@ from typing import TypeVar
 
 from kubeupdate.kube import errors
 from kubeupdate.kube.api import JsonObject, Resource, WatchApi, WatchEvent
-from kubeupdate.kube.reflector import DEFAULT_WATCH_SECONDS, Reflector
+from kubeupdate.kube.reflector import DEFAULT_BACKOFF, DEFAULT_WATCH_SECONDS, Reflector
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,9 @@ class InformerKey:
 class Informer:
     """One reflector's objects, indexed, and the readers to wake when they change."""
 
-    def __init__(self, api: WatchApi, key: InformerKey, *, watch_seconds: int) -> None:
+    def __init__(
+        self, api: WatchApi, key: InformerKey, *, watch_seconds: int, backoff: float
+    ) -> None:
         self.key = key
         #: True once the first list has filled the cache.
         self.synced = False
@@ -146,6 +150,7 @@ class Informer:
             self,
             label_selector=key.label_selector,
             watch_seconds=watch_seconds,
+            backoff=backoff,
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -348,8 +353,10 @@ class Informers:
         linger: float = DEFAULT_LINGER,
         retry_broken_after: float = DEFAULT_RETRY_BROKEN_AFTER,
         watch_seconds: int = DEFAULT_WATCH_SECONDS,
+        backoff: float = DEFAULT_BACKOFF,
     ) -> None:
         self._api = api
+        self._backoff = backoff
         self._linger = linger
         self._retry_broken_after = retry_broken_after
         self._watch_seconds = watch_seconds
@@ -391,7 +398,9 @@ class Informers:
             self._retire(informer)
             informer = None
         if informer is None:
-            informer = Informer(self._api, key, watch_seconds=self._watch_seconds)
+            informer = Informer(
+                self._api, key, watch_seconds=self._watch_seconds, backoff=self._backoff
+            )
             self._informers[key] = informer
             informer.start()
         return informer

@@ -7,12 +7,17 @@ objects, watches from the list's resourceVersion, and
   drops, watches again from the last resourceVersion it saw, so no event is
   missed and none is replayed;
 - when the API server answers 410 Expired (the history was compacted), lists
-  again and carries on from the new list.
+  again and carries on from the new list;
+- when the API server cannot be reached or answers an error that waiting can
+  fix (timeouts, 5xx, 429), tries again after a jittered back-off that doubles
+  up to :data:`MAX_BACKOFF`, for as long as it runs: a kube-apiserver being
+  restarted refuses connections for seconds or minutes, and every informer
+  must carry on once it is back, as client-go's reflector does.
 
 What it lists and watches goes to a :class:`Mirror` (an
 :class:`~kubeupdate.kube.informers.Informer` keeps the objects and wakes
-their readers). Errors that waiting cannot fix (403, 404 of the namespace,
-too many failures in a row) end :meth:`run`.
+their readers). Only errors that waiting cannot fix (403, 404 of the
+namespace, an answer that is not a watch) end :meth:`run`.
 """
 
 from __future__ import annotations
@@ -29,9 +34,14 @@ from kubeupdate.kube.api import JsonObject, Resource, WatchApi, WatchEvent
 
 log = logging.getLogger(__name__)
 
-#: Failed attempts in a row (no event received in between) before giving up.
-MAX_FAILURES = 6
 DEFAULT_WATCH_SECONDS = 300
+#: Seconds of the first back-off after a failure; it doubles with each failure in a row.
+DEFAULT_BACKOFF = 0.1
+#: The longest back-off, in seconds, however long the API server stays away.
+MAX_BACKOFF = 2.0
+
+#: What waiting can fix: the attempt is made again after a back-off.
+_PASSING = (errors.ConnectionFailed, errors.Timeout, errors.ServerError, errors.TooManyRequests)
 
 
 class Mirror(Protocol):
@@ -60,7 +70,7 @@ class Reflector:
         label_selector: str | None = None,
         field_selector: str | None = None,
         watch_seconds: int = DEFAULT_WATCH_SECONDS,
-        backoff: float = 0.1,
+        backoff: float = DEFAULT_BACKOFF,
     ) -> None:
         self._api = api
         self._mirror = mirror
@@ -82,8 +92,9 @@ class Reflector:
         return self._resource_version
 
     async def run(self) -> None:
-        """List and watch until cancelled; raises what retrying cannot fix."""
-        failures = 0
+        """List and watch until cancelled; raises only what retrying cannot fix."""
+        failures = 0  # attempts in a row that failed: how long to back off
+        expired_last = False
         while True:
             try:
                 if self._resource_version is None:
@@ -91,6 +102,7 @@ class Reflector:
                 started = time.monotonic()
                 if await self._watch() or time.monotonic() - started >= 0.5:
                     failures = 0  # the server ended the watch in time; watch again
+                    expired_last = False
                     continue
                 # Ended at once with nothing in it: back off as after a failure, so a
                 # misbehaving server is not hammered.
@@ -98,23 +110,23 @@ class Reflector:
             except errors.Expired:
                 log.info("%s: resourceVersion expired (410); listing again", self._describe())
                 self._resource_version = None
-                failures += 1  # a fresh list resets it once a watch works again
-                if failures >= MAX_FAILURES:
-                    raise
-            except (
-                errors.ConnectionFailed,
-                errors.Timeout,
-                errors.ServerError,
-                errors.TooManyRequests,
-            ) as exc:
                 failures += 1
-                if failures >= MAX_FAILURES:
-                    raise
-                delay = random.uniform(0, min(2.0, self._backoff * 2 ** (failures - 1)))
+                if not expired_last:
+                    expired_last = True
+                    continue  # the first re-list goes at once
+                delay = self._delay(failures)  # a fresh list expired at once: back off
+            except _PASSING as exc:
+                failures += 1
+                delay = self._delay(failures)
                 if isinstance(exc, errors.TooManyRequests) and exc.retry_after is not None:
                     delay = exc.retry_after
                 log.info("%s: %s; watching again in %.2fs", self._describe(), exc, delay)
-                await asyncio.sleep(delay)
+            await asyncio.sleep(delay)
+
+    def _delay(self, failures: int) -> float:
+        """Full jitter: replicas that lost the API server together do not return together."""
+        doublings = min(failures - 1, 30)  # an outage of hours must not overflow a float
+        return random.uniform(0, min(MAX_BACKOFF, self._backoff * 2**doublings))
 
     async def _list(self) -> None:
         self.lists += 1

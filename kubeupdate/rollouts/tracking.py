@@ -21,9 +21,10 @@ devcluster's simulated one, moved by a test) is noticed.
 
 The revisions and Pods only make a failure known sooner: they are
 best-effort. When they cannot be listed or watched (no permission, a proxy
-that answers oddly, a watch that keeps breaking), the follow goes on with the
-workload's own rule (kubectl's, for a Deployment), says so in every report's
-``warnings`` and logs it once. Only the workload's own watch is essential.
+that answers oddly), the follow goes on with the workload's own rule
+(kubectl's, for a Deployment), says so in every report's ``warnings`` and
+logs it once. Only the workload's own watch is essential. An API server out
+of reach only delays the follow (the informers try again until it is back).
 
 A shared cache may not have seen the write that started the rollout yet:
 ``generation`` (the workload's ``metadata.generation`` after the write) holds
@@ -277,10 +278,6 @@ class _Tracker:
                 await self._event.wait()
         self._event.clear()
         exc = self._workloads.error
-        if isinstance(exc, kube_errors.Expired):
-            raise errors.Unavailable(
-                "the Kubernetes API keeps expiring the watch on the rollout"
-            ) from exc
         if isinstance(exc, kube_errors.KubeError):
             raise translate_error(exc, "list or watch", self._namespace) from exc
         if exc is not None:
