@@ -20,6 +20,7 @@ from kubeupdate.v1 import deployment_image_service_pb2 as pb
 from kubeupdate.v1 import deployment_image_service_pb2_grpc as pb_grpc
 
 from kubeupdate import approvals, caller, errors, image_checks
+from kubeupdate.containers import ImageChange
 from kubeupdate.image_checks import CheckedImage
 from kubeupdate.operations import Operations
 from kubeupdate.patches import RecordedChange
@@ -83,16 +84,8 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
             raise
         if self._metrics is not None:
             self._metrics.update(outcome)
-        change = outcome.change
         response = pb.SetContainerImageResponse(
-            namespace=change.namespace,
-            deployment=change.deployment,
-            container=change.container,
-            image=outcome.image,
-            previous_image=change.previous_image,
-            changed=change.changed,
-            generation=change.generation,
-            dry_run=outcome.dry_run,
+            **_change_fields(outcome.change, outcome.image), dry_run=outcome.dry_run
         )
         if outcome.rollout is not None:
             response.rollout.CopyFrom(_rollout(outcome.rollout))
@@ -119,16 +112,8 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
         self, request: pb.UndoContainerImageRequest, context: Context
     ) -> pb.UndoContainerImageResponse:
         outcome = await self._undo_container_image(request, context)
-        change = outcome.change
         response = pb.UndoContainerImageResponse(
-            namespace=change.namespace,
-            deployment=change.deployment,
-            container=change.container,
-            image=outcome.image,
-            previous_image=change.previous_image,
-            changed=change.changed,
-            generation=change.generation,
-            revision=outcome.revision,
+            **_change_fields(outcome.change, outcome.image), revision=outcome.revision
         )
         if outcome.rollout is not None:
             response.rollout.CopyFrom(_rollout(outcome.rollout))
@@ -226,19 +211,24 @@ class DeploymentImageServicer(pb_grpc.DeploymentImageServiceServicer):
             id=found.rollout_id,
             closed=found.closed,
             holder=found.holder,
-            change=pb.SetContainerImageResponse(
-                namespace=change.namespace,
-                deployment=change.deployment,
-                container=change.container,
-                image=change.image,
-                previous_image=change.previous_image,
-                changed=change.changed,
-                generation=change.generation,
-            ),
+            change=pb.SetContainerImageResponse(**_change_fields(change, change.image)),
         )
         if found.rollout is not None:
             response.change.rollout.CopyFrom(_rollout(found.rollout))
         return response
+
+
+def _change_fields(change: ImageChange, image: str) -> dict[str, Any]:
+    """The fields every answer of a write shares; ``image`` is what the container runs now."""
+    return {
+        "namespace": change.namespace,
+        "deployment": change.deployment,
+        "container": change.container,
+        "image": image,
+        "previous_image": change.previous_image,
+        "changed": change.changed,
+        "generation": change.generation,
+    }
 
 
 def _rollout(report: RolloutReport) -> pb.Rollout:
